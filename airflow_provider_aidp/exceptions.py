@@ -1,0 +1,125 @@
+"""Exceptions raised by the AIDP provider.
+
+One family, so callers can catch ``AIDPError`` for everything this package raises, and
+``AIDPApiError`` (with status, service code and ``opc-request-id``) for what the service said.
+Messages never contain credentials: they are built from connection *field names*, HTTP status,
+the service's error body and the request path only.
+"""
+
+from __future__ import annotations
+
+
+class AIDPError(Exception):
+    """Base class of every error raised by this provider."""
+
+
+class AIDPConfigError(AIDPError, ValueError):
+    """Bad input detected before any request is sent (connection fields, operator arguments, job spec).
+
+    The message names the field and says how to fix it.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class AIDPApiError(AIDPError):
+    """The service answered, and the answer is an error (or is not the JSON we need)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        opc_request_id: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.opc_request_id = opc_request_id
+        self.method = method
+        self.path = path
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = f"{self.method} {self.path}" if self.method and self.path else (self.path or "")
+        parts = [f"AIDP API error{f' {self.status}' if self.status is not None else ''}"]
+        if self.code:
+            parts.append(f"[{self.code}]")
+        if where:
+            parts.append(f"on {where}")
+        text = " ".join(parts) + f": {self.message}"
+        if self.opc_request_id:
+            text += f" (opc-request-id: {self.opc_request_id})"
+        return text
+
+
+class AIDPAuthError(AIDPApiError):
+    """401 or 403: the signature, key, token or policy was refused."""
+
+
+class AIDPNotFoundError(AIDPApiError):
+    """404: the resource (or the whole API surface, for a wrong api_version) does not exist."""
+
+
+class AIDPConflictError(AIDPApiError):
+    """409: conflicting state, or an ``opc-retry-token`` reused with a different body."""
+
+
+class AIDPPreconditionFailedError(AIDPApiError):
+    """412: the ``if-match`` etag no longer matches; someone else changed the resource."""
+
+
+class AIDPRateLimitError(AIDPApiError):
+    """429: too many requests. Retried by the hook; raised when the retry budget is spent."""
+
+
+class AIDPServerError(AIDPApiError):
+    """5xx from the service. Retried by the hook (except 501); raised when the budget is spent."""
+
+
+class AIDPResponseError(AIDPApiError):
+    """A 2xx answer whose body is not the JSON we expected (HTML, truncated, empty)."""
+
+
+class AIDPTransportError(AIDPError):
+    """No answer at all: connection refused or reset, DNS failure, timeout (after retries)."""
+
+    def __init__(self, message: str, *, method: str | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+
+
+class AIDPDuplicateJobError(AIDPError):
+    """More than one job matches a name (and path): refusing to guess which one is meant."""
+
+
+class AIDPJobRunError(AIDPError):
+    """An AIDP job run ended in a state other than SUCCESS."""
+
+    def __init__(self, message: str, *, run_key: str, status: str) -> None:
+        super().__init__(message)
+        self.run_key = run_key
+        self.status = status
+
+
+def error_class_for_status(status: int) -> type[AIDPApiError]:
+    """Map an HTTP status to the most specific error class."""
+    if status in (401, 403):
+        return AIDPAuthError
+    if status == 404:
+        return AIDPNotFoundError
+    if status == 409:
+        return AIDPConflictError
+    if status == 412:
+        return AIDPPreconditionFailedError
+    if status == 429:
+        return AIDPRateLimitError
+    if status >= 500:
+        return AIDPServerError
+    return AIDPApiError
