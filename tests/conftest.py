@@ -1,0 +1,35 @@
+"""Test-wide set-up: a throw-away AIRFLOW_HOME (SQLite) so no test touches a user's Airflow.
+
+Environment variables are set at import time, before any test module imports Airflow, because
+Airflow reads its configuration once, on first import.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="aidp-tests-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "example_dags"))
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME}/airflow.db")
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[Path]:
+    """A migrated metadata database, created once per test session (needed by ``dag.test()``)."""
+    from airflow.utils import db
+
+    db.resetdb()
+    yield _AIRFLOW_HOME
