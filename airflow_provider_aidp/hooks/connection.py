@@ -1,0 +1,452 @@
+"""The ``aidp`` Airflow connection, parsed and validated into plain, immutable settings.
+
+Everything a hook needs from a connection is checked here, before any request is sent, so a
+mistake fails with a message that names the field and the fix instead of an HTTP 401/404 later.
+This module is also the ONE place that builds API URLs (:meth:`AIDPConnectionConfig.url`).
+It imports neither ``oci`` nor ``aiohttp``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import string
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from airflow_provider_aidp.exceptions import AIDPConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+CONN_TYPE = "aidp"
+DEFAULT_CONN_ID = "aidp_default"
+
+#: api_version -> the path segment of its surface. Version and prefix always move together.
+SURFACES: dict[str, str] = {"20260430": "aiDataPlatforms", "20240831": "dataLakes"}
+DEFAULT_API_VERSION = "20260430"
+DEPENDS_ON_FORMATS: dict[str, str] = {"20260430": "objects", "20240831": "keys"}
+
+AUTH_TYPES = ("api_key", "security_token", "instance_principal", "resource_principal", "workload_identity")
+#: Accepted spellings -> canonical auth type (the OCI CLI says ``oke_workload_identity``).
+AUTH_TYPE_ALIASES = {"oke_workload_identity": "workload_identity"}
+
+DEFAULT_CONFIG_FILE = "~/.oci/config"
+DEFAULT_PROFILE = "DEFAULT"
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_RETRY_WAIT_MAX = 60.0
+DEFAULT_TIMEOUT = 60.0
+
+#: Where the run link points by default. Oracle may move its console; override it per connection.
+DEFAULT_CONSOLE_URL_TEMPLATE = (
+    "https://cloud.oracle.com/ai-data-platform/{ai_data_platform_id}/workspaces/{workspace_key}"
+    "/jobs/{job_key}/runs/{run_key}?region={region}"
+)
+CONSOLE_PLACEHOLDERS = frozenset(
+    {"region", "ai_data_platform_id", "workspace_key", "job_key", "run_key", "endpoint"}
+)
+
+INLINE_KEY_FIELDS = ("tenancy", "user", "fingerprint", "private_key", "private_key_file", "pass_phrase")
+
+#: Every extra this connection understands (also declared as conn-fields in get_provider_info).
+EXTRA_FIELDS = (
+    "region",
+    "ai_data_platform_id",
+    "workspace_key",
+    "api_version",
+    "auth_type",
+    "config_file",
+    "profile",
+    *INLINE_KEY_FIELDS,
+    "max_retries",
+    "retry_wait_max",
+    "timeout",
+    "console_url_template",
+    "depends_on_format",
+)
+#: Values that must never be logged; registered with Airflow's secrets masker.
+SECRET_FIELDS = ("private_key", "pass_phrase")
+
+
+def quote_segment(value: str) -> str:
+    """Percent-encode one path segment: ``/``, ``?``, ``#``, ``%`` and ``..`` stay inside it."""
+    encoded = quote(value, safe="")
+    # "." and ".." are dot-segments that URL normalisers collapse; encode them so they cannot.
+    if encoded in (".", ".."):
+        encoded = encoded.replace(".", "%2E")
+    return encoded
+
+
+def mask_secret(value: str | None) -> None:
+    """Register a secret with Airflow's secrets masker (in this process and, in a task, its supervisor).
+
+    Airflow masks extras by *name* only for names such as ``private_key`` or ``passphrase``; it does
+    not know ``pass_phrase`` or ``key_content``, so every secret value is registered explicitly.
+    """
+    if not value:
+        return
+    try:
+        from airflow.sdk.log import mask_secret as _mask
+    except ImportError:  # pragma: no cover - very old task SDKs
+        from airflow.sdk.execution_time.secrets_masker import mask_secret as _mask
+    _mask(value)
+    # A PEM key is also logged line by line in some tracebacks; mask its body lines too.
+    if "\n" in value:
+        for line in value.splitlines():
+            if len(line.strip()) >= 16 and not line.startswith("-----"):
+                _mask(line.strip())
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _extra_getter(extra: Mapping[str, Any]) -> Any:
+    """Read an extra by its plain name or the legacy ``extra__aidp__<name>`` form the UI once wrote."""
+
+    def get(name: str) -> Any:
+        value = extra.get(name)
+        if value in (None, ""):
+            value = extra.get(f"extra__{CONN_TYPE}__{name}")
+        if isinstance(value, str):
+            value = value.strip() if name not in SECRET_FIELDS else value
+            if value == "":
+                return None
+        return value
+
+    return get
+
+
+def _number(get: Any, name: str, default: float, *, integer: bool = False) -> Any:
+    """Parse a numeric extra; ``max_retries`` may be 0, the others must be positive."""
+    raw = get(name)
+    if raw is None:
+        return int(default) if integer else float(default)
+    try:
+        value = int(raw) if integer else float(raw)
+    except (TypeError, ValueError):
+        kind = "a whole number" if integer else "a number"
+        raise AIDPConfigError(f"Connection extra '{name}' must be {kind}, got {raw!r}.", field=name) from None
+    if value < 0 or (not integer and value == 0):
+        bound = "0 or more" if integer else "greater than 0"
+        raise AIDPConfigError(f"Connection extra '{name}' must be {bound}, got {raw!r}.", field=name)
+    return value
+
+
+def _check_ocid(value: str, name: str) -> None:
+    if not value.startswith("ocid1."):
+        raise AIDPConfigError(
+            f"Connection extra '{name}' must be an OCID starting with 'ocid1.', got {value!r}. "
+            "Copy it from the OCI console.",
+            field=name,
+        )
+
+
+@dataclass(frozen=True)
+class AIDPConnectionConfig:
+    """Validated settings of one ``aidp`` connection. Secrets are kept out of ``repr``."""
+
+    conn_id: str
+    endpoint: str
+    ai_data_platform_id: str
+    region: str | None = None
+    workspace_key: str | None = None
+    api_version: str = DEFAULT_API_VERSION
+    auth_type: str = "api_key"
+    config_file: str = DEFAULT_CONFIG_FILE
+    profile: str = DEFAULT_PROFILE
+    tenancy: str | None = None
+    user: str | None = None
+    fingerprint: str | None = None
+    private_key: str | None = field(default=None, repr=False)
+    private_key_file: str | None = None
+    pass_phrase: str | None = field(default=None, repr=False)
+    max_retries: int = DEFAULT_MAX_RETRIES
+    retry_wait_max: float = DEFAULT_RETRY_WAIT_MAX
+    timeout: float = DEFAULT_TIMEOUT
+    console_url_template: str = DEFAULT_CONSOLE_URL_TEMPLATE
+    depends_on_format: str = "objects"
+
+    # --- derived --------------------------------------------------------------------------
+
+    @property
+    def surface(self) -> str:
+        """``aiDataPlatforms`` (GA, 20260430) or ``dataLakes`` (LA, 20240831)."""
+        return SURFACES[self.api_version]
+
+    @property
+    def uses_inline_key(self) -> bool:
+        return self.auth_type == "api_key" and bool(self.private_key or self.private_key_file)
+
+    def workspace_base_url(self, workspace_key: str) -> str:
+        """``{endpoint}/{api_version}/{surface}/{id}/workspaces/{ws}`` with every key percent-encoded."""
+        if not workspace_key:
+            raise AIDPConfigError(
+                "No workspace: set the connection extra 'workspace_key' or pass workspace_key.",
+                field="workspace_key",
+            )
+        return (
+            f"{self.endpoint}/{self.api_version}/{self.surface}/{quote_segment(self.ai_data_platform_id)}"
+            f"/workspaces/{quote_segment(workspace_key)}"
+        )
+
+    def url(
+        self,
+        workspace_key: str,
+        *segments: str,
+        query: Sequence[tuple[str, Any]] | None = None,
+    ) -> str:
+        """The ONE URL builder: workspace base + percent-encoded resource segments + query string.
+
+        ``segments`` are literal path parts (``"jobRuns"``, a run key, ``"actions"``...); each is
+        encoded as a single segment, so a hostile key cannot leave its segment.
+        """
+        path = "/".join(quote_segment(str(s)) for s in segments)
+        url = f"{self.workspace_base_url(workspace_key)}/{path}" if path else self.workspace_base_url(
+            workspace_key
+        )
+        items = [(k, v) for k, v in (query or ()) if v is not None]
+        if items:
+            url += "?" + urlencode(
+                [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in items], quote_via=quote
+            )
+        return url
+
+    def console_url(self, *, workspace_key: str | None, run_key: str, job_key: str | None) -> str:
+        return self.console_url_template.format(
+            region=self.region or "",
+            ai_data_platform_id=self.ai_data_platform_id,
+            workspace_key=quote_segment(workspace_key or self.workspace_key or ""),
+            job_key=quote_segment(job_key or ""),
+            run_key=quote_segment(run_key),
+            endpoint=self.endpoint,
+        )
+
+    def register_secrets(self) -> None:
+        """Tell Airflow's secrets masker about every secret value held by this config."""
+        mask_secret(self.private_key)
+        mask_secret(self.pass_phrase)
+
+    # --- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def from_connection(cls, conn: Any) -> AIDPConnectionConfig:
+        """Build from an Airflow ``Connection`` (or anything with ``conn_id``/``host``/``extra_dejson``)."""
+        extra = getattr(conn, "extra_dejson", None) or {}
+        if not isinstance(extra, dict):
+            raise AIDPConfigError("Connection extra must be a JSON object.", field="extra")
+        return cls.from_fields(
+            conn_id=getattr(conn, "conn_id", None) or DEFAULT_CONN_ID,
+            host=getattr(conn, "host", None),
+            schema=getattr(conn, "schema", None),
+            port=getattr(conn, "port", None),
+            extra=extra,
+        )
+
+    @classmethod
+    def from_fields(
+        cls,
+        *,
+        conn_id: str = DEFAULT_CONN_ID,
+        host: str | None = None,
+        schema: str | None = None,
+        port: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> AIDPConnectionConfig:
+        get = _extra_getter(extra or {})
+        # Register secrets first: a validation error below must not be the first place they appear.
+        for name in SECRET_FIELDS:
+            value = get(name)
+            if isinstance(value, str):
+                mask_secret(value)
+
+        api_version = str(get("api_version") or DEFAULT_API_VERSION)
+        if api_version not in SURFACES:
+            raise AIDPConfigError(
+                f"Connection extra 'api_version' must be one of {sorted(SURFACES)}, got {api_version!r} "
+                "(20260430 = GA /aiDataPlatforms/, 20240831 = LA /dataLakes/).",
+                field="api_version",
+            )
+        region = get("region")
+        endpoint = _endpoint(host, schema, port, region, api_version)
+
+        ai_data_platform_id = get("ai_data_platform_id")
+        if not ai_data_platform_id:
+            raise AIDPConfigError(
+                "Connection extra 'ai_data_platform_id' is required: the OCID of the AI Data Platform "
+                "instance (ocid1.aidataplatform...).",
+                field="ai_data_platform_id",
+            )
+        _check_ocid(str(ai_data_platform_id), "ai_data_platform_id")
+
+        auth_type = str(get("auth_type") or "api_key").lower()
+        auth_type = AUTH_TYPE_ALIASES.get(auth_type, auth_type)
+        if auth_type not in AUTH_TYPES:
+            raise AIDPConfigError(
+                f"Connection extra 'auth_type' must be one of {list(AUTH_TYPES)}, got {auth_type!r}.",
+                field="auth_type",
+            )
+        inline = {name: get(name) for name in INLINE_KEY_FIELDS}
+        _check_auth_fields(auth_type, inline)
+
+        depends_on_format = str(get("depends_on_format") or DEPENDS_ON_FORMATS[api_version])
+        if depends_on_format not in ("objects", "keys"):
+            raise AIDPConfigError(
+                f"Connection extra 'depends_on_format' must be 'objects' or 'keys', got {depends_on_format!r}.",
+                field="depends_on_format",
+            )
+        template = str(get("console_url_template") or DEFAULT_CONSOLE_URL_TEMPLATE)
+        _check_template(template)
+
+        return cls(
+            conn_id=conn_id,
+            endpoint=endpoint,
+            ai_data_platform_id=str(ai_data_platform_id),
+            region=region,
+            workspace_key=get("workspace_key"),
+            api_version=api_version,
+            auth_type=auth_type,
+            config_file=str(get("config_file") or DEFAULT_CONFIG_FILE),
+            profile=str(get("profile") or DEFAULT_PROFILE),
+            tenancy=inline["tenancy"],
+            user=inline["user"],
+            fingerprint=inline["fingerprint"],
+            private_key=_normalise_pem(inline["private_key"]),
+            private_key_file=inline["private_key_file"],
+            pass_phrase=inline["pass_phrase"],
+            max_retries=_number(get, "max_retries", DEFAULT_MAX_RETRIES, integer=True),
+            retry_wait_max=_number(get, "retry_wait_max", DEFAULT_RETRY_WAIT_MAX),
+            timeout=_number(get, "timeout", DEFAULT_TIMEOUT),
+            console_url_template=template,
+            depends_on_format=depends_on_format,
+        )
+
+
+def _normalise_pem(value: str | None) -> str | None:
+    """Accept a PEM pasted into a one-line field with literal ``\\n`` sequences."""
+    if value and "\\n" in value and "\n" not in value:
+        value = value.replace("\\n", "\n")
+        mask_secret(value)
+    return value
+
+
+def _endpoint(
+    host: str | None, schema: str | None, port: int | None, region: str | None, api_version: str
+) -> str:
+    """Resolve the service endpoint (scheme + host [+ port] [+ path prefix]), without the api version."""
+    if not host:
+        if not region:
+            raise AIDPConfigError(
+                "Connection extra 'region' is required when no endpoint override (host) is set, "
+                "e.g. 'us-ashburn-1'.",
+                field="region",
+            )
+        if not all(c.isalnum() or c == "-" for c in region):
+            raise AIDPConfigError(
+                f"Connection extra 'region' must look like 'us-ashburn-1', got {region!r}.", field="region"
+            )
+        return f"https://aidp.{region}.oci.oraclecloud.com"
+    host = host.strip()
+    if "://" not in host:
+        scheme = schema if schema in ("http", "https") else "https"
+        host = f"{scheme}://{host}{f':{port}' if port else ''}"
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AIDPConfigError(
+            f"Connection host (endpoint override) must be a full https:// URL, got {host!r}.", field="host"
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise AIDPConfigError(
+            "Connection host (endpoint override) must not carry credentials, a query or a fragment.",
+            field="host",
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise AIDPConfigError(
+            f"Connection host uses plain http:// for {parts.hostname!r}; use https:// "
+            "(http:// is allowed only for loopback addresses such as 127.0.0.1 or localhost).",
+            field="host",
+        )
+    path = parts.path.rstrip("/")
+    if path.endswith(f"/{api_version}"):
+        path = path[: -len(api_version) - 1]
+    elif any(path.endswith(f"/{v}") for v in SURFACES):
+        raise AIDPConfigError(
+            f"Connection host ends with a different API version than api_version={api_version!r}; "
+            "remove the version from the host or change api_version.",
+            field="host",
+        )
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _check_auth_fields(auth_type: str, inline: Mapping[str, Any]) -> None:
+    given = [name for name, value in inline.items() if value]
+    if auth_type != "api_key":
+        if given:
+            raise AIDPConfigError(
+                f"Connection extras {given} only apply to auth_type 'api_key' (inline key), but auth_type "
+                f"is {auth_type!r}; remove them or change auth_type.",
+                field=given[0],
+            )
+        return
+    if not given:
+        return  # config file + profile
+    if inline["private_key"] and inline["private_key_file"]:
+        raise AIDPConfigError(
+            "Connection extras 'private_key' and 'private_key_file' are both set; keep only one.",
+            field="private_key_file",
+        )
+    if not (inline["private_key"] or inline["private_key_file"]):
+        raise AIDPConfigError(
+            "An inline API key needs 'private_key' (PEM content) or 'private_key_file'; "
+            f"only {given} are set.",
+            field="private_key",
+        )
+    for name in ("tenancy", "user", "fingerprint"):
+        if not inline[name]:
+            raise AIDPConfigError(
+                f"Connection extra '{name}' is required with an inline API key "
+                "(tenancy, user, fingerprint and private_key or private_key_file); "
+                "or remove the inline fields to use config_file/profile.",
+                field=name,
+            )
+    _check_ocid(str(inline["tenancy"]), "tenancy")
+    _check_ocid(str(inline["user"]), "user")
+    fingerprint = str(inline["fingerprint"])
+    if len(fingerprint.split(":")) != 16:
+        raise AIDPConfigError(
+            "Connection extra 'fingerprint' must be the key's fingerprint, 16 hex pairs separated by ':'.",
+            field="fingerprint",
+        )
+    pem = inline["private_key"]
+    if pem and "PRIVATE KEY" not in str(pem):
+        raise AIDPConfigError(
+            "Connection extra 'private_key' must be the PEM content of the key "
+            "('-----BEGIN ... PRIVATE KEY-----'); for a path use 'private_key_file'.",
+            field="private_key",
+        )
+
+
+def _check_template(template: str) -> None:
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise AIDPConfigError(
+            f"Connection extra 'console_url_template' is not a valid template: {exc}.",
+            field="console_url_template",
+        ) from None
+    unknown = names - CONSOLE_PLACEHOLDERS
+    if unknown:
+        raise AIDPConfigError(
+            f"Connection extra 'console_url_template' uses unknown placeholders {sorted(unknown)}; "
+            f"allowed: {sorted(CONSOLE_PLACEHOLDERS)}.",
+            field="console_url_template",
+        )
+
+
+def iter_extra_fields() -> Iterable[str]:
+    return iter(EXTRA_FIELDS)
