@@ -1,0 +1,105 @@
+"""``python -m airflow_provider_aidp.emulator``: run the emulator until Ctrl-C.
+
+Prints the URL and a ready-to-use Airflow connection (JSON and URI) for ``AIRFLOW_CONN_AIDP_DEFAULT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from .server import AIDPEmulator
+from .simulation import Timings
+from .validation import GA, LA
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m airflow_provider_aidp.emulator", description=__doc__)
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
+    p.add_argument(
+        "--surfaces", default=f"{GA},{LA}", help=f"comma-separated API versions to serve ({GA},{LA})"
+    )
+    p.add_argument("--api-version", default=GA, choices=[GA, LA], help="surface the printed connection uses")
+    p.add_argument("--accept-any-signature", action="store_true", help="skip OCI signature verification")
+    p.add_argument("--time-scale", type=float, default=1.0, help="emulator seconds per real second")
+    p.add_argument("--task-seconds", type=float, default=None, help="default task duration (emulator s)")
+    p.add_argument(
+        "--key-file",
+        type=Path,
+        default=None,
+        help="write a generated private key here (mode 600); the connection names the file",
+    )
+    p.add_argument("--pass-phrase", default=None, help="encrypt the generated key with this pass phrase")
+    p.add_argument("--workspace-key", default="emulator_ws")
+    p.add_argument(
+        "--scenario",
+        type=Path,
+        default=None,
+        help='JSON file: {"scripts": [...], "faults": [...], "timings": {...}}',
+    )
+    p.add_argument("--url-file", type=Path, default=None, help="write the base URL here once listening")
+    return p.parse_args(argv)
+
+
+def load_scenario(emu: AIDPEmulator, path: Path) -> None:
+    data: dict[str, Any] = json.loads(path.read_text())
+    for script in data.get("scripts", []):
+        emu.script_task(**script)
+    for fault in data.get("faults", []):
+        emu.inject_fault(**fault)
+    for name, value in (data.get("timings") or {}).items():
+        setattr(emu.state.timings, name, float(value))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    timings = Timings()
+    if args.task_seconds is not None:
+        timings.task_s = args.task_seconds
+    emu = AIDPEmulator(
+        args.port,
+        surfaces=[s.strip() for s in args.surfaces.split(",") if s.strip()],
+        accept_any_signature=args.accept_any_signature,
+        time_scale=args.time_scale,
+        timings=timings,
+    )
+    if args.scenario:
+        load_scenario(emu, args.scenario)
+    emu.start()
+    creds = emu.generate_api_key(pass_phrase=args.pass_phrase)
+    key_file = None
+    if args.key_file:
+        args.key_file.write_text(creds.private_key_pem)
+        os.chmod(args.key_file, 0o600)
+        key_file = str(args.key_file.resolve())
+    extra_kwargs = {
+        "api_version": args.api_version,
+        "workspace_key": args.workspace_key,
+        "private_key_file": key_file,
+    }
+    print(f"AIDP emulator listening on {emu.url}")
+    print(f"Control API: {emu.url}/_emulator/  (health, scripts, faults, requests, clock, runs)")
+    print("Connection JSON (AIRFLOW_CONN_AIDP_DEFAULT):")
+    print(emu.connection_json(creds, **extra_kwargs))
+    print("Connection URI:")
+    print(emu.connection_uri(creds, **extra_kwargs))
+    if args.url_file:
+        args.url_file.write_text(emu.url)
+    sys.stdout.flush()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    emu.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

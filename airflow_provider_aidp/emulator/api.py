@@ -1,0 +1,374 @@
+"""Handlers of the Workflow API resources, shared by both surfaces.
+
+Each handler gets a :class:`Call` (parsed request) and returns ``(status, body, headers)``; the
+app turns that into an HTTP response, so handlers stay plain, synchronous and easy to test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from multidict import MultiMapping
+
+from .errors import bad_request, not_found
+from .paging import paginate, sort_items
+from .records import RunRecord, TaskRunRecord, etag_of, rfc3339
+from .state import EmulatorState
+from .validation import render_task, validate_create, validate_update
+
+Result = tuple[int, Any, dict[str, str]]
+STATUS_FILTER = frozenset(
+    {
+        "PENDING",
+        "QUEUED",
+        "RUNNING",
+        "SKIPPED",
+        "INTERNAL_ERROR",
+        "BLOCKED",
+        "SUCCESS",
+        "FAILED",
+        "CANCELED",
+        "UPSTREAM_CANCELED",
+        "UPSTREAM_FAILED",
+        "EXCLUDED",
+    }
+)
+
+
+@dataclass
+class Call:
+    state: EmulatorState
+    api_version: str
+    scope: tuple[str, str]
+    method: str
+    parts: list[str]  # resource path segments after the workspace, decoded
+    query: MultiMapping[str]
+    headers: MultiMapping[str]
+    raw_body: bytes
+
+    def json(self) -> Any:
+        if not self.raw_body:
+            return {}
+        try:
+            return json.loads(self.raw_body)
+        except ValueError:
+            raise bad_request("request body is not valid JSON") from None
+
+    @property
+    def path_key(self) -> str:
+        return "/".join(self.parts)
+
+
+def with_etag(body: dict[str, Any], status: int = 200) -> Result:
+    return status, body, {"etag": etag_of(body)}
+
+
+def _check_if_match(call: Call, current: str) -> None:
+    wanted = call.headers.get("if-match")
+    if wanted and wanted != "*" and wanted != current:
+        from .errors import ApiError
+
+        raise ApiError(412, "PreconditionFailed", "if-match does not match the resource's current etag")
+
+
+def idempotent(fn: Callable[[Call], Result]) -> Callable[[Call], Result]:
+    """Apply ``opc-retry-token`` semantics (24 h; same body replays, different body -> 409)."""
+
+    def wrapper(call: Call) -> Result:
+        token = call.headers.get("opc-retry-token")
+        body = call.json()
+        replay = call.state.store.replay(call.scope, call.path_key, token, body)
+        if replay is not None:
+            status, result = replay
+            return (status, result, {"etag": etag_of(result)} if isinstance(result, dict) else {})
+        status, result, headers = fn(call)
+        call.state.store.remember(call.scope, call.path_key, token, body, status, result)
+        return status, result, headers
+
+    return wrapper
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+
+def list_jobs(call: Call) -> Result:
+    q = call.query
+    jobs = call.state.store.list_jobs(call.scope)
+    keys = set(q.getall("jobKey", []))
+    jobs = [
+        j
+        for j in jobs
+        if (not keys or j.key in keys)
+        and ("displayName" not in q or j.body.get("name") == q["displayName"])
+        and ("displayNameContains" not in q or q["displayNameContains"] in str(j.body.get("name")))
+        and ("path" not in q or j.body.get("path") == q["path"])
+    ]
+    jobs = sort_items(jobs, q, lambda j: j.created, lambda j: str(j.body.get("name")))
+    page, headers = paginate(jobs, q)
+    return 200, {"items": [j.summary() for j in page]}, headers
+
+
+@idempotent
+def create_job(call: Call) -> Result:
+    job = call.state.store.create_job(call.scope, validate_create(call.json()))
+    status, body, headers = with_etag(job.render(call.api_version), 201)
+    return status, body, {**headers, "location": job.key}
+
+
+def get_job(call: Call) -> Result:
+    return with_etag(call.state.store.get_job(call.scope, call.parts[1]).render(call.api_version))
+
+
+def update_job(call: Call) -> Result:
+    store = call.state.store
+    with store.lock:
+        job = store.get_job(call.scope, call.parts[1])
+        _check_if_match(call, etag_of(job.render(call.api_version)))
+        body = validate_update(call.json(), call.api_version)
+        job = store.replace_job(call.scope, job.key, body)
+        return with_etag(job.render(call.api_version))
+
+
+def delete_job(call: Call) -> Result:
+    store = call.state.store
+    with store.lock:
+        job = store.get_job(call.scope, call.parts[1])
+        _check_if_match(call, etag_of(job.render(call.api_version)))
+        store.delete_job(call.scope, job.key)
+    return 204, None, {}
+
+
+@idempotent
+def cancel_job_runs(call: Call) -> Result:
+    call.state.store.cancel_job_runs(call.scope, call.parts[1])
+    return 202, None, {}
+
+
+def list_permissions(call: Call) -> Result:
+    call.state.store.get_job(call.scope, call.parts[1])
+    return 200, {"items": []}, {}
+
+
+def manage_permission(call: Call) -> Result:
+    call.state.store.get_job(call.scope, call.parts[1])
+    return 204, None, {}
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+def _run_view(call: Call, run: RunRecord) -> Result:
+    summaries = call.query.get("shouldIncludeTaskRunSummaries", "false").lower() == "true"
+    return with_etag(run.render(call.api_version, include_summaries=summaries))
+
+
+def _statuses(call: Call) -> set[str]:
+    wanted = set(call.query.getall("status", []))
+    bad = wanted - STATUS_FILTER
+    if bad:
+        raise bad_request(f"status filter does not accept {sorted(bad)}")
+    return wanted
+
+
+def list_job_runs(call: Call, *, recent: bool = False) -> Result:
+    q = call.query
+    keys = set(q.getall("jobKey", []))
+    if recent and not keys:
+        raise bad_request("jobKey is required")
+    statuses = _statuses(call)
+    runs = [
+        r
+        for r in call.state.store.list_runs(call.scope)
+        if (not keys or r.job_key in keys)
+        and (not statuses or r.status in statuses)
+        and ("displayName" not in q or r.summary()["name"] == q["displayName"])
+    ]
+    runs = sort_items(runs, q, lambda r: r.created, lambda r: str(r.summary()["name"]))
+    if recent and "recordCount" in q:
+        runs = runs[: int(q["recordCount"])]
+    page, headers = paginate(runs, q)
+    headers.pop("opc-total-items", None)
+    return 200, {"items": [r.summary() for r in page]}, headers
+
+
+@idempotent
+def create_job_run(call: Call) -> Result:
+    body = call.json()
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    run = call.state.store.create_run(call.scope, body.get("jobKey"), body.get("parameters"))
+    _status, out, headers = _run_view(call, run)
+    return 201, out, {**headers, "location": run.key}
+
+
+def get_job_run(call: Call) -> Result:
+    return _run_view(call, call.state.store.get_run(call.scope, call.parts[1]))
+
+
+def delete_job_run(call: Call) -> Result:
+    call.state.store.delete_run(call.scope, call.parts[1])
+    return 204, None, {}
+
+
+@idempotent
+def cancel_job_run(call: Call) -> Result:
+    return _run_view(call, call.state.store.cancel_run(call.scope, call.parts[1]))
+
+
+@idempotent
+def repair_job_run(call: Call) -> Result:
+    body = call.json()
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    return _run_view(call, call.state.store.repair_run(call.scope, call.parts[1], body))
+
+
+# --- task runs -------------------------------------------------------------------------------
+
+
+def list_task_runs(call: Call) -> Result:
+    run_key = call.query.get("jobRunKey")
+    if not run_key:
+        raise bad_request("jobRunKey is required")
+    statuses = _statuses(call)
+    items = [
+        tr
+        for tr in call.state.store.task_runs_of(call.scope, run_key)
+        if not statuses or tr.status in statuses
+    ]
+    items = sort_items(items, call.query, lambda t: t.created, lambda t: t.task_key)
+    page, headers = paginate(items, call.query)
+    headers.pop("opc-total-items", None)
+    return 200, {"items": [tr.summary(run_key) for tr in page]}, headers
+
+
+def get_task_run(call: Call) -> Result:
+    tr = call.state.store.get_task_run(call.scope, call.parts[1])
+    body = tr.render(call.api_version)
+    if call.query.get("shouldIncludeTaskRunRetries", "false").lower() == "true":
+        body["retries"] = []
+    return with_etag(body)
+
+
+def list_task_run_retries(call: Call) -> Result:
+    call.state.store.get_task_run(call.scope, call.parts[1])
+    return 200, {"items": []}, {}
+
+
+def _output_text(tr: TaskRunRecord) -> str:
+    if not tr.done:
+        return ""
+    if tr.script.output is not None:
+        return tr.script.output
+    return tr.state_message or ""
+
+
+@idempotent
+def fetch_output(call: Call) -> Result:
+    tr = call.state.store.get_task_run(call.scope, call.parts[1])
+    wanted = (call.json() or {}).get("outputKey")
+    if wanted and wanted != tr.output_key:
+        raise not_found(f"TaskRunOutput {wanted}")
+    text = _output_text(tr)
+    data = (
+        [
+            {
+                "type": "TEXT_PLAIN",
+                "value": text,
+                "length": str(len(text.encode())),
+                "charset": "UTF_8",
+                "isBase64": False,
+            }
+        ]
+        if text
+        else []
+    )
+    body = {
+        "key": tr.output_key,
+        "taskType": tr.task.get("type"),
+        "isTruncated": False,
+        "data": data,
+        "outputParameters": [],
+        "version": 1,
+    }
+    if tr.error_trace:
+        body["errorTrace"] = tr.error_trace
+    return with_etag(body)
+
+
+def export_output(call: Call) -> Result:
+    tr = call.state.store.get_task_run(call.scope, call.parts[1])
+    if call.parts[3] != tr.output_key:
+        raise not_found(f"TaskRunOutput {call.parts[3]}")
+    fmt = (call.json() or {}).get("format") or "HTML"
+    if fmt not in ("HTML", "IPYNB"):
+        raise bad_request("format must be HTML or IPYNB")
+    import html
+
+    text = _output_text(tr)
+    if fmt == "HTML":
+        content: Any = (
+            f"<html><body><h1>{html.escape(tr.task_key)}</h1><pre>{html.escape(text)}</pre></body></html>"
+        )
+    else:
+        content = json.dumps(
+            {
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "source": [],
+                        "outputs": [{"output_type": "stream", "name": "stdout", "text": [text]}],
+                    }
+                ],
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
+        )
+    path = tr.task.get("notebookPath") or tr.task.get("filePath") or f"/Workspace/{tr.task_key}"
+    return with_etag(
+        {"name": f"{tr.task_key}.{fmt.lower()}", "path": path, "content": content, "format": fmt}
+    )
+
+
+# --- routing ---------------------------------------------------------------------------------
+
+Handler = Callable[[Call], Result]
+ROUTES: list[tuple[str, tuple[str, ...], Handler]] = [
+    ("GET", ("jobs",), list_jobs),
+    ("POST", ("jobs",), create_job),
+    ("GET", ("jobs", "*"), get_job),
+    ("PUT", ("jobs", "*"), update_job),
+    ("DELETE", ("jobs", "*"), delete_job),
+    ("POST", ("jobs", "*", "actions", "cancelJobRuns"), cancel_job_runs),
+    ("GET", ("jobs", "*", "permissions"), list_permissions),
+    ("POST", ("jobs", "*", "actions", "managePermission"), manage_permission),
+    ("GET", ("jobRuns",), list_job_runs),
+    ("POST", ("jobRuns",), create_job_run),
+    ("GET", ("recentJobRuns",), lambda c: list_job_runs(c, recent=True)),
+    ("GET", ("jobRuns", "*"), get_job_run),
+    ("DELETE", ("jobRuns", "*"), delete_job_run),
+    ("POST", ("jobRuns", "*", "actions", "cancel"), cancel_job_run),
+    ("POST", ("jobRuns", "*", "actions", "repair"), repair_job_run),
+    ("GET", ("taskRuns",), list_task_runs),
+    ("GET", ("taskRuns", "*"), get_task_run),
+    ("GET", ("taskRuns", "*", "retries"), list_task_run_retries),
+    ("POST", ("taskRuns", "*", "actions", "fetchOutput"), fetch_output),
+    ("POST", ("taskRuns", "*", "outputs", "*", "actions", "export"), export_output),
+]
+
+
+def route(method: str, parts: list[str]) -> Handler | None:
+    for m, pattern, handler in ROUTES:
+        if (
+            m == method
+            and len(pattern) == len(parts)
+            and all(p == "*" or p == s for p, s in zip(pattern, parts, strict=False))
+        ):
+            return handler
+    return None
+
+
+__all__ = ["ROUTES", "Call", "render_task", "rfc3339", "route"]

@@ -1,0 +1,281 @@
+"""All emulator state (jobs, runs, task runs, retry tokens) behind one lock.
+
+Handlers run on the server's event loop while tests mutate scripts/clock from their own thread;
+every public method takes the lock, does a short synchronous piece of work, and returns plain
+data. Runs are advanced lazily (see simulation.py) whenever they are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from .clock import Clock
+from .errors import ApiError, bad_request, not_found
+from .records import TERMINAL, JobRecord, RunRecord, Scope, TaskRunRecord
+from .scripting import ScriptBook
+from .simulation import Timings, advance
+from .validation import check_parameters
+
+RETRY_TOKEN_TTL_S = 24 * 3600.0
+
+
+class Store:
+    def __init__(self, clock: Clock, scripts: ScriptBook, timings: Timings) -> None:
+        self.lock = threading.RLock()
+        self.clock = clock
+        self.scripts = scripts
+        self.timings = timings
+        self.jobs: dict[str, JobRecord] = {}
+        self.runs: dict[str, RunRecord] = {}
+        self.task_runs: dict[str, TaskRunRecord] = {}
+        self._tokens: dict[tuple[Scope, str, str], tuple[str, float, int, Any]] = {}
+        self._run_numbers: dict[str, int] = {}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.jobs.clear()
+            self.runs.clear()
+            self.task_runs.clear()
+            self._tokens.clear()
+            self._run_numbers.clear()
+
+    # --- retry tokens -------------------------------------------------------------------------
+
+    def replay(self, scope: Scope, path: str, token: str | None, body: Any) -> tuple[int, Any] | None:
+        """The stored (status, body) for a repeated token; 409 if the token came with another body."""
+        if not token:
+            return None
+        with self.lock:
+            entry = self._tokens.get((scope, path, token))
+            if entry is None or self.clock.now() - entry[1] > RETRY_TOKEN_TTL_S:
+                return None
+            if entry[0] != _digest(body):
+                raise ApiError(
+                    409, "Conflict", "opc-retry-token was already used with a different request body"
+                )
+            return entry[2], entry[3]
+
+    def remember(
+        self, scope: Scope, path: str, token: str | None, body: Any, status: int, result: Any
+    ) -> None:
+        if token:
+            with self.lock:
+                self._tokens[(scope, path, token)] = (_digest(body), self.clock.now(), status, result)
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def create_job(self, scope: Scope, body: dict[str, Any]) -> JobRecord:
+        with self.lock:
+            now = self.clock.now()
+            job = JobRecord(str(uuid.uuid4()), scope, dict(body), now, now)
+            self.jobs[job.key] = job
+            return job
+
+    def get_job(self, scope: Scope, key: str) -> JobRecord:
+        job = self.jobs.get(key)
+        if job is None or job.scope != scope:
+            raise not_found(f"Job {key}")
+        return job
+
+    def replace_job(self, scope: Scope, key: str, body: dict[str, Any]) -> JobRecord:
+        with self.lock:
+            job = self.get_job(scope, key)
+            job.body = dict(body)
+            job.updated = max(self.clock.now(), job.updated + 0.001)
+            return job
+
+    def delete_job(self, scope: Scope, key: str) -> None:
+        with self.lock:
+            self.get_job(scope, key)
+            del self.jobs[key]
+
+    def list_jobs(self, scope: Scope) -> list[JobRecord]:
+        with self.lock:
+            return [j for j in self.jobs.values() if j.scope == scope]
+
+    # --- runs ---------------------------------------------------------------------------------
+
+    def get_run(self, scope: Scope, key: str) -> RunRecord:
+        with self.lock:
+            run = self.runs.get(key)
+            if run is None or run.scope != scope:
+                raise not_found(f"JobRun {key}")
+            advance(run, self.clock.now(), self.timings)
+            return run
+
+    def list_runs(self, scope: Scope) -> list[RunRecord]:
+        with self.lock:
+            now = self.clock.now()
+            out = [r for r in self.runs.values() if r.scope == scope]
+            for run in out:
+                advance(run, now, self.timings)
+            return out
+
+    def all_runs(self) -> list[RunRecord]:
+        with self.lock:
+            now = self.clock.now()
+            for run in self.runs.values():
+                advance(run, now, self.timings)
+            return list(self.runs.values())
+
+    def create_run(self, scope: Scope, job_key: Any, parameters: Any) -> RunRecord:
+        if not isinstance(job_key, str) or not job_key:
+            raise bad_request("jobKey is required")
+        check_parameters(parameters, "parameters")
+        with self.lock:
+            job = self.get_job(scope, job_key)
+            now = self.clock.now()
+            number = self._run_numbers.get(job.key, 0) + 1
+            self._run_numbers[job.key] = number
+            run = RunRecord(
+                key=str(uuid.uuid4()),
+                scope=scope,
+                job_key=job.key,
+                job_name=str(job.body.get("name")),
+                number=number,
+                tasks=[dict(t) for t in job.body.get("tasks") or []],
+                job_body={k: v for k, v in job.body.items() if k != "tasks"},
+                parameters=list(parameters or []),
+                created=now,
+                attempt_start=now,
+            )
+            limit = job.body.get("maxConcurrentRuns") or 1
+            active = [r for r in self.list_runs(scope) if r.job_key == job.key and not r.done]
+            self.runs[run.key] = run
+            if len(active) >= limit:
+                run.status, run.start, run.end = "SKIPPED", now, now
+                run.state_message = (
+                    f"Skipped: maxConcurrentRuns ({limit}) runs of this job are already active"
+                )
+                run.history.append(run.history_entry())
+                return run
+            self._new_task_runs(run, [t["taskKey"] for t in run.tasks])
+            return run
+
+    def _new_task_runs(self, run: RunRecord, keys: Iterable[str]) -> None:
+        wanted = set(keys)
+        now = self.clock.now()
+        for task in run.tasks:
+            if task["taskKey"] not in wanted:
+                continue
+            tr = TaskRunRecord(
+                key=str(uuid.uuid4()),
+                run_key=run.key,
+                job_key=run.job_key,
+                task=task,
+                script=self.scripts.resolve(task, run.job_name),
+                repair_key=run.repair_key,
+                output_key=str(uuid.uuid4()),
+                created=now,
+            )
+            run.task_runs[tr.task_key] = tr
+            self.task_runs[tr.key] = tr
+
+    def cancel_run(self, scope: Scope, key: str) -> RunRecord:
+        with self.lock:
+            run = self.get_run(scope, key)
+            if not run.done and run.cancel_at is None:
+                run.cancel_at = self.clock.now()
+                advance(run, run.cancel_at, self.timings)
+            return run
+
+    def cancel_job_runs(self, scope: Scope, job_key: str) -> None:
+        with self.lock:
+            self.get_job(scope, job_key)
+            for run in self.list_runs(scope):
+                if run.job_key == job_key:
+                    self.cancel_run(scope, run.key)
+
+    def delete_run(self, scope: Scope, key: str) -> None:
+        with self.lock:
+            run = self.get_run(scope, key)
+            for tr in run.task_runs.values():
+                self.task_runs.pop(tr.key, None)
+            del self.runs[key]
+
+    def repair_run(self, scope: Scope, key: str, body: dict[str, Any]) -> RunRecord:
+        with self.lock:
+            run = self.get_run(scope, key)
+            if not run.done:
+                raise ApiError(
+                    409,
+                    "IncorrectState",
+                    f"JobRun {key} is {run.status}; only a finished run can be repaired",
+                )
+            if run.status == "SKIPPED":
+                raise ApiError(409, "IncorrectState", "a SKIPPED run has no tasks to repair")
+            selected = self._repair_selection(run, body)
+            check_parameters(body.get("parameters"), "parameters")
+            if body.get("parameters"):
+                run.parameters = list(body["parameters"])
+            run.repair_key += 1
+            run.repaired_tasks = sorted(selected)
+            run.attempt_start = self.clock.now()
+            run.cancel_at = None
+            run.status, run.state_message, run.error_trace, run.end = "PENDING", "Repair pending", None, None
+            self._new_task_runs(run, selected)
+            run.history.append(run.history_entry())
+            return run
+
+    def _repair_selection(self, run: RunRecord, body: dict[str, Any]) -> set[str]:
+        known = {t["taskKey"] for t in run.tasks}
+        ups = {t["taskKey"]: [d["taskKey"] for d in t.get("dependsOn", [])] for t in run.tasks}
+        downs: dict[str, list[str]] = {k: [] for k in known}
+        for k, deps in ups.items():
+            for d in deps:
+                downs[d].append(k)
+        chosen: set[str] = set()
+        items = body.get("repairTasks") or [{"taskKey": k} for k in body.get("taskKeys") or []]
+        for item in items:
+            if not isinstance(item, dict) or item.get("taskKey") not in known:
+                raise bad_request(f"repairTasks names unknown taskKey {item!r}; known: {sorted(known)}")
+            chosen.add(item["taskKey"])
+            if item.get("shouldIncludeUpstream"):
+                chosen |= _closure(item["taskKey"], ups)
+            if item.get("shouldIncludeDownstream"):
+                chosen |= _closure(item["taskKey"], downs)
+        if not items:
+            chosen = {k for k, tr in run.task_runs.items() if tr.status != "SUCCESS"}
+            for k in list(chosen):
+                chosen |= _closure(k, downs)
+        if not chosen:
+            raise bad_request("nothing to repair: every task succeeded; name tasks in repairTasks")
+        return chosen
+
+    # --- task runs ----------------------------------------------------------------------------
+
+    def get_task_run(self, scope: Scope, key: str) -> TaskRunRecord:
+        with self.lock:
+            tr = self.task_runs.get(key)
+            if tr is None or self.runs[tr.run_key].scope != scope:
+                raise not_found(f"TaskRun {key}")
+            advance(self.runs[tr.run_key], self.clock.now(), self.timings)
+            return tr
+
+    def task_runs_of(self, scope: Scope, run_key: str) -> list[TaskRunRecord]:
+        with self.lock:
+            run = self.get_run(scope, run_key)
+            return [tr for tr in self.task_runs.values() if tr.run_key == run.key]
+
+
+def _closure(start: str, edges: dict[str, list[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in edges.get(todo.pop(), []):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def _digest(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+__all__ = ["TERMINAL", "Store"]
