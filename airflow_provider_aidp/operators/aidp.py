@@ -1,0 +1,525 @@
+"""Operators that run, cancel and repair AIDP Workflow job runs.
+
+Import cost: nothing here imports ``oci``, ``aiohttp``, the emulator or ``models.jobs`` at module
+import; the hook is imported inside :meth:`_AIDPRunWaitOperator.hook` when a task runs.
+
+Exactly once: the run operator stores the run key in ``task_state_store`` (Airflow >= 3.3, when
+present in the context) before it waits or defers, and on every Airflow version sends a
+deterministic ``opc-retry-token`` derived from the task instance's identity, so a retry
+reattaches to the run a previous try started instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.configuration import conf
+from airflow.sdk import BaseOperator
+
+from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPConflictError, AIDPError
+from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
+from airflow_provider_aidp.models.runs import SUCCESS, is_active, is_terminal
+from airflow_provider_aidp.runs import polling, report
+from airflow_provider_aidp.runs.identity import TaskIdentity
+from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS, TASK_FAILED
+from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_aidp.hooks.aidp import AIDPHook
+    from airflow_provider_aidp.models.runs import JobRun
+
+#: XCom keys pushed by the run and repair operators (documented in docs/operators.md).
+RUN_KEY_XCOM_KEY = "run_key"
+JOB_KEY_XCOM_KEY = "job_key"
+RUN_SUMMARY_XCOM_KEY = "run_summary"
+#: task_state_store key holding {"run_key", "job_key", "generation"} across retries.
+STATE_STORE_KEY = "aidp_job_run"
+
+
+def _default_deferrable() -> bool:
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+def _seconds(value: float | timedelta | None, field: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds <= 0:
+        raise AIDPConfigError(
+            f"{field} must be a positive number of seconds (or a timedelta); got {value!r}."
+        )
+    return seconds
+
+
+def _string_parameters(parameters: Any, field: str = "parameters") -> dict[str, str] | None:
+    """Job-run parameters are strings in the API; scalars are converted, containers refused."""
+    if parameters is None:
+        return None
+    if not isinstance(parameters, dict):
+        raise AIDPConfigError(
+            f"{field} must be a dict of name -> value; got {type(parameters).__name__}.", field=field
+        )
+    result = {}
+    for name, value in parameters.items():
+        if isinstance(value, dict | list | tuple | set) or value is None:
+            raise AIDPConfigError(
+                f"{field}[{name!r}] must be a string or number (AIDP parameters are strings); "
+                f"got {type(value).__name__}. Serialize it yourself, e.g. with json.dumps.",
+                field=field,
+            )
+        result[str(name)] = str(value).lower() if isinstance(value, bool) else str(value)
+    return result
+
+
+class _AIDPRunWaitOperator(BaseOperator):
+    """Shared waiting behaviour: sync polling or deferral, one failure message, cancel on kill.
+
+    Subclasses start (or find) a run and call :meth:`_wait_for`.
+    """
+
+    operator_extra_links = (AIDPJobRunLink(),)
+    ui_color = "#c74634"
+
+    def __init__(
+        self,
+        *,
+        workspace_key: str | None = None,
+        aidp_conn_id: str = "aidp_default",
+        wait_for_completion: bool = True,
+        deferrable: bool = _default_deferrable(),
+        poll_interval: float = 30.0,
+        timeout: float | timedelta | None = None,
+        cancel_on_kill: bool = True,
+        fetch_output: str = "on_failure",
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+        max_poll_errors: int = polling.DEFAULT_MAX_POLL_ERRORS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workspace_key = workspace_key
+        self.aidp_conn_id = aidp_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = _seconds(poll_interval, "poll_interval") or 30.0
+        self.timeout = _seconds(timeout, "timeout")
+        self.cancel_on_kill = cancel_on_kill
+        self.fetch_output = report.validate_fetch_output(fetch_output)
+        if max_output_chars < 0:
+            raise AIDPConfigError("max_output_chars must be >= 0 (0 = no limit).", field="max_output_chars")
+        self.max_output_chars = max_output_chars
+        if max_poll_errors < 0:
+            raise AIDPConfigError("max_poll_errors must be >= 0.", field="max_poll_errors")
+        self.max_poll_errors = max_poll_errors
+        self._active_run_key: str | None = None
+
+    @cached_property
+    def hook(self) -> AIDPHook:
+        from airflow_provider_aidp.hooks.aidp import AIDPHook
+
+        return AIDPHook(aidp_conn_id=self.aidp_conn_id, workspace_key=self.workspace_key)
+
+    # --- publishing ------------------------------------------------------------------------
+
+    def _publish(self, context: Context, run_key: str, job_key: str | None) -> str:
+        """Push run_key / run_url / job_key and log the URL, before any waiting."""
+        run_url = self.hook.get_run_url(run_key, job_key)
+        ti = context["ti"]
+        ti.xcom_push(key=RUN_KEY_XCOM_KEY, value=run_key)
+        ti.xcom_push(key=RUN_URL_XCOM_KEY, value=run_url)
+        if job_key:
+            ti.xcom_push(key=JOB_KEY_XCOM_KEY, value=job_key)
+        self.log.info("AIDP job run %s: %s", run_key, run_url)
+        return run_url
+
+    # --- waiting ---------------------------------------------------------------------------
+
+    def _wait_for(self, context: Context, run_key: str, run_url: str) -> dict[str, Any]:
+        deadline = None if self.timeout is None else time.time() + self.timeout
+        if self.deferrable:
+            self.defer(
+                trigger=AIDPJobRunTrigger(
+                    run_key,
+                    aidp_conn_id=self.aidp_conn_id,
+                    workspace_key=self.workspace_key,
+                    poll_interval=self.poll_interval,
+                    deadline=deadline,
+                    max_poll_errors=self.max_poll_errors,
+                    cancel_on_timeout=self.cancel_on_kill,
+                    cancel_on_kill=self.cancel_on_kill,
+                ),
+                method_name="execute_complete",
+            )
+        self._active_run_key = run_key
+        try:
+            event = polling.wait_for_run(
+                self.hook,
+                run_key,
+                poll_interval=self.poll_interval,
+                deadline=deadline,
+                max_poll_errors=self.max_poll_errors,
+                cancel_on_timeout=self.cancel_on_kill,
+                on_status=lambda status: self.log.info("AIDP job run %s is %s", run_key, status),
+            )
+        finally:
+            self._active_run_key = None
+        return self._finish(context, event, run_url)
+
+    def _finish(self, context: Context, event: dict[str, Any], run_url: str | None) -> dict[str, Any]:
+        def push(summary: dict[str, Any]) -> None:
+            context["ti"].xcom_push(key=RUN_SUMMARY_XCOM_KEY, value=summary)
+
+        return report.finish(
+            self.hook,
+            event,
+            run_url=run_url,
+            fetch_output=self.fetch_output,
+            max_output_chars=self.max_output_chars,
+            log=self.log,
+            on_summary=push,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
+        """Resume after the trigger fired: same result and diagnostics as the sync path."""
+        run_key = str(event.get("run_key"))
+        run_url = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_URL_XCOM_KEY)
+        self._finish(context, event, run_url)
+        return run_key
+
+    def on_kill(self) -> None:
+        """The sync path was killed while waiting: cancel the run (if cancel_on_kill)."""
+        run_key = self._active_run_key
+        if not run_key or not self.cancel_on_kill:
+            return
+        try:
+            self.hook.cancel_job_run(run_key)
+            self.log.info("Cancelled AIDP job run %s", run_key)
+        except AIDPError as exc:
+            self.log.warning("Could not cancel AIDP job run %s: %s", run_key, exc)
+
+
+class AIDPRunJobOperator(_AIDPRunWaitOperator):
+    """Start a run of an AIDP Workflow job and (optionally) wait for it.
+
+    :param job_key: the job to run. Exactly one of ``job_key`` and ``job_name`` is required.
+    :param job_name: look the job up by name (and ``job_path``) in the workspace instead.
+    :param job_path: the job's folder, to disambiguate ``job_name``.
+    :param parameters: job-run parameters (highest precedence: job run > task > job).
+    :param workspace_key: workspace override; default is the connection's ``workspace_key``.
+    :param aidp_conn_id: Airflow connection of type ``aidp``.
+    :param wait_for_completion: wait for a terminal status (else return right after starting).
+    :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
+    :param poll_interval: upper bound of the polling interval, seconds.
+    :param timeout: wait limit (seconds or timedelta); on expiry the run is cancelled
+        (if ``cancel_on_kill``) and the task fails.
+    :param cancel_on_kill: cancel the run when the task is killed or the wait times out.
+    :param repair_on_retry: on a retry after a failed run, repair that run's failed tasks instead
+        of starting a new run.
+    :param fetch_output: write task-run outputs to the log ``on_failure`` (failed tasks),
+        ``always`` (every task) or ``never``.
+    :param max_output_chars: truncate each output in the log to this many characters (0: no limit).
+    :param max_poll_errors: consecutive transient polling errors tolerated before failing with a
+        polling error (never reported as a job failure).
+
+    Returns the run key. XCom: ``run_key``, ``run_url``, ``job_key`` (before waiting) and
+    ``run_summary`` (when the run is terminal).
+    """
+
+    template_fields: Sequence[str] = ("job_key", "job_name", "job_path", "parameters", "workspace_key")
+    template_fields_renderers = {"parameters": "json"}
+
+    def __init__(
+        self,
+        *,
+        job_key: str | None = None,
+        job_name: str | None = None,
+        job_path: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        repair_on_retry: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if bool(job_key) == bool(job_name):
+            raise AIDPConfigError(
+                f"{self.task_id}: give exactly one of job_key or job_name (got "
+                f"{'both' if job_key else 'neither'}).",
+                field="job_key",
+            )
+        if job_path and not job_name:
+            raise AIDPConfigError(f"{self.task_id}: job_path is only used with job_name.", field="job_path")
+        self.job_key = job_key
+        self.job_name = job_name
+        self.job_path = job_path
+        self.parameters = parameters
+        self.repair_on_retry = repair_on_retry
+
+    def execute(self, context: Context) -> str:
+        parameters = _string_parameters(self.parameters)
+        job_key = self._resolve_job_key()
+        identity = TaskIdentity.from_context(context)
+        store = context.get("task_state_store")
+        run = self._start_or_reattach(context, job_key, parameters, identity, store)
+        if store is not None:
+            store.set(
+                STATE_STORE_KEY, {"run_key": run.key, "job_key": job_key, "generation": identity.generation}
+            )
+        run_url = self._publish(context, run.key, job_key)
+        if self.wait_for_completion:
+            self._wait_for(context, run.key, run_url)
+        return run.key
+
+    def _resolve_job_key(self) -> str:
+        if self.job_key:
+            return self.job_key
+        assert self.job_name is not None
+        job = self.hook.find_job(self.job_name, self.job_path)
+        if job is None:
+            where = f" in folder {self.job_path!r}" if self.job_path else ""
+            raise AIDPConfigError(
+                f"No AIDP job named {self.job_name!r}{where} in workspace {self.hook.workspace!r}. "
+                "Check job_name/job_path, or pass job_key.",
+                field="job_name",
+            )
+        self.log.info("Job %r is %s", self.job_name, job.key)
+        return job.key
+
+    # --- exactly once ----------------------------------------------------------------------
+
+    def _start_or_reattach(
+        self,
+        context: Context,
+        job_key: str,
+        parameters: dict[str, str] | None,
+        identity: TaskIdentity,
+        store: Any,
+    ) -> JobRun:
+        """Reattach to this task's previous run if it is active or succeeded; else repair or start one."""
+        previous = self._stored_run_key(store, identity)
+        if previous is not None:
+            run = self.hook.get_job_run(previous)
+            if is_active(run.status) or run.status == SUCCESS:
+                self.log.info("Reattaching to AIDP job run %s (%s) from a previous try", run.key, run.status)
+                return run
+            return self._after_failed(run, job_key, parameters, identity)
+        run = self.hook.create_job_run(job_key, parameters, retry_token=identity.retry_token())
+        # A retry whose previous try crashed before storing the key: the token gave us that try's
+        # run back. Walk the chain of deliberate resubmissions to the newest one.
+        hops = 0
+        try_number = int(getattr(context["ti"], "try_number", 1) or 1)
+        while try_number > 1 and hops < try_number:
+            run = self.hook.get_job_run(run.key)
+            if not is_terminal(run.status) or run.status == SUCCESS:
+                self.log.info("Reattaching to AIDP job run %s (%s) from a previous try", run.key, run.status)
+                return run
+            hops += 1
+            nxt = self._after_failed(run, job_key, parameters, identity)
+            if nxt.key == run.key:  # repaired in place
+                return nxt
+            run = nxt
+        self.log.info("Started AIDP job run %s of job %s", run.key, job_key)
+        return run
+
+    def _stored_run_key(self, store: Any, identity: TaskIdentity) -> str | None:
+        if store is None:
+            return None
+        stored = store.get(STATE_STORE_KEY)
+        if not isinstance(stored, dict) or not stored.get("run_key"):
+            return None
+        if stored.get("generation") != identity.generation:
+            self.log.info("Task was cleared since run %s was started; starting a new run", stored["run_key"])
+            return None
+        return str(stored["run_key"])
+
+    def _after_failed(
+        self, run: JobRun, job_key: str, parameters: dict[str, str] | None, identity: TaskIdentity
+    ) -> JobRun:
+        """The previous try's run failed: repair it (repair_on_retry) or deliberately start a new one."""
+        if self.repair_on_retry:
+            tasks = failed_task_keys(self.hook, run.key)
+            if tasks:
+                self.log.info("repair_on_retry: repairing tasks %s of AIDP job run %s", tasks, run.key)
+                token = identity.retry_token("repair", f"{run.key}#{run.repair_key or 0}")
+                repaired = self.hook.repair_job_run(
+                    run.key, repair_tasks_body(tasks, include_downstream=True), retry_token=token
+                )
+                return repaired
+            self.log.info(
+                "repair_on_retry: run %s has no failed tasks to repair; starting a new run", run.key
+            )
+        self.log.info("Previous AIDP job run %s ended %s; starting a new run", run.key, run.status)
+        try:
+            return self.hook.create_job_run(
+                job_key, parameters, retry_token=identity.retry_token("run", previous_run_key=run.key)
+            )
+        except AIDPConflictError as exc:
+            raise AIDPConfigError(
+                f"AIDP refused the resubmission token for run {run.key}: {exc}. The job-run parameters "
+                "differ between tries; make them deterministic for the task instance.",
+                field="parameters",
+            ) from exc
+
+
+def failed_task_keys(hook: AIDPHook, run_key: str) -> list[str]:
+    """Task keys of the run's failed tasks (``UPSTREAM_*`` ones follow via include_downstream)."""
+    return [t.task_key for t in hook.list_task_runs(run_key) if t.status in TASK_FAILED and t.task_key]
+
+
+def repair_tasks_body(
+    task_keys: list[str], *, include_downstream: bool, include_upstream: bool = False
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "taskKey": key,
+            "shouldIncludeDownstream": include_downstream,
+            "shouldIncludeUpstream": include_upstream,
+        }
+        for key in task_keys
+    ]
+
+
+class AIDPCancelJobRunOperator(BaseOperator):
+    """Cancel one job run (``run_key``) or every active run of a job (``job_key``).
+
+    :param wait_for_termination: wait until the run(s) reach a terminal status.
+    :param poll_interval: seconds between checks while waiting.
+    :param timeout: how long to wait for termination (seconds or timedelta).
+    """
+
+    template_fields: Sequence[str] = ("run_key", "job_key", "workspace_key")
+
+    def __init__(
+        self,
+        *,
+        run_key: str | None = None,
+        job_key: str | None = None,
+        workspace_key: str | None = None,
+        aidp_conn_id: str = "aidp_default",
+        wait_for_termination: bool = False,
+        poll_interval: float = 10.0,
+        timeout: float | timedelta | None = 600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if bool(run_key) == bool(job_key):
+            raise AIDPConfigError(
+                f"{self.task_id}: give exactly one of run_key (one run) or job_key (all runs of a job).",
+                field="run_key",
+            )
+        self.run_key = run_key
+        self.job_key = job_key
+        self.workspace_key = workspace_key
+        self.aidp_conn_id = aidp_conn_id
+        self.wait_for_termination = wait_for_termination
+        self.poll_interval = _seconds(poll_interval, "poll_interval") or 10.0
+        self.timeout = _seconds(timeout, "timeout")
+
+    @cached_property
+    def hook(self) -> AIDPHook:
+        from airflow_provider_aidp.hooks.aidp import AIDPHook
+
+        return AIDPHook(aidp_conn_id=self.aidp_conn_id, workspace_key=self.workspace_key)
+
+    def execute(self, context: Context) -> list[str]:
+        run_keys = [self.run_key] if self.run_key else self._active_runs()
+        if self.run_key:
+            self._cancel_one(self.run_key)
+        else:
+            assert self.job_key is not None
+            self.hook.cancel_job_runs(self.job_key)
+            self.log.info("Requested cancellation of all runs of AIDP job %s: %s", self.job_key, run_keys)
+        if self.wait_for_termination:
+            for run_key in run_keys:
+                self._wait_terminal(run_key)
+        return run_keys
+
+    def _active_runs(self) -> list[str]:
+        assert self.job_key is not None
+        return [r.key for r in self.hook.list_job_runs(job_key=self.job_key) if is_active(r.status)]
+
+    def _cancel_one(self, run_key: str) -> None:
+        try:
+            self.hook.cancel_job_run(run_key)
+            self.log.info("Requested cancellation of AIDP job run %s", run_key)
+        except AIDPConflictError:
+            status = self.hook.get_job_run(run_key).status
+            if not is_terminal(status):
+                raise
+            self.log.info("AIDP job run %s already ended (%s); nothing to cancel", run_key, status)
+
+    def _wait_terminal(self, run_key: str) -> None:
+        deadline = None if self.timeout is None else time.time() + self.timeout
+        event = polling.wait_for_run(
+            self.hook, run_key, poll_interval=self.poll_interval, deadline=deadline, cancel_on_timeout=False
+        )
+        if event["event"] != "terminal":
+            raise AIDPError(event.get("message") or f"Waiting for AIDP job run {run_key} failed: {event}")
+        self.log.info("AIDP job run %s is %s", run_key, event["status"])
+
+
+class AIDPRepairJobRunOperator(_AIDPRunWaitOperator):
+    """Repair (re-run chosen tasks of) a finished AIDP job run and optionally wait for it.
+
+    :param run_key: the root job run to repair.
+    :param task_keys: tasks to re-run; ``None`` means every failed task of the run.
+    :param include_downstream: also re-run each chosen task's downstream tasks.
+    :param include_upstream: also re-run each chosen task's upstream tasks.
+    :param parameters: job-run parameters for the repair.
+
+    Waiting, deferral, timeout, cancellation and XComs are as for :class:`AIDPRunJobOperator`.
+    """
+
+    template_fields: Sequence[str] = ("run_key", "task_keys", "parameters", "workspace_key")
+
+    def __init__(
+        self,
+        *,
+        run_key: str,
+        task_keys: list[str] | None = None,
+        include_downstream: bool = True,
+        include_upstream: bool = False,
+        parameters: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not run_key:
+            raise AIDPConfigError(f"{self.task_id}: run_key is required.", field="run_key")
+        self.run_key = run_key
+        self.task_keys = task_keys
+        self.include_downstream = include_downstream
+        self.include_upstream = include_upstream
+        self.parameters = parameters
+
+    def execute(self, context: Context) -> str:
+        parameters = _string_parameters(self.parameters)
+        run = self.hook.get_job_run(self.run_key)
+        if not is_terminal(run.status):
+            raise AIDPConfigError(
+                f"AIDP job run {run.key} is {run.status}; only a finished run can be repaired.",
+                field="run_key",
+            )
+        tasks = list(self.task_keys) if self.task_keys else failed_task_keys(self.hook, run.key)
+        if not tasks:
+            raise AIDPConfigError(
+                f"AIDP job run {run.key} ({run.status}) has no failed tasks; pass task_keys to choose tasks.",
+                field="task_keys",
+            )
+        identity = TaskIdentity.from_context(context)
+        token = identity.retry_token("repair", f"{run.key}#{run.repair_key or 0}")
+        repaired = self.hook.repair_job_run(
+            run.key,
+            repair_tasks_body(
+                tasks, include_downstream=self.include_downstream, include_upstream=self.include_upstream
+            ),
+            parameters=parameters,
+            retry_token=token,
+        )
+        self.log.info("Repairing tasks %s of AIDP job run %s", tasks, repaired.key)
+        run_url = self._publish(context, repaired.key, repaired.job_key or run.job_key)
+        if self.wait_for_completion:
+            self._wait_for(context, repaired.key, run_url)
+        return repaired.key

@@ -1,0 +1,265 @@
+"""Turn a finished wait (an ``outcome`` event) into the Airflow task's result.
+
+SUCCESS -> a summary (per-task status and duration) for the log and XCom. Anything else -> ONE
+exception whose message names the run, each failed task, its ``stateMessage`` and the start of
+its ``errorTrace``; task-run outputs are written to the Airflow log (truncated, with a marker).
+Used by the run operator (sync and deferred), the repair operator and the sensor, so their
+failure semantics cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import logging
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_aidp.exceptions import AIDPError, AIDPJobRunError
+from airflow_provider_aidp.models.runs import (
+    FAILED_STATUSES,
+    SUCCESS,
+    JobRun,
+    TaskRun,
+    TaskRunOutput,
+)
+from airflow_provider_aidp.runs import outcome
+
+if TYPE_CHECKING:
+    from airflow_provider_aidp.hooks.aidp import AIDPHook
+
+FETCH_OUTPUT_CHOICES = ("on_failure", "always", "never")
+DEFAULT_MAX_OUTPUT_CHARS = 20_000
+TRACE_HEAD_CHARS = 600
+TRUNCATION_MARKER = "... [truncated {omitted} more characters]"
+#: Task statuses that count as "this task failed" (UPSTREAM_* are consequences, listed apart).
+TASK_FAILED = (FAILED_STATUSES - {"UPSTREAM_FAILED"}) | {"CANCELED"}
+
+
+class AIDPPollError(AIDPError):
+    """Waiting for a run failed for infrastructure reasons; the run itself was not reported failed."""
+
+    def __init__(self, message: str, *, run_key: str, kind: str) -> None:
+        super().__init__(message)
+        self.run_key = run_key
+        self.kind = kind
+
+
+class AIDPRunTimeoutError(AIDPError):
+    """The wait timeout passed before the run finished."""
+
+    def __init__(self, message: str, *, run_key: str, canceled: bool) -> None:
+        super().__init__(message)
+        self.run_key = run_key
+        self.canceled = canceled
+
+
+def validate_fetch_output(value: str) -> str:
+    if value not in FETCH_OUTPUT_CHOICES:
+        from airflow_provider_aidp.exceptions import AIDPConfigError
+
+        raise AIDPConfigError(
+            f"fetch_output must be one of {', '.join(FETCH_OUTPUT_CHOICES)}; got {value!r}.",
+            field="fetch_output",
+        )
+    return value
+
+
+def finish(
+    hook: AIDPHook,
+    event: dict[str, Any],
+    *,
+    run_url: str | None,
+    fetch_output: str = "on_failure",
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+    log: logging.Logger | Any,
+    on_summary: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Return the run summary on SUCCESS; otherwise log diagnostics and raise one clear error.
+
+    ``on_summary`` receives the summary of every terminal run (failed ones too) before raising.
+    """
+    kind = event.get("event")
+    run_key = str(event.get("run_key"))
+    if kind == outcome.TIMEOUT:
+        raise AIDPRunTimeoutError(
+            _with_url(event["message"], run_url), run_key=run_key, canceled=bool(event.get("canceled"))
+        )
+    if kind in (outcome.POLL_ERROR, outcome.ERROR):
+        raise AIDPPollError(_with_url(event["message"], run_url), run_key=run_key, kind=str(kind))
+    if kind != outcome.TERMINAL:
+        raise AIDPError(f"Unexpected wait result for AIDP job run {run_key}: {event!r}")
+    run = JobRun.model_validate(event["run"])
+    task_runs = _task_runs(hook, run, log)
+    succeeded = run.status == SUCCESS
+    if fetch_output == "always" or (fetch_output == "on_failure" and not succeeded):
+        wanted = task_runs if fetch_output == "always" else [t for t in task_runs if t.status != SUCCESS]
+        log_outputs(hook, wanted, max_output_chars=max_output_chars, log=log)
+    summary = build_summary(run, task_runs, run_url)
+    log.info("AIDP job run %s ended %s:\n%s", run.key, run.status, format_summary(summary))
+    if on_summary is not None:
+        on_summary(summary)
+    if not succeeded:
+        raise AIDPJobRunError(
+            failure_message(run, task_runs, run_url), run_key=run.key, status=str(run.status)
+        )
+    return summary
+
+
+def _with_url(message: str, run_url: str | None) -> str:
+    return f"{message} Run: {run_url}" if run_url else message
+
+
+def _task_runs(hook: AIDPHook, run: JobRun, log: Any) -> list[TaskRun]:
+    """Task runs of the run, failed ones read in full (the listing may omit traces and output keys)."""
+    try:
+        listed = list(hook.list_task_runs(run.key))
+    except AIDPError as exc:
+        log.warning("Could not list the task runs of AIDP job run %s: %s", run.key, exc)
+        return []
+    detailed = []
+    for task_run in listed:
+        if task_run.status in TASK_FAILED:
+            try:
+                full = hook.get_task_run(task_run.key)
+                task_run = _merge(task_run, full)
+            except AIDPError as exc:
+                log.warning("Could not read AIDP task run %s: %s", task_run.key, exc)
+        detailed.append(task_run)
+    return detailed
+
+
+def _merge(listed: TaskRun, full: TaskRun) -> TaskRun:
+    data = listed.model_dump(exclude_none=True)
+    data.update(full.model_dump(exclude_none=True))
+    return TaskRun.model_validate(data)
+
+
+def duration_seconds(
+    start_ms: int | None, end_ms: int | None, execution_ms: int | None = None
+) -> float | None:
+    if execution_ms is not None:
+        return round(execution_ms / 1000.0, 3)
+    if start_ms is not None and end_ms is not None:
+        return round((end_ms - start_ms) / 1000.0, 3)
+    return None
+
+
+def build_summary(run: JobRun, task_runs: list[TaskRun], run_url: str | None) -> dict[str, Any]:
+    """The JSON pushed to XCom as ``run_summary`` (documented in docs/operators.md)."""
+    return {
+        "run_key": run.key,
+        "job_key": run.job_key,
+        "status": run.status,
+        "state_message": run.state.state_message,
+        "duration_seconds": duration_seconds(run.start_time, run.end_time, run.execution_duration),
+        "run_url": run_url,
+        "tasks": [
+            {
+                "task_key": t.task_key or t.name or t.key,
+                "task_run_key": t.key,
+                "status": t.status,
+                "state_message": t.state.state_message,
+                "duration_seconds": duration_seconds(t.start_time, t.end_time, t.execution_duration),
+            }
+            for t in task_runs
+        ],
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = []
+    for task in summary["tasks"]:
+        took = "" if task["duration_seconds"] is None else f" in {task['duration_seconds']:.1f}s"
+        lines.append(f"  {task['task_key']}: {task['status']}{took}")
+    return "\n".join(lines) or "  (no task runs reported)"
+
+
+def failure_message(run: JobRun, task_runs: list[TaskRun], run_url: str | None) -> str:
+    """One message: the run, each failed task with its stateMessage and the start of its errorTrace."""
+    job = run.job_name or run.job_key or "?"
+    if run.status == "SKIPPED":
+        head = (
+            f"AIDP job run {run.key} of job {job} was SKIPPED: another run of this job was already active "
+            f"and the job's maxConcurrentRuns limit was reached, so AIDP did not start it."
+        )
+    else:
+        head = f"AIDP job run {run.key} of job {job} ended {run.status}"
+        if run.state.state_message:
+            head += f": {run.state.state_message}"
+    lines = [head]
+    failed = [t for t in task_runs if t.status in TASK_FAILED]
+    for task in failed:
+        line = f"- task {task.task_key or task.name or task.key} {task.status}"
+        if task.state.state_message:
+            line += f": {task.state.state_message}"
+        lines.append(line)
+        if task.state.error_trace:
+            lines.append("    " + trace_head(task.state.error_trace).replace("\n", "\n    "))
+    others = [t for t in task_runs if t.status not in TASK_FAILED and t.status != SUCCESS]
+    if others:
+        lines.append(
+            "Not run or not finished: " + ", ".join(f"{t.task_key or t.key} ({t.status})" for t in others)
+        )
+    if run.status != "SKIPPED" and not failed and run.state.error_trace:
+        lines.append("    " + trace_head(run.state.error_trace).replace("\n", "\n    "))
+    if run_url:
+        lines.append(f"Run: {run_url}")
+    return "\n".join(lines)
+
+
+def trace_head(trace: str, limit: int = TRACE_HEAD_CHARS) -> str:
+    return truncate(trace.strip(), limit)
+
+
+def truncate(text: str, limit: int) -> str:
+    if limit <= 0 or len(text) <= limit:
+        return text
+    return text[:limit] + TRUNCATION_MARKER.format(omitted=len(text) - limit)
+
+
+def log_outputs(hook: AIDPHook, task_runs: list[TaskRun], *, max_output_chars: int, log: Any) -> None:
+    """Write each task run's output text to the Airflow log; a failed fetch is a warning, not an error."""
+    for task in task_runs:
+        name = task.task_key or task.name or task.key
+        try:
+            output = hook.fetch_task_run_output(task.key, task.output_key)
+        except AIDPError as exc:
+            log.warning("Could not fetch the output of AIDP task %s (%s): %s", name, task.key, exc)
+            continue
+        text = output_text(output)
+        if output.error_trace and output.error_trace not in text:
+            text = f"{text}\n{output.error_trace}" if text else output.error_trace
+        if not text:
+            log.info("AIDP task %s (%s) produced no output.", name, task.status)
+            continue
+        marker = " (already truncated by AIDP)" if output.is_truncated else ""
+        log.info(
+            "Output of AIDP task %s (%s)%s:\n%s", name, task.status, marker, truncate(text, max_output_chars)
+        )
+
+
+def output_text(output: TaskRunOutput) -> str:
+    """Decode every text-like data item (base64 and gzip/deflate aware) and join them."""
+    parts = []
+    for item in output.data:
+        if item.value is None:
+            continue
+        try:
+            parts.append(_decode(item.value, item.is_base64, item.compression, item.charset))
+        except (ValueError, OSError, zlib.error) as exc:
+            parts.append(f"[output item of type {item.type} could not be decoded: {exc}]")
+    return "\n".join(p for p in parts if p)
+
+
+def _decode(value: str, is_base64: bool | None, compression: str | None, charset: str | None) -> str:
+    if not is_base64 and not compression:
+        return value
+    raw = base64.b64decode(value) if is_base64 else value.encode("latin-1")
+    kind = (compression or "").upper()
+    if kind in ("GZIP", "GZ"):
+        raw = gzip.decompress(raw)
+    elif kind in ("DEFLATE", "ZLIB"):
+        raw = zlib.decompress(raw)
+    return raw.decode(charset or "utf-8", errors="replace")

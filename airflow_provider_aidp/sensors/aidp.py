@@ -1,0 +1,139 @@
+"""AIDPJobRunSensor: wait for an AIDP job run someone else started (e.g. a run key from XCom).
+
+Same failure semantics and diagnostics as the run operator (``runs.report.finish``). The sensor
+does not own the run, so it never cancels it: not on timeout, not on kill.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.configuration import conf
+from airflow.sdk.bases.sensor import BaseSensorOperator
+
+from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPError
+from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
+from airflow_provider_aidp.models.runs import is_terminal
+from airflow_provider_aidp.runs import outcome, polling, report
+from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS
+from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_aidp.hooks.aidp import AIDPHook
+
+RUN_SUMMARY_XCOM_KEY = "run_summary"
+
+
+class AIDPJobRunSensor(BaseSensorOperator):
+    """Succeed when the run is SUCCESS; fail with the run's diagnostics on any other terminal status.
+
+    :param run_key: the job run to watch (templated).
+    :param workspace_key: workspace override; default is the connection's.
+    :param aidp_conn_id: Airflow connection of type ``aidp``.
+    :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
+    :param fetch_output: ``on_failure`` (default), ``always`` or ``never``.
+    :param max_output_chars: per-output truncation in the log (0: no limit).
+    :param max_poll_errors: consecutive transient errors tolerated in deferrable mode.
+
+    ``mode="poke"`` / ``"reschedule"`` work as for any sensor; a transient API error during a
+    poke is logged and the poke returns False (the sensor ``timeout`` bounds the wait).
+    """
+
+    template_fields: Sequence[str] = ("run_key", "workspace_key")
+    operator_extra_links = (AIDPJobRunLink(),)
+    ui_color = "#c74634"
+
+    def __init__(
+        self,
+        *,
+        run_key: str,
+        workspace_key: str | None = None,
+        aidp_conn_id: str = "aidp_default",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        fetch_output: str = "on_failure",
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+        max_poll_errors: int = polling.DEFAULT_MAX_POLL_ERRORS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not run_key:
+            raise AIDPConfigError(f"{self.task_id}: run_key is required.", field="run_key")
+        self.run_key = run_key
+        self.workspace_key = workspace_key
+        self.aidp_conn_id = aidp_conn_id
+        self.deferrable = deferrable
+        self.fetch_output = report.validate_fetch_output(fetch_output)
+        self.max_output_chars = max_output_chars
+        self.max_poll_errors = max_poll_errors
+        self._url_pushed = False
+
+    @cached_property
+    def hook(self) -> AIDPHook:
+        from airflow_provider_aidp.hooks.aidp import AIDPHook
+
+        return AIDPHook(aidp_conn_id=self.aidp_conn_id, workspace_key=self.workspace_key)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        self._push_url(context, None)
+        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
+        self.defer(
+            trigger=AIDPJobRunTrigger(
+                self.run_key,
+                aidp_conn_id=self.aidp_conn_id,
+                workspace_key=self.workspace_key,
+                poll_interval=float(self.poke_interval),
+                deadline=None if not timeout else time.time() + float(timeout),
+                max_poll_errors=self.max_poll_errors,
+                cancel_on_timeout=False,
+                cancel_on_kill=False,
+            ),
+            method_name="execute_complete",
+        )
+
+    def poke(self, context: Context) -> bool:
+        try:
+            run = self.hook.get_job_run(self.run_key)
+        except AIDPError as exc:
+            if not polling.is_transient_error(exc):
+                raise
+            self.log.warning("Polling AIDP job run %s failed (%s); will poke again.", self.run_key, exc)
+            return False
+        self._push_url(context, run.job_key)
+        self.log.info("AIDP job run %s is %s", run.key, run.status)
+        if not is_terminal(run.status):
+            return False
+        self._finish(context, outcome.terminal(run.key, run.status, run.to_api()))
+        return True
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        return self._finish(context, event)
+
+    def _push_url(self, context: Context, job_key: str | None) -> None:
+        if self._url_pushed:
+            return
+        url = self.hook.get_run_url(self.run_key, job_key)
+        context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=url)
+        self.log.info("AIDP job run %s: %s", self.run_key, url)
+        self._url_pushed = True
+
+    def _finish(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        def push(summary: dict[str, Any]) -> None:
+            context["ti"].xcom_push(key=RUN_SUMMARY_XCOM_KEY, value=summary)
+
+        return report.finish(
+            self.hook,
+            event,
+            run_url=self.hook.get_run_url(self.run_key),
+            fetch_output=self.fetch_output,
+            max_output_chars=self.max_output_chars,
+            log=self.log,
+            on_summary=push,
+        )

@@ -1,0 +1,150 @@
+"""AIDPJobRunTrigger: wait for one AIDP job run in the triggerer, asynchronously.
+
+Kwargs are JSON primitives only (connection *id*, never credentials), so a trigger survives a
+triggerer restart: the new process deserializes it and resumes polling the same run. Cancelling
+the run happens only on a user's kill (``on_kill``, Airflow >= 3.3) or when the wait deadline
+passes -- never in ``cleanup()`` and never on ``asyncio.CancelledError``, both of which also fire
+on a triggerer restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_aidp.models.runs import is_terminal
+from airflow_provider_aidp.runs import outcome
+from airflow_provider_aidp.runs.polling import DEFAULT_MAX_POLL_ERRORS, ErrorBudget, PollSchedule, describe
+
+if TYPE_CHECKING:
+    from airflow_provider_aidp.hooks.aidp import AIDPHook
+
+
+class AIDPJobRunTrigger(BaseTrigger):
+    """Poll ``GET /jobRuns/{run_key}`` until the run is terminal, the deadline passes or polling fails.
+
+    :param run_key: the AIDP job run to watch.
+    :param aidp_conn_id: Airflow connection id (the hook reads credentials in the triggerer).
+    :param workspace_key: workspace override (else the connection's).
+    :param poll_interval: upper bound of the (jittered, growing) polling interval, seconds.
+    :param deadline: absolute epoch seconds after which the wait times out; ``None`` waits forever.
+    :param max_poll_errors: consecutive transient polling errors tolerated before ``poll_error``.
+    :param cancel_on_timeout: cancel the run when the deadline passes.
+    :param cancel_on_kill: cancel the run when a user kills the deferred task (Airflow >= 3.3).
+    """
+
+    def __init__(
+        self,
+        run_key: str,
+        *,
+        aidp_conn_id: str = "aidp_default",
+        workspace_key: str | None = None,
+        poll_interval: float = 30.0,
+        deadline: float | None = None,
+        max_poll_errors: int = DEFAULT_MAX_POLL_ERRORS,
+        cancel_on_timeout: bool = True,
+        cancel_on_kill: bool = True,
+    ) -> None:
+        super().__init__()
+        self.run_key = run_key
+        self.aidp_conn_id = aidp_conn_id
+        self.workspace_key = workspace_key
+        self.poll_interval = float(poll_interval)
+        self.deadline = None if deadline is None else float(deadline)
+        self.max_poll_errors = int(max_poll_errors)
+        self.cancel_on_timeout = bool(cancel_on_timeout)
+        self.cancel_on_kill = bool(cancel_on_kill)
+        self._last_status: str | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "run_key": self.run_key,
+                "aidp_conn_id": self.aidp_conn_id,
+                "workspace_key": self.workspace_key,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "max_poll_errors": self.max_poll_errors,
+                "cancel_on_timeout": self.cancel_on_timeout,
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    def _hook(self) -> AIDPHook:
+        from airflow_provider_aidp.hooks.aidp import AIDPHook
+
+        return AIDPHook(aidp_conn_id=self.aidp_conn_id, workspace_key=self.workspace_key)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        yield TriggerEvent(await self.wait(self._hook()))
+
+    async def wait(self, hook: AIDPHook) -> dict[str, Any]:
+        """The polling loop; returns the ``runs.outcome`` event (split out for direct testing)."""
+        schedule = PollSchedule(self.poll_interval)
+        budget = ErrorBudget(self.max_poll_errors)
+        started = time.time()
+        while True:
+            remaining = self._remaining()
+            if remaining is not None and remaining <= 0:
+                return await self._timeout(hook, time.time() - started)
+            try:
+                run = await hook.a_get_job_run(self.run_key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # classified, reported as an event
+                if not budget.is_transient(exc):
+                    return outcome.error(self.run_key, self._last_status, last_error=describe(exc))
+                if not budget.record():
+                    return outcome.poll_error(
+                        self.run_key, self._last_status, errors=budget.errors, last_error=describe(exc)
+                    )
+                self.log.warning(
+                    "Polling AIDP job run %s failed (%s); will retry.", self.run_key, describe(exc)
+                )
+                await asyncio.sleep(schedule.error_delay(budget.errors, self._remaining()))
+                continue
+            budget.success()
+            if run.status != self._last_status:
+                self.log.info("AIDP job run %s is %s", self.run_key, run.status)
+            self._last_status = run.status
+            if is_terminal(run.status):
+                return outcome.terminal(self.run_key, run.status, run.to_api())
+            await asyncio.sleep(schedule.next_delay(self._remaining()))
+
+    def _remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.time()
+
+    async def _timeout(self, hook: AIDPHook, waited: float) -> dict[str, Any]:
+        cancel_error = None
+        if self.cancel_on_timeout:
+            try:
+                await hook.a_cancel_job_run(self.run_key)
+                self.log.info("Wait deadline passed; cancelled AIDP job run %s", self.run_key)
+            except Exception as exc:  # reported in the event
+                cancel_error = describe(exc)
+        return outcome.timeout(
+            self.run_key,
+            self._last_status,
+            canceled=self.cancel_on_timeout and cancel_error is None,
+            cancel_error=cancel_error,
+            waited_seconds=waited,
+        )
+
+    async def on_kill(self) -> None:
+        """A user marked the deferred task failed/success or cleared it: cancel the run (if configured).
+
+        Called by the Airflow >= 3.3 triggerer only for user actions, never on restart or redistribution.
+        """
+        if not self.cancel_on_kill:
+            self.log.info("Task killed; leaving AIDP job run %s running (cancel_on_kill=False)", self.run_key)
+            return
+        try:
+            await self._hook().a_cancel_job_run(self.run_key)
+            self.log.info("Task killed by a user; cancelled AIDP job run %s", self.run_key)
+        except Exception as exc:  # the triggerer would only log it anyway
+            self.log.warning("Could not cancel AIDP job run %s: %s", self.run_key, describe(exc))
