@@ -207,8 +207,10 @@ class AIDPConnectionConfig:
         encoded as a single segment, so a hostile key cannot leave its segment.
         """
         path = "/".join(quote_segment(str(s)) for s in segments)
-        url = f"{self.workspace_base_url(workspace_key)}/{path}" if path else self.workspace_base_url(
-            workspace_key
+        url = (
+            f"{self.workspace_base_url(workspace_key)}/{path}"
+            if path
+            else self.workspace_base_url(workspace_key)
         )
         items = [(k, v) for k, v in (query or ()) if v is not None]
         if items:

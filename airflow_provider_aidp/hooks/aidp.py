@@ -1,0 +1,885 @@
+"""AIDPHook: the ONE place that signs, sends, retries and parses AIDP Workflow API calls.
+
+Sync calls use ``requests``; async calls (triggers) use ``aiohttp`` and share one session and one
+signer per (connection id, event loop) across every hook instance in the process. Both paths use
+the same request preparation (:meth:`AIDPHook._prepare`), the same retry policy (:class:`RetryPolicy`)
+and the same response parsing (:func:`parse_response`), so they cannot drift apart.
+
+Importing this module imports neither ``oci`` nor ``aiohttp`` (DAG files import operators, which
+import this); they load inside the functions that send requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import secrets
+import string
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from airflow.sdk import BaseHook
+from pydantic import BaseModel, ValidationError
+
+from airflow_provider_aidp import __version__
+from airflow_provider_aidp.exceptions import (
+    AIDPApiError,
+    AIDPAuthError,
+    AIDPConfigError,
+    AIDPDuplicateJobError,
+    AIDPError,
+    AIDPNotFoundError,
+    AIDPResponseError,
+    AIDPTransportError,
+    error_class_for_status,
+)
+from airflow_provider_aidp.hooks import auth
+from airflow_provider_aidp.hooks.connection import DEFAULT_CONN_ID, AIDPConnectionConfig
+from airflow_provider_aidp.models.runs import (
+    ExportedTaskRunOutputContents,
+    JobRun,
+    JobRunSummary,
+    JobSummary,
+    TaskRun,
+    TaskRunOutput,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping, Sequence
+
+    import requests
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"airflow-provider-aidp/{__version__}"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504}) | frozenset(range(505, 600))
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_M = TypeVar("_M", bound=BaseModel)
+_TOKEN_CHARS = string.ascii_letters + string.digits
+
+
+def new_request_id() -> str:
+    """An ``opc-request-id`` like the OCI SDK's: 32 upper-case hex characters."""
+    return uuid.uuid4().hex.upper()
+
+
+def new_retry_token() -> str:
+    """A random 30-character ``opc-retry-token`` (the SDK's shape) for one logical call."""
+    return "".join(secrets.choice(_TOKEN_CHARS) for _ in range(30))
+
+
+# --- retry policy (shared by sync and async) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; ``Retry-After`` honoured but capped at ``wait_max``."""
+
+    max_retries: int
+    wait_max: float
+    wait_base: float = 1.0
+
+    @staticmethod
+    def may_retry(method: str, headers: Mapping[str, str]) -> bool:
+        """GET/PUT/DELETE always; POST only with an ``opc-retry-token`` (the service dedupes it)."""
+        if method.upper() in IDEMPOTENT_METHODS:
+            return True
+        return any(k.lower() == "opc-retry-token" for k in headers)
+
+    @staticmethod
+    def retryable_status(status: int) -> bool:
+        return status in RETRY_STATUSES and status != 501
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        hinted = parse_retry_after(retry_after)
+        if hinted is not None:
+            return min(max(hinted, 0.0), self.wait_max)
+        ceiling = min(self.wait_max, self.wait_base * (2 ** (attempt - 1)))
+        return random.uniform(0, ceiling)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: an integer, or an HTTP date (then relative to now)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+# --- response parsing (shared by sync and async) -----------------------------------------------
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: Any  # parsed JSON (dict/list) or None when no body was expected
+
+    @property
+    def request_id(self) -> str | None:
+        return _header(self.headers, "opc-request-id")
+
+    @property
+    def next_page(self) -> str | None:
+        return _header(self.headers, "opc-next-page")
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        value = lowered.get(name.lower())
+    return value
+
+
+def _snippet(raw: bytes) -> str:
+    text = raw[:200].decode("utf-8", errors="replace").strip()
+    return " ".join(text.split())
+
+
+def parse_response(
+    *,
+    status: int,
+    headers: Mapping[str, str],
+    raw: bytes,
+    method: str,
+    path: str,
+    request_id: str,
+    expect_json: bool,
+    config: AIDPConnectionConfig | None,
+) -> ApiResponse:
+    """Turn one HTTP answer into an :class:`ApiResponse` or the right ``AIDPApiError`` subclass."""
+    opc_request_id = _header(headers, "opc-request-id") or request_id
+    if not 200 <= status < 300:
+        code, message = None, None
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            code = body.get("code") if isinstance(body.get("code"), str) else None
+            message = body.get("message") if isinstance(body.get("message"), str) else None
+        if not message:
+            snippet = _snippet(raw)
+            message = f"HTTP {status}" + (f" (non-JSON body: {snippet!r})" if snippet else " (empty body)")
+        if status == 401 and config is not None:
+            message += _auth_hint(config)
+        elif status == 404 and config is not None:
+            message += (
+                f" (check the key, workspace_key, ai_data_platform_id and api_version={config.api_version})"
+            )
+        raise error_class_for_status(status)(
+            message, status=status, code=code, opc_request_id=opc_request_id, method=method, path=path
+        )
+    if not expect_json:
+        return ApiResponse(status, headers, None)
+    content_type = (_header(headers, "content-type") or "").lower()
+    problem = None
+    body = None
+    if not raw.strip():
+        problem = "empty body"
+    elif "html" in content_type:
+        problem = f"HTML instead of JSON: {_snippet(raw)!r}"
+    else:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            problem = f"body is not valid JSON (truncated?): {_snippet(raw)!r}"
+        else:
+            if not isinstance(body, dict):
+                problem = f"expected a JSON object, got {type(body).__name__}"
+    if problem:
+        raise AIDPResponseError(
+            f"Unexpected {status} response: {problem}",
+            status=status,
+            opc_request_id=opc_request_id,
+            method=method,
+            path=path,
+        )
+    return ApiResponse(status, headers, body)
+
+
+def _auth_hint(config: AIDPConnectionConfig) -> str:
+    if config.auth_type == "security_token":
+        return (
+            f". The session token of profile [{config.profile}] is expired or invalid: run "
+            f"`oci session refresh --profile {config.profile}` (or `oci session authenticate`)."
+        )
+    if config.auth_type == "api_key":
+        return (
+            ". The request signature was refused: check tenancy, user, fingerprint and that the "
+            "public key is uploaded for the user."
+        )
+    return f". The {config.auth_type} signer was refused: check its policies and dynamic group."
+
+
+def _model(cls: type[_M], body: Any, method: str, path: str, request_id: str | None) -> _M:
+    try:
+        return cls.model_validate(body)
+    except ValidationError as exc:
+        raise AIDPResponseError(
+            f"Response does not match {cls.__name__}: {exc.error_count()} validation error(s), "
+            f"first: {exc.errors()[0].get('loc')} {exc.errors()[0].get('msg')}",
+            status=200,
+            opc_request_id=request_id,
+            method=method,
+            path=path,
+        ) from None
+
+
+def _items(body: Any, method: str, path: str, request_id: str | None) -> list[dict[str, Any]]:
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise AIDPResponseError(
+            "List response has no 'items' array",
+            status=200,
+            opc_request_id=request_id,
+            method=method,
+            path=path,
+        )
+    return items
+
+
+# --- async shared state ----------------------------------------------------------------------
+
+
+class _AsyncState:
+    """One aiohttp session + config + signer for one connection id on one event loop."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.config: AIDPConnectionConfig | None = None
+        self.signer: Any = None
+        self.session: Any = None
+
+
+_ASYNC_STATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _AsyncState]] = (
+    weakref.WeakKeyDictionary()
+)
+_ASYNC_STATES_LOCK = threading.Lock()
+
+
+def _async_state(conn_id: str) -> _AsyncState:
+    loop = asyncio.get_running_loop()
+    with _ASYNC_STATES_LOCK:
+        per_loop = _ASYNC_STATES.setdefault(loop, {})
+        state = per_loop.get(conn_id)
+        if state is None:
+            state = per_loop[conn_id] = _AsyncState()
+    return state
+
+
+async def close_async_sessions() -> None:
+    """Close the shared aiohttp sessions of the running loop (tests; process shutdown)."""
+    loop = asyncio.get_running_loop()
+    with _ASYNC_STATES_LOCK:
+        per_loop = _ASYNC_STATES.pop(loop, {})
+    for state in per_loop.values():
+        if state.session is not None:
+            await state.session.close()
+
+
+# --- the hook --------------------------------------------------------------------------------
+
+
+class AIDPHook(BaseHook):
+    """Talk to the AIDP Workflow API of one workspace through an ``aidp`` connection."""
+
+    conn_name_attr = "aidp_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = "aidp"
+    hook_name = "Oracle AI Data Platform"
+
+    def __init__(
+        self,
+        aidp_conn_id: str = DEFAULT_CONN_ID,
+        workspace_key: str | None = None,
+        *,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        retry_wait_max: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.aidp_conn_id = aidp_conn_id
+        self.workspace_key = workspace_key
+        self._max_retries = max_retries
+        self._timeout = timeout
+        self._retry_wait_max = retry_wait_max
+        self._session: requests.Session | None = None
+        #: Injection points for tests (and nothing else): how to wait between retries.
+        self._sleep: Callable[[float], None] = time.sleep
+        self._asleep: Callable[[float], Any] = asyncio.sleep
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(aidp_conn_id={self.aidp_conn_id!r}, workspace_key={self.workspace_key!r})"
+        )
+
+    # --- configuration ------------------------------------------------------------------
+
+    @cached_property
+    def config(self) -> AIDPConnectionConfig:
+        """The parsed, validated connection (sync lookup; async code uses :meth:`_aconfig`)."""
+        config = AIDPConnectionConfig.from_connection(self.get_connection(self.aidp_conn_id))
+        config.register_secrets()
+        return config
+
+    @property
+    def workspace(self) -> str:
+        return self._workspace_for(self.config)
+
+    def _workspace_for(self, config: AIDPConnectionConfig) -> str:
+        workspace = self.workspace_key or config.workspace_key
+        if not workspace:
+            raise AIDPConfigError(
+                f"No workspace for connection {self.aidp_conn_id!r}: set its extra 'workspace_key' or "
+                "pass workspace_key to the operator/hook.",
+                field="workspace_key",
+            )
+        return workspace
+
+    def _policy(self, config: AIDPConnectionConfig) -> RetryPolicy:
+        max_retries = self._max_retries if self._max_retries is not None else config.max_retries
+        wait_max = self._retry_wait_max if self._retry_wait_max is not None else config.retry_wait_max
+        return RetryPolicy(max_retries=max(0, int(max_retries)), wait_max=float(wait_max))
+
+    def _timeout_for(self, config: AIDPConnectionConfig) -> float:
+        return float(self._timeout if self._timeout is not None else config.timeout)
+
+    # --- request preparation (shared) ---------------------------------------------------
+
+    @staticmethod
+    def _headers(request_id: str, retry_token: str | None, if_match: str | None) -> dict[str, str]:
+        headers = {
+            "accept": "application/json",
+            "content-type": "application/json",
+            "opc-request-id": request_id,
+            "user-agent": USER_AGENT,
+        }
+        if retry_token:
+            headers["opc-retry-token"] = retry_token
+        if if_match:
+            headers["if-match"] = if_match
+        return headers
+
+    @staticmethod
+    def _prepare(
+        signer: Any, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> requests.PreparedRequest:
+        """Build and sign the exact request to send (fresh per attempt: the date is signed)."""
+        import requests
+
+        prepared = requests.Request(method, url, headers=dict(headers), data=body).prepare()
+        signer(prepared)
+        return prepared
+
+    @staticmethod
+    def _encode(payload: Any) -> bytes | None:
+        return None if payload is None else json.dumps(payload, separators=(",", ":")).encode("utf-8")
+
+    # --- sync transport -----------------------------------------------------------------
+
+    def get_conn(self) -> requests.Session:
+        """The hook's ``requests.Session`` (connection pooling across calls)."""
+        if self._session is None:
+            import requests
+
+            self._session = requests.Session()
+        return self._session
+
+    def _call(
+        self,
+        method: str,
+        *segments: str,
+        query: Sequence[tuple[str, Any]] | None = None,
+        payload: Any = None,
+        retry_token: str | None = None,
+        if_match: str | None = None,
+        expect_json: bool = True,
+    ) -> ApiResponse:
+        import requests
+
+        config = self.config
+        url = config.url(self._workspace_for(config), *segments, query=query)
+        path = urlsplit(url).path
+        request_id = new_request_id()
+        headers = self._headers(request_id, retry_token, if_match)
+        body = self._encode(payload)
+        policy = self._policy(config)
+        signer = auth.get_signer(config)
+        session = self.get_conn()
+        attempt = 0
+        while True:
+            attempt += 1
+            prepared = self._prepare(signer, method, url, headers, body)
+            try:
+                resp = session.send(prepared, timeout=self._timeout_for(config), allow_redirects=False)
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                reason = f"{type(exc).__name__}"
+                if attempt <= policy.max_retries and policy.may_retry(method, headers):
+                    self._log_retry(method, path, attempt, policy, reason, request_id, None)
+                    self._sleep(policy.delay(attempt))
+                    continue
+                raise AIDPTransportError(
+                    f"{method} {path} failed after {attempt} attempt(s): {reason} "
+                    f"(opc-request-id: {request_id})",
+                    method=method,
+                    path=path,
+                ) from None
+            raw = resp.content
+            if (
+                policy.retryable_status(resp.status_code)
+                and attempt <= policy.max_retries
+                and policy.may_retry(method, headers)
+            ):
+                retry_after = resp.headers.get("retry-after")
+                self._log_retry(
+                    method,
+                    path,
+                    attempt,
+                    policy,
+                    f"HTTP {resp.status_code}",
+                    resp.headers.get("opc-request-id") or request_id,
+                    retry_after,
+                )
+                self._sleep(policy.delay(attempt, retry_after))
+                continue
+            return parse_response(
+                status=resp.status_code,
+                headers=resp.headers,
+                raw=raw,
+                method=method,
+                path=path,
+                request_id=request_id,
+                expect_json=expect_json,
+                config=config,
+            )
+
+    @staticmethod
+    def _log_retry(
+        method: str,
+        path: str,
+        attempt: int,
+        policy: RetryPolicy,
+        reason: str,
+        request_id: str,
+        retry_after: str | None,
+    ) -> None:
+        log.warning(
+            "AIDP %s %s: %s; retry %d/%d%s (opc-request-id: %s)",
+            method,
+            path,
+            reason,
+            attempt,
+            policy.max_retries,
+            f" after Retry-After {retry_after}" if retry_after else "",
+            request_id,
+        )
+
+    def _paginate(
+        self,
+        *segments: str,
+        query: Sequence[tuple[str, Any]] = (),
+        limit: int | None = None,
+        page_size: int = 100,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield items across every page (``opc-next-page``), up to ``limit``."""
+        yielded = 0
+        page: str | None = None
+        seen: set[str] = set()
+        while True:
+            size = page_size if limit is None else max(1, min(page_size, limit - yielded))
+            params = [*query, ("limit", size), ("page", page)]
+            resp = self._call("GET", *segments, query=params)
+            path = "/" + "/".join(segments)
+            for item in _items(resp.body, "GET", path, resp.request_id):
+                yield item
+                yielded += 1
+                if limit is not None and yielded >= limit:
+                    return
+            page = resp.next_page
+            if not page:
+                return
+            if page in seen:
+                raise AIDPResponseError(
+                    f"Pagination loop: opc-next-page {page!r} repeated",
+                    status=resp.status,
+                    opc_request_id=resp.request_id,
+                    method="GET",
+                    path=path,
+                )
+            seen.add(page)
+
+    # --- jobs ---------------------------------------------------------------------------
+
+    def list_jobs(
+        self,
+        *,
+        name: str | None = None,
+        path: str | None = None,
+        limit: int | None = None,
+        page_size: int = 100,
+    ) -> Iterator[JobSummary]:
+        query = [("displayName", name), ("path", path)]
+        for item in self._paginate("jobs", query=query, limit=limit, page_size=page_size):
+            yield _model(JobSummary, item, "GET", "/jobs", None)
+
+    def find_jobs(self, name: str, path: str | None = None) -> list[JobSummary]:
+        """Every job named exactly ``name`` (and in ``path``), reading every page."""
+        return [
+            job
+            for job in self.list_jobs(name=name, path=path)
+            if job.name == name and (path is None or job.path == path)
+        ]
+
+    def find_job(self, name: str, path: str | None = None) -> JobSummary | None:
+        jobs = self.find_jobs(name, path)
+        if len(jobs) > 1:
+            keys = ", ".join(job.key for job in jobs)
+            raise AIDPDuplicateJobError(
+                f"{len(jobs)} jobs are named {name!r}{f' in {path!r}' if path else ''} ({keys}); "
+                "pass the job key or a path to choose one."
+            )
+        return jobs[0] if jobs else None
+
+    def get_job(self, job_key: str) -> tuple[dict[str, Any], str | None]:
+        resp = self._call("GET", "jobs", job_key)
+        return resp.body, _header(resp.headers, "etag")
+
+    def create_job(self, body: dict[str, Any], *, retry_token: str | None = None) -> dict[str, Any]:
+        return self._call("POST", "jobs", payload=body, retry_token=retry_token or new_retry_token()).body
+
+    def update_job(
+        self, job_key: str, body: dict[str, Any], *, if_match: str | None = None
+    ) -> dict[str, Any]:
+        return self._call("PUT", "jobs", job_key, payload=body, if_match=if_match).body
+
+    def delete_job(self, job_key: str) -> None:
+        self._call("DELETE", "jobs", job_key, expect_json=False)
+
+    # --- runs ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _parameters(parameters: Mapping[str, Any] | None) -> list[dict[str, str]] | None:
+        if parameters is None:
+            return None
+        if not isinstance(parameters, dict):
+            raise AIDPConfigError("parameters must be a mapping of name -> value.", field="parameters")
+        return [{"name": str(k), "value": str(v)} for k, v in parameters.items()]
+
+    def create_job_run(
+        self, job_key: str, parameters: dict[str, str] | None = None, *, retry_token: str | None = None
+    ) -> JobRun:
+        """Start a run. Pass a deterministic ``retry_token`` to make a retried Airflow task idempotent."""
+        payload: dict[str, Any] = {"jobKey": job_key}
+        params = self._parameters(parameters)
+        if params is not None:
+            payload["parameters"] = params
+        resp = self._call("POST", "jobRuns", payload=payload, retry_token=retry_token or new_retry_token())
+        return _model(JobRun, resp.body, "POST", "/jobRuns", resp.request_id)
+
+    def get_job_run(self, run_key: str) -> JobRun:
+        resp = self._call("GET", "jobRuns", run_key)
+        return _model(JobRun, resp.body, "GET", "/jobRuns/{key}", resp.request_id)
+
+    def list_job_runs(
+        self, *, job_key: str | None = None, statuses: list[str] | None = None, limit: int | None = None
+    ) -> Iterator[JobRunSummary]:
+        query: list[tuple[str, Any]] = [("jobKey", job_key)]
+        query += [("status", s) for s in statuses or ()]
+        for item in self._paginate("jobRuns", query=query, limit=limit):
+            yield _model(JobRunSummary, item, "GET", "/jobRuns", None)
+
+    def list_task_runs(self, run_key: str) -> Iterator[TaskRun]:
+        for item in self._paginate("taskRuns", query=[("jobRunKey", run_key)]):
+            yield _model(TaskRun, item, "GET", "/taskRuns", None)
+
+    def get_task_run(self, task_run_key: str) -> TaskRun:
+        resp = self._call("GET", "taskRuns", task_run_key)
+        return _model(TaskRun, resp.body, "GET", "/taskRuns/{key}", resp.request_id)
+
+    def fetch_task_run_output(self, task_run_key: str, output_key: str | None = None) -> TaskRunOutput:
+        payload = {"outputKey": output_key} if output_key else {}
+        resp = self._call(
+            "POST",
+            "taskRuns",
+            task_run_key,
+            "actions",
+            "fetchOutput",
+            payload=payload,
+            retry_token=new_retry_token(),
+        )
+        return _model(
+            TaskRunOutput, resp.body, "POST", "/taskRuns/{key}/actions/fetchOutput", resp.request_id
+        )
+
+    def export_task_run_output(
+        self, task_run_key: str, output_key: str, fmt: str = "HTML"
+    ) -> ExportedTaskRunOutputContents:
+        if fmt not in ("HTML", "IPYNB"):
+            raise AIDPConfigError(f"fmt must be 'HTML' or 'IPYNB', got {fmt!r}.", field="fmt")
+        resp = self._call(
+            "POST",
+            "taskRuns",
+            task_run_key,
+            "outputs",
+            output_key,
+            "actions",
+            "export",
+            payload={"format": fmt},
+        )
+        return _model(
+            ExportedTaskRunOutputContents, resp.body, "POST", "/taskRuns/.../export", resp.request_id
+        )
+
+    def cancel_job_run(self, run_key: str) -> JobRun:
+        resp = self._call("POST", "jobRuns", run_key, "actions", "cancel", retry_token=new_retry_token())
+        return _model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/cancel", resp.request_id)
+
+    def cancel_job_runs(self, job_key: str) -> None:
+        self._call(
+            "POST",
+            "jobs",
+            job_key,
+            "actions",
+            "cancelJobRuns",
+            retry_token=new_retry_token(),
+            expect_json=False,
+        )
+
+    def repair_job_run(
+        self,
+        run_key: str,
+        repair_tasks: list[dict[str, Any]],
+        *,
+        parameters: dict[str, str] | None = None,
+        retry_token: str | None = None,
+    ) -> JobRun:
+        """Re-run chosen tasks of a root run with ``repairTasks`` (not the deprecated ``taskKeys``)."""
+        if not repair_tasks:
+            raise AIDPConfigError("repair_tasks must name at least one task.", field="repair_tasks")
+        payload: dict[str, Any] = {"repairTasks": repair_tasks}
+        params = self._parameters(parameters)
+        if params is not None:
+            payload["parameters"] = params
+        resp = self._call(
+            "POST",
+            "jobRuns",
+            run_key,
+            "actions",
+            "repair",
+            payload=payload,
+            retry_token=retry_token or new_retry_token(),
+        )
+        return _model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/repair", resp.request_id)
+
+    def get_run_url(self, run_key: str, job_key: str | None = None) -> str:
+        """The run's console URL from the connection's ``console_url_template``."""
+        return self.config.console_url(
+            workspace_key=self.workspace_key or self.config.workspace_key, run_key=run_key, job_key=job_key
+        )
+
+    def test_connection(self) -> tuple[bool, str]:
+        """A cheap authenticated GET (``/jobs?limit=1``); used by the UI's Test button."""
+        try:
+            config = self.config
+            workspace = self._workspace_for(config)
+            self._call("GET", "jobs", query=[("limit", 1)])
+        except AIDPAuthError as exc:
+            return False, f"Authentication failed ({exc.status}): {exc.message}"
+        except AIDPNotFoundError as exc:
+            return False, (
+                f"Not found (404): wrong ai_data_platform_id, workspace_key or api_version "
+                f"({exc.path}): {exc.message}"
+            )
+        except AIDPError as exc:
+            return False, str(exc)
+        return True, (
+            f"Connected to {config.endpoint} ({config.surface}, api_version {config.api_version}), "
+            f"workspace {workspace!r}."
+        )
+
+    # --- async transport ----------------------------------------------------------------
+
+    async def _astate(self) -> _AsyncState:
+        """Shared per (conn id, loop): async connection lookup, signer built off-loop, one session."""
+        state = _async_state(self.aidp_conn_id)
+        if state.session is not None and not state.session.closed:
+            return state
+        async with state.lock:
+            if state.config is None:
+                conn = await self.aget_connection(self.aidp_conn_id)
+                state.config = AIDPConnectionConfig.from_connection(conn)
+                state.config.register_secrets()
+            if state.signer is None:
+                state.signer = await asyncio.to_thread(auth.get_signer, state.config)
+            if state.session is None or state.session.closed:
+                import aiohttp
+
+                state.session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=100), auto_decompress=True
+                )
+        return state
+
+    async def _acall(
+        self,
+        method: str,
+        *segments: str,
+        query: Sequence[tuple[str, Any]] | None = None,
+        payload: Any = None,
+        retry_token: str | None = None,
+        expect_json: bool = True,
+    ) -> ApiResponse:
+        import aiohttp
+        from yarl import URL
+
+        state = await self._astate()
+        config = state.config
+        assert config is not None
+        url = config.url(self._workspace_for(config), *segments, query=query)
+        path = urlsplit(url).path
+        request_id = new_request_id()
+        headers = self._headers(request_id, retry_token, None)
+        body = self._encode(payload)
+        policy = self._policy(config)
+        timeout = aiohttp.ClientTimeout(total=self._timeout_for(config))
+        attempt = 0
+        while True:
+            attempt += 1
+            prepared = self._prepare(state.signer, method, url, headers, body)
+            # Send exactly what was signed: the same URL bytes, headers (incl. host) and body.
+            send_headers = {k: v for k, v in prepared.headers.items()}
+            send_headers.setdefault("host", urlsplit(url).netloc)
+            try:
+                async with state.session.request(
+                    method,
+                    URL(prepared.url, encoded=True),
+                    headers=send_headers,
+                    data=prepared.body,
+                    timeout=timeout,
+                    allow_redirects=False,
+                ) as resp:
+                    raw = await resp.read()
+                    status, resp_headers = resp.status, resp.headers
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError, aiohttp.ClientPayloadError) as exc:
+                reason = type(exc).__name__
+                if attempt <= policy.max_retries and policy.may_retry(method, headers):
+                    self._log_retry(method, path, attempt, policy, reason, request_id, None)
+                    await self._asleep(policy.delay(attempt))
+                    continue
+                raise AIDPTransportError(
+                    f"{method} {path} failed after {attempt} attempt(s): {reason} "
+                    f"(opc-request-id: {request_id})",
+                    method=method,
+                    path=path,
+                ) from None
+            if (
+                policy.retryable_status(status)
+                and attempt <= policy.max_retries
+                and policy.may_retry(method, headers)
+            ):
+                retry_after = resp_headers.get("retry-after")
+                self._log_retry(
+                    method,
+                    path,
+                    attempt,
+                    policy,
+                    f"HTTP {status}",
+                    resp_headers.get("opc-request-id") or request_id,
+                    retry_after,
+                )
+                await self._asleep(policy.delay(attempt, retry_after))
+                continue
+            return parse_response(
+                status=status,
+                headers=resp_headers,
+                raw=raw,
+                method=method,
+                path=path,
+                request_id=request_id,
+                expect_json=expect_json,
+                config=config,
+            )
+
+    async def _apaginate(self, *segments: str, query: Sequence[tuple[str, Any]] = ()) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        page: str | None = None
+        seen: set[str] = set()
+        path = "/" + "/".join(segments)
+        while True:
+            resp = await self._acall("GET", *segments, query=[*query, ("limit", 100), ("page", page)])
+            items.extend(_items(resp.body, "GET", path, resp.request_id))
+            page = resp.next_page
+            if not page:
+                return items
+            if page in seen:
+                raise AIDPResponseError(
+                    f"Pagination loop: opc-next-page {page!r} repeated",
+                    status=resp.status,
+                    opc_request_id=resp.request_id,
+                    method="GET",
+                    path=path,
+                )
+            seen.add(page)
+
+    async def a_get_job_run(self, run_key: str) -> JobRun:
+        resp = await self._acall("GET", "jobRuns", run_key)
+        return _model(JobRun, resp.body, "GET", "/jobRuns/{key}", resp.request_id)
+
+    async def a_list_task_runs(self, run_key: str) -> list[TaskRun]:
+        items = await self._apaginate("taskRuns", query=[("jobRunKey", run_key)])
+        return [_model(TaskRun, item, "GET", "/taskRuns", None) for item in items]
+
+    async def a_get_task_run(self, task_run_key: str) -> TaskRun:
+        resp = await self._acall("GET", "taskRuns", task_run_key)
+        return _model(TaskRun, resp.body, "GET", "/taskRuns/{key}", resp.request_id)
+
+    async def a_fetch_task_run_output(
+        self, task_run_key: str, output_key: str | None = None
+    ) -> TaskRunOutput:
+        payload = {"outputKey": output_key} if output_key else {}
+        resp = await self._acall(
+            "POST",
+            "taskRuns",
+            task_run_key,
+            "actions",
+            "fetchOutput",
+            payload=payload,
+            retry_token=new_retry_token(),
+        )
+        return _model(
+            TaskRunOutput, resp.body, "POST", "/taskRuns/{key}/actions/fetchOutput", resp.request_id
+        )
+
+    async def a_cancel_job_run(self, run_key: str) -> JobRun:
+        resp = await self._acall(
+            "POST", "jobRuns", run_key, "actions", "cancel", retry_token=new_retry_token()
+        )
+        return _model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/cancel", resp.request_id)
+
+
+__all__ = ["AIDPApiError", "AIDPHook", "RetryPolicy", "close_async_sessions", "parse_response"]
