@@ -75,7 +75,8 @@ def _conn_fields() -> dict[str, Any]:
         "timeout": _number("Request timeout (s)", "Timeout of one HTTP request in seconds (default 60)."),
         "console_url_template": _text(
             "Console URL template",
-            "Run link; placeholders {region} {ai_data_platform_id} {workspace_key} {job_key} {run_key} {endpoint}.",
+            "Run link; placeholders {region} {ai_data_platform_id} {workspace_key} {job_key} {run_key} "
+            "{endpoint}.",
         ),
         "depends_on_format": _text(
             "dependsOn format",

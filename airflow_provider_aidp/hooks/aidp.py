@@ -777,7 +777,7 @@ class AIDPHook(BaseHook):
             try:
                 async with state.session.request(
                     method,
-                    URL(prepared.url, encoded=True),
+                    URL(str(prepared.url), encoded=True),
                     headers=send_headers,
                     data=prepared.body,
                     timeout=timeout,

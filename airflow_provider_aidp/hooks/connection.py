@@ -85,10 +85,8 @@ def mask_secret(value: str | None) -> None:
     """
     if not value:
         return
-    try:
-        from airflow.sdk.log import mask_secret as _mask
-    except ImportError:  # pragma: no cover - very old task SDKs
-        from airflow.sdk.execution_time.secrets_masker import mask_secret as _mask
+    from airflow.sdk.log import mask_secret as _mask
+
     _mask(value)
     # A PEM key is also logged line by line in some tracebacks; mask its body lines too.
     if "\n" in value:
@@ -299,7 +297,8 @@ class AIDPConnectionConfig:
         depends_on_format = str(get("depends_on_format") or DEPENDS_ON_FORMATS[api_version])
         if depends_on_format not in ("objects", "keys"):
             raise AIDPConfigError(
-                f"Connection extra 'depends_on_format' must be 'objects' or 'keys', got {depends_on_format!r}.",
+                "Connection extra 'depends_on_format' must be 'objects' or 'keys', "
+                f"got {depends_on_format!r}.",
                 field="depends_on_format",
             )
         template = str(get("console_url_template") or DEFAULT_CONSOLE_URL_TEMPLATE)
