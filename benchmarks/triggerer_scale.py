@@ -55,19 +55,24 @@ def http_json(method: str, url: str, body: Any = None, headers: dict[str, str] |
     return json.loads(raw) if raw else None
 
 
-def start_server(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    """Start a server process that prints ``LISTENING <port>`` (or a URL with a port) first."""
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
+def start_server(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a server process that prints ``LISTENING <port>`` or a ``127.0.0.1:<port>`` URL first.
+
+    Its output goes to a file, not a pipe: a chatty server must never block on a full pipe.
+    """
+    import tempfile
+
+    log = tempfile.NamedTemporaryFile(prefix="aidp-bench-server-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            err = proc.stderr.read() if proc.stderr else ""
-            raise RuntimeError(f"server {cmd} exited before listening:\n{err[-3000:]}")
-        port = _port_from_line(line)
+        text = Path(log.name).read_text(errors="replace")
+        port = _port_from_line(text)
         if port:
             return proc, port
+        if proc.poll() is not None:
+            raise RuntimeError(f"server {cmd} exited before listening:\n{text[-3000:]}")
+        time.sleep(0.05)
     proc.kill()
     raise RuntimeError(f"server {cmd} did not report a port within 60 s")
 
@@ -79,7 +84,7 @@ def _port_from_line(line: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def stop_server(proc: subprocess.Popen[str]) -> None:
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=10)
@@ -110,18 +115,77 @@ class Databricks:
 
 
 class AIDP:
-    """AIDPJobRunTrigger against the AIDP emulator (``python -m airflow_provider_aidp.emulator``)."""
+    """AIDPJobRunTrigger against the AIDP emulator (``python -m airflow_provider_aidp.emulator``).
+
+    The emulator's clock is frozen (``--time-scale 0``) while jobs and runs are created and
+    started by the worker right before its triggers start, so every run's duration counts from
+    the moment it is watched (the Databricks fake counts from the first poll, to the same end).
+    """
 
     name = "AIDP"
+    buckets = 50  # jobs; each job's task is scripted with one duration
 
     def server_cmd(self) -> list[str]:
-        return [sys.executable, "-m", "airflow_provider_aidp.emulator", "--port", "0"]
+        return [sys.executable, "-m", "airflow_provider_aidp.emulator", "--port", "0", "--time-scale", "0"]
 
     def setup(self, base: str, durations: list[float]) -> dict[str, Any]:
-        raise NotImplementedError("wired up once the emulator control API lands")
+        import requests
+
+        from airflow_provider_aidp.emulator.client import EmulatorClient
+        from airflow_provider_aidp.emulator.connection import connection_extra, connection_json
+
+        control = EmulatorClient(base, timeout=60)
+        creds = control.generate_api_key()
+        extra = connection_extra(base, creds)
+        api = requests.Session()
+        api.auth = creds.signer()
+        platform, workspace = extra["ai_data_platform_id"], extra["workspace_key"]
+        prefix = f"{base}/20260430/aiDataPlatforms/{platform}/workspaces/{workspace}"
+        timings = control.config()["timings"]
+        lead = float(timings.get("pending_s", 0)) + float(timings.get("queued_s", 0))
+        job_for: dict[float, str] = {}
+        runs = []
+        for duration in durations:
+            if duration not in job_for:
+                task_seconds = max(0.0, duration - lead)
+                job_for[duration] = self._create_job(api, prefix, control, len(job_for), task_seconds)
+            resp = api.post(f"{prefix}/jobRuns", json={"jobKey": job_for[duration]}, timeout=60)
+            resp.raise_for_status()
+            runs.append(resp.json()["key"])
+        control.clear_requests()
+        return {
+            "runs": runs,
+            "env": {f"AIRFLOW_CONN_{CONN_ID.upper()}": connection_json(base, extra)},
+            "start": {"method": "PUT", "url": f"{base}/_emulator/clock", "body": {"scale": 1.0}},
+        }
+
+    @staticmethod
+    def _create_job(api: Any, prefix: str, control: Any, index: int, task_seconds: float) -> str:
+        name = f"bench_job_{index}"
+        head = {"name": name, "path": "/Workspace/Shared", "maxConcurrentRuns": 1000}
+        resp = api.post(f"{prefix}/jobs", json=head, timeout=60)
+        resp.raise_for_status()
+        key = resp.json()["key"]
+        cluster = {"clusterKey": "ck1", "clusterName": "bench_cluster"}
+        task = {"type": "NOTEBOOK_TASK", "taskKey": "main", "runIf": "ALL_SUCCESS", "cluster": cluster,
+                "source": "WORKSPACE", "notebookPath": f"/Workspace/Shared/{name}.ipynb", "dependsOn": []}
+        resp = api.put(f"{prefix}/jobs/{key}", json={**head, "tasks": [task], "jobClusters": [cluster]},
+                       timeout=60)
+        resp.raise_for_status()
+        control.script_task(job_name=name, outcome="SUCCESS", duration=task_seconds)
+        return str(key)
 
     def requests(self, base: str) -> dict[str, int]:
-        raise NotImplementedError
+        from collections import Counter
+
+        from airflow_provider_aidp.emulator.client import EmulatorClient
+
+        counts: Counter[str] = Counter()
+        for rec in EmulatorClient(base, timeout=120).requests():
+            if not rec["path"].startswith("/_emulator"):
+                tail = rec["path"].rsplit("/workspaces/", 1)[-1].split("/", 2)
+                counts[f"{rec['method']} /{tail[1] if len(tail) > 1 else rec['path']}"] += 1
+        return dict(counts)
 
 
 BACKENDS = {"aidp": AIDP(), "databricks": Databricks()}
@@ -132,7 +196,8 @@ def run_case(kind: str, n: int, args: argparse.Namespace, seed: int) -> dict[str
     backend = BACKENDS[kind]
     rng = random.Random(seed)
     span = args.max_duration - args.min_duration
-    durations = [args.min_duration + span * i / max(1, n - 1) for i in range(n)]
+    buckets = min(n, AIDP.buckets)
+    durations = [round(args.min_duration + span * (i % buckets) / max(1, buckets - 1), 3) for i in range(n)]
     rng.shuffle(durations)
     env = airflow_env(Path(args.home))
     proc, port = start_server(backend.server_cmd(), env)
@@ -140,7 +205,7 @@ def run_case(kind: str, n: int, args: argparse.Namespace, seed: int) -> dict[str
     try:
         setup = backend.setup(base, durations)
         before = sum(backend.requests(base).values())
-        spec = {"kind": kind, "runs": setup["runs"], "poll": args.poll, "extra": setup.get("extra", {})}
+        spec = {"kind": kind, "runs": setup["runs"], "poll": args.poll, "start": setup.get("start")}
         worker_env = {**env, **setup["env"]}
         out = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--worker"],
@@ -170,7 +235,7 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def make_triggers(kind: str, runs: list[Any], poll: float, extra: dict[str, Any]) -> tuple[list[Any], Any]:
+def make_triggers(kind: str, runs: list[Any], poll: float) -> tuple[list[Any], Any]:
     """Build the triggers and patch the status-read method to count polls (not requests)."""
     counter = {"polls": 0}
 
@@ -195,16 +260,14 @@ def make_triggers(kind: str, runs: list[Any], poll: float, extra: dict[str, Any]
     from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
 
     AIDPHook.a_get_job_run = counting(AIDPHook.a_get_job_run)  # type: ignore[method-assign]
-    triggers = [
-        AIDPJobRunTrigger(run_key=r, aidp_conn_id=CONN_ID, poll_interval=poll, **extra) for r in runs
-    ]
+    triggers = [AIDPJobRunTrigger(run_key=r, aidp_conn_id=CONN_ID, poll_interval=poll) for r in runs]
     return triggers, counter
 
 
 def event_ok(kind: str, payload: dict[str, Any]) -> bool:
     if kind == "databricks":
-        return '"SUCCESS"' in str(payload.get("run_state")) or "SUCCESS" in str(payload.get("run_state"))
-    return str(payload.get("status", "")).lower() == "success" or payload.get("run_status") == "SUCCESS"
+        return json.loads(payload["run_state"]).get("result_state") == "SUCCESS"
+    return payload.get("event") == "terminal" and payload.get("status") == "SUCCESS"
 
 
 async def drive_all(kind: str, triggers: list[Any]) -> dict[str, Any]:
@@ -255,8 +318,11 @@ def worker() -> None:
     spec = json.loads(sys.stdin.read())
     logging.basicConfig(level=logging.WARNING)
     # Import what the triggers need before measuring, as a running triggerer has.
-    triggers, counter = make_triggers(spec["kind"], spec["runs"], spec["poll"], spec.get("extra", {}))
+    triggers, counter = make_triggers(spec["kind"], spec["runs"], spec["poll"])
     rss_before = rss_mb()
+    if spec.get("start"):  # e.g. start the emulator's clock: runs begin as their triggers do
+        start = spec["start"]
+        http_json(start["method"], start["url"], start["body"])
     result = asyncio.run(drive_all(spec["kind"], triggers))
     result["polls"] = counter["polls"]
     result["rss_before_mb"] = rss_before
