@@ -117,3 +117,21 @@ def verify_signature(
         hashes.SHA256(),
     )
     return params
+
+
+HOST = "https://aidp.test"
+
+
+def install_connection(monkeypatch: Any, conn: FakeConnection) -> None:
+    """Make AIDPHook's sync and async connection lookups return ``conn`` (no Airflow DB/env)."""
+    from airflow_provider_aidp.hooks.aidp import AIDPHook
+
+    async def aget(cls: Any, conn_id: str) -> FakeConnection:
+        return conn
+
+    monkeypatch.setattr(AIDPHook, "get_connection", classmethod(lambda cls, conn_id: conn))
+    monkeypatch.setattr(AIDPHook, "aget_connection", classmethod(aget))
+
+
+def base_url(workspace: str = "ws1", host: str = HOST) -> str:
+    return f"{host}/20260430/aiDataPlatforms/{OCID}/workspaces/{workspace}"
