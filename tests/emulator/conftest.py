@@ -37,14 +37,25 @@ class Api:
         kwargs.setdefault("timeout", 10)
         return self.session.request(method, self.base + path, **kwargs)
 
-    def create_job(self, name: str = "etl.job", tasks: list[dict[str, Any]] | None = None, **fields: Any) -> str:
-        resp = self("POST", "/jobs", json={"name": name, "path": "/Workspace/Shared", "maxConcurrentRuns": 1,
-                                           **fields})
+    def create_job(
+        self, name: str = "etl.job", tasks: list[dict[str, Any]] | None = None, **fields: Any
+    ) -> str:
+        resp = self(
+            "POST",
+            "/jobs",
+            json={"name": name, "path": "/Workspace/Shared", "maxConcurrentRuns": 1, **fields},
+        )
         assert resp.status_code == 201, resp.text
         key = resp.json()["key"]
         if tasks is not None:
-            body = {"name": name, "path": "/Workspace/Shared", "maxConcurrentRuns": 1, **fields, "tasks": tasks,
-                    "jobClusters": [NOTEBOOK]}
+            body = {
+                "name": name,
+                "path": "/Workspace/Shared",
+                "maxConcurrentRuns": 1,
+                **fields,
+                "tasks": tasks,
+                "jobClusters": [NOTEBOOK],
+            }
             put = self("PUT", f"/jobs/{key}", json=body)
             assert put.status_code == 200, put.text
         return str(key)
@@ -65,13 +76,27 @@ class Api:
         return {t["taskKey"]: t["state"]["status"] for t in resp.json()["items"]}
 
 
-def task(key: str, *, depends: list[str] | None = None, run_if: str = "ALL_SUCCESS", path: str | None = None,
-         la: bool = False, **extra: Any) -> dict[str, Any]:
+def task(
+    key: str,
+    *,
+    depends: list[str] | None = None,
+    run_if: str = "ALL_SUCCESS",
+    path: str | None = None,
+    la: bool = False,
+    **extra: Any,
+) -> dict[str, Any]:
     """A NOTEBOOK_TASK in the GA (objects) or LA (strings) dependsOn form."""
     deps: list[Any] = list(depends or []) if la else [{"taskKey": d} for d in depends or []]
-    return {"type": "NOTEBOOK_TASK", "taskKey": key, "runIf": run_if, "cluster": dict(NOTEBOOK),
-            "source": "WORKSPACE", "notebookPath": path or f"/Workspace/Shared/{key}.ipynb", "dependsOn": deps,
-            **extra}
+    return {
+        "type": "NOTEBOOK_TASK",
+        "taskKey": key,
+        "runIf": run_if,
+        "cluster": dict(NOTEBOOK),
+        "source": "WORKSPACE",
+        "notebookPath": path or f"/Workspace/Shared/{key}.ipynb",
+        "dependsOn": deps,
+        **extra,
+    }
 
 
 @pytest.fixture

@@ -54,8 +54,11 @@ def test_control_session_tokens(emu: AIDPEmulator) -> None:
     from oci.auth.signers.security_token_signer import SecurityTokenSigner
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     client = EmulatorClient(emu.url)
     assert client.register_session_token("t1", pem) == "ST$t1"
     session = requests.Session()
@@ -86,9 +89,12 @@ def test_connection_helpers(emu: AIDPEmulator, tmp_path: Path) -> None:
 async def test_async_form() -> None:
     import aiohttp
 
-    async with AIDPEmulator(accept_any_signature=True) as emu, aiohttp.ClientSession() as session:
-        async with session.get(emu.base_path() + "/jobs") as resp:
-            assert resp.status == 200 and await resp.json() == {"items": []}
+    async with (
+        AIDPEmulator(accept_any_signature=True) as emu,
+        aiohttp.ClientSession() as session,
+        session.get(emu.base_path() + "/jobs") as resp,
+    ):
+        assert resp.status == 200 and await resp.json() == {"items": []}
 
 
 @pytest.mark.aidp_emulator(time_scale=0, surfaces=["20240831"])
@@ -100,13 +106,28 @@ def test_pytest_fixture(aidp_emulator: AIDPEmulator) -> None:
 
 def test_cli_prints_a_working_connection(tmp_path: Path) -> None:
     scenario = tmp_path / "scenario.json"
-    scenario.write_text(json.dumps({"scripts": [{"task_key": "a", "outcome": "FAILED"}],
-                                    "timings": {"task_s": 0.5}}))
+    scenario.write_text(
+        json.dumps({"scripts": [{"task_key": "a", "outcome": "FAILED"}], "timings": {"task_s": 0.5}})
+    )
     key_file = tmp_path / "emu_key.pem"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_aidp.emulator", "--port", "0", "--key-file", str(key_file),
-         "--scenario", str(scenario), "--time-scale", "100"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_aidp.emulator",
+            "--port",
+            "0",
+            "--key-file",
+            str(key_file),
+            "--scenario",
+            str(scenario),
+            "--time-scale",
+            "100",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         lines = [proc.stdout.readline() for _ in range(5)]  # type: ignore[union-attr]
@@ -122,8 +143,11 @@ def test_cli_prints_a_working_connection(tmp_path: Path) -> None:
         from oci.signer import Signer
 
         session = requests.Session()
-        session.auth = Signer(extra["tenancy"], extra["user"], extra["fingerprint"], extra["private_key_file"])
-        base = f"{url}/20260430/aiDataPlatforms/{extra['ai_data_platform_id']}/workspaces/{extra['workspace_key']}"
+        session.auth = Signer(
+            extra["tenancy"], extra["user"], extra["fingerprint"], extra["private_key_file"]
+        )
+        platform, ws = extra["ai_data_platform_id"], extra["workspace_key"]
+        base = f"{url}/20260430/aiDataPlatforms/{platform}/workspaces/{ws}"
         assert session.get(base + "/jobs", timeout=5).status_code == 200
     finally:
         proc.terminate()

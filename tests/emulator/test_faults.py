@@ -98,8 +98,12 @@ def test_bad_fault_definitions() -> None:
 
 def test_every_request_is_recorded(emu: AIDPEmulator, api: Api) -> None:
     key = api.create_job(tasks=[task("a")])
-    api("POST", "/jobRuns", json={"jobKey": key, "parameters": [{"name": "p", "value": "1"}]},
-        headers={"opc-retry-token": "abc"})
+    api(
+        "POST",
+        "/jobRuns",
+        json={"jobKey": key, "parameters": [{"name": "p", "value": "1"}]},
+        headers={"opc-retry-token": "abc"},
+    )
     api("GET", "/jobs", params={"limit": 5})
     posts = emu.find_requests("POST", "/jobRuns")
     assert len(posts) == 1

@@ -64,7 +64,9 @@ def test_required_run_if_and_cluster(api: Api) -> None:
 def test_if_match(api: Api) -> None:
     key = api.create_job(tasks=[task("a")])
     etag = api("GET", f"/jobs/{key}").headers["etag"]
-    assert api("PUT", f"/jobs/{key}", json=_full([task("a")]), headers={"if-match": "stale"}).status_code == 412
+    assert (
+        api("PUT", f"/jobs/{key}", json=_full([task("a")]), headers={"if-match": "stale"}).status_code == 412
+    )
     ok = api("PUT", f"/jobs/{key}", json=_full([task("b")]), headers={"if-match": etag})
     assert ok.status_code == 200 and ok.headers["etag"] != etag
     assert api("PUT", f"/jobs/{key}", json=_full([task("c")]), headers={"if-match": etag}).status_code == 412
@@ -86,13 +88,19 @@ def test_depends_on_unknown_keys_and_cycles(api: Api) -> None:
 def test_depends_on_form_per_surface(api: Api, la_api: Api) -> None:
     key = api.create_job()
     # GA takes objects, rejects strings
-    assert api("PUT", f"/jobs/{key}", json=_full([task("a"), task("b", depends=["a"], la=True)])).status_code == 400
+    assert (
+        api("PUT", f"/jobs/{key}", json=_full([task("a"), task("b", depends=["a"], la=True)])).status_code
+        == 400
+    )
     assert api("PUT", f"/jobs/{key}", json=_full([task("a"), task("b", depends=["a"])])).status_code == 200
     # the same job read on the LA surface shows strings; LA rejects objects and takes strings
     assert la_api("GET", f"/jobs/{key}").json()["tasks"][1]["dependsOn"] == ["a"]
     assert api("GET", f"/jobs/{key}").json()["tasks"][1]["dependsOn"] == [{"taskKey": "a"}]
     assert la_api("PUT", f"/jobs/{key}", json=_full([task("a"), task("b", depends=["a"])])).status_code == 400
-    assert la_api("PUT", f"/jobs/{key}", json=_full([task("a"), task("b", depends=["a"], la=True)])).status_code == 200
+    assert (
+        la_api("PUT", f"/jobs/{key}", json=_full([task("a"), task("b", depends=["a"], la=True)])).status_code
+        == 200
+    )
 
 
 def test_paging_headers(api: Api) -> None:
@@ -123,7 +131,10 @@ def test_surfaces_can_be_switched_off(emu: AIDPEmulator, creds: ApiKeyCredential
     emu.set_surfaces("20260430")
     assert ga("GET", "/jobs").status_code == 200 and la("GET", "/jobs").status_code == 404
     # mismatched version/prefix pairs never exist
-    assert ga.session.get(f"{emu.url}/20240831/aiDataPlatforms/x/workspaces/w/jobs", timeout=5).status_code == 404
+    assert (
+        ga.session.get(f"{emu.url}/20240831/aiDataPlatforms/x/workspaces/w/jobs", timeout=5).status_code
+        == 404
+    )
 
 
 def test_actions_run_is_404_and_jobruns_is_the_trigger(api: Api) -> None:
@@ -140,8 +151,12 @@ def test_retry_tokens(emu: AIDPEmulator, api: Api) -> None:
     again = api("POST", "/jobRuns", json={"jobKey": key}, headers={"opc-retry-token": "tok1"})
     assert first.status_code == again.status_code == 201 and first.json()["key"] == again.json()["key"]
     assert len(emu.state.store.runs) == 1
-    other = api("POST", "/jobRuns", json={"jobKey": key, "parameters": [{"name": "p", "value": "1"}]},
-                headers={"opc-retry-token": "tok1"})
+    other = api(
+        "POST",
+        "/jobRuns",
+        json={"jobKey": key, "parameters": [{"name": "p", "value": "1"}]},
+        headers={"opc-retry-token": "tok1"},
+    )
     assert other.status_code == 409
     emu.advance(25 * 3600)  # tokens live 24 h; the first run is long finished by now
     late = api("POST", "/jobRuns", json={"jobKey": key}, headers={"opc-retry-token": "tok1"})

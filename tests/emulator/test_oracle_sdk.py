@@ -21,12 +21,17 @@ WS = "emulator_ws"
 def _client(emu: AIDPEmulator, creds: ApiKeyCredentials) -> WorkflowClient:
     import oci
 
-    return WorkflowClient(creds.oci_config(), service_endpoint=emu.url, retry_strategy=oci.retry.NoneRetryStrategy())
+    return WorkflowClient(
+        creds.oci_config(), service_endpoint=emu.url, retry_strategy=oci.retry.NoneRetryStrategy()
+    )
 
 
 def _notebook(key: str, depends: list[str] = (), path: str | None = None) -> models.NotebookTask:  # type: ignore[assignment]
     return models.NotebookTask(
-        task_key=key, run_if="ALL_SUCCESS", notebook_path=path or f"/Workspace/Shared/{key}.ipynb", source="WORKSPACE",
+        task_key=key,
+        run_if="ALL_SUCCESS",
+        notebook_path=path or f"/Workspace/Shared/{key}.ipynb",
+        source="WORKSPACE",
         cluster=models.JobCluster(cluster_key="ck1", cluster_name="demo_cluster"),
         depends_on=[models.DependsOn(task_key=d) for d in depends],
     )
@@ -37,14 +42,17 @@ def test_sdk_full_lifecycle(emu: AIDPEmulator) -> None:
     client = _client(emu, creds)
 
     # create (name-only), get, update (full replace with if-match), get again
-    created = client.create_job(PLATFORM, WS, models.CreateJobDetails(name="sdk.job", path="/Workspace/Shared",
-                                                                       max_concurrent_runs=1))
+    created = client.create_job(
+        PLATFORM, WS, models.CreateJobDetails(name="sdk.job", path="/Workspace/Shared", max_concurrent_runs=1)
+    )
     assert isinstance(created.data, models.Job)
     job_key = created.data.key
     got = client.get_job(PLATFORM, WS, job_key)
     assert got.data.name == "sdk.job" and got.headers["etag"]
     details = models.UpdateJobDetails(
-        name="sdk.job", path="/Workspace/Shared", max_concurrent_runs=1,
+        name="sdk.job",
+        path="/Workspace/Shared",
+        max_concurrent_runs=1,
         job_clusters=[models.JobCluster(cluster_key="ck1", cluster_name="demo_cluster")],
         tasks=[_notebook("extract"), _notebook("load_fail", ["extract"]), _notebook("report", ["extract"])],
     )
@@ -66,8 +74,13 @@ def test_sdk_full_lifecycle(emu: AIDPEmulator) -> None:
     assert all(isinstance(j, models.JobSummary) for j in everything)
 
     # run, poll, task runs, output
-    run = client.create_job_run(PLATFORM, WS, models.CreateJobRunDetails(
-        job_key=job_key, parameters=[models.Parameter(name="day", value="2026-01-01")])).data
+    run = client.create_job_run(
+        PLATFORM,
+        WS,
+        models.CreateJobRunDetails(
+            job_key=job_key, parameters=[models.Parameter(name="day", value="2026-01-01")]
+        ),
+    ).data
     assert isinstance(run, models.JobRun) and run.state.status == "PENDING"
     emu.advance(30)
     run = client.get_job_run(PLATFORM, WS, run.key, should_include_task_run_summaries=True).data
@@ -79,17 +92,24 @@ def test_sdk_full_lifecycle(emu: AIDPEmulator) -> None:
     assert statuses == {"extract": "SUCCESS", "load_fail": "FAILED", "report": "SUCCESS"}
     tr = client.get_task_run(PLATFORM, WS, run.task_to_task_run_map["extract"]).data
     assert isinstance(tr, models.TaskRun) and isinstance(tr.task, models.NotebookTask) and tr.output_key
-    output = client.fetch_output(PLATFORM, WS, tr.key, models.FetchOutputDetails(output_key=tr.output_key)).data
+    output = client.fetch_output(
+        PLATFORM, WS, tr.key, models.FetchOutputDetails(output_key=tr.output_key)
+    ).data
     assert isinstance(output, models.TaskRunOutput)
     assert isinstance(output.data[0], models.RunOutputData) and "extract" in output.data[0].value
-    exported = client.export_task_run_output(PLATFORM, WS, tr.key, tr.output_key,
-                                             models.ExportTaskRunOutputDetails(format="HTML")).data
+    exported = client.export_task_run_output(
+        PLATFORM, WS, tr.key, tr.output_key, models.ExportTaskRunOutputDetails(format="HTML")
+    ).data
     assert isinstance(exported, models.ExportedTaskRunOutputContents) and "<html>" in exported.content
 
     # repair the failed task (it succeeds the second time because we script it)
     emu.script_task(task_key="load_fail", outcome="SUCCESS")
-    repaired = client.repair_job_run(PLATFORM, WS, run.key, models.RepairJobRunDetails(
-        repair_tasks=[models.RepairTaskDetails(task_key="load_fail")])).data
+    repaired = client.repair_job_run(
+        PLATFORM,
+        WS,
+        run.key,
+        models.RepairJobRunDetails(repair_tasks=[models.RepairTaskDetails(task_key="load_fail")]),
+    ).data
     assert isinstance(repaired, models.JobRun) and repaired.repair_key == 1
     emu.advance(30)
     repaired = client.get_job_run(PLATFORM, WS, run.key).data
@@ -108,8 +128,10 @@ def test_sdk_full_lifecycle(emu: AIDPEmulator) -> None:
     run2 = client.get_job_run(PLATFORM, WS, run2.key).data
     assert run2.state.status == "CANCELED"
     runs = client.list_job_runs(PLATFORM, WS, job_key=[job_key]).data
-    assert isinstance(runs, models.JobRunCollection) and {r.state.status for r in runs.items} == {"SUCCESS",
-                                                                                                    "CANCELED"}
+    assert isinstance(runs, models.JobRunCollection) and {r.state.status for r in runs.items} == {
+        "SUCCESS",
+        "CANCELED",
+    }
     assert isinstance(runs.items[0], models.JobRunSummary)
     client.cancel_job_runs(PLATFORM, WS, job_key)
     client.delete_job(PLATFORM, WS, job_key)

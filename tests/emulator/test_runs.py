@@ -34,17 +34,22 @@ def test_dependency_order_is_respected(emu: AIDPEmulator, api: Api) -> None:
 
 
 def test_default_fail_convention_and_run_if(emu: AIDPEmulator, api: Api) -> None:
-    key = api.create_job(tasks=[
-        task("extract", path="/Workspace/demo/fail_extract.ipynb"),
-        task("load", depends=["extract"]),
-        task("cleanup", depends=["extract"], run_if="ALL_DONE"),
-        task("alert", depends=["extract"], run_if="AT_LEAST_ONE_FAILED"),
-        task("happy", depends=["extract"], run_if="NONE_FAILED"),
-    ])
+    key = api.create_job(
+        tasks=[
+            task("extract", path="/Workspace/demo/fail_extract.ipynb"),
+            task("load", depends=["extract"]),
+            task("cleanup", depends=["extract"], run_if="ALL_DONE"),
+            task("alert", depends=["extract"], run_if="AT_LEAST_ONE_FAILED"),
+            task("happy", depends=["extract"], run_if="NONE_FAILED"),
+        ]
+    )
     run = api.run(key)
     emu.advance(60)
     assert api.task_statuses(run["key"]) == {
-        "extract": "FAILED", "load": "UPSTREAM_FAILED", "cleanup": "SUCCESS", "alert": "SUCCESS",
+        "extract": "FAILED",
+        "load": "UPSTREAM_FAILED",
+        "cleanup": "SUCCESS",
+        "alert": "SUCCESS",
         "happy": "UPSTREAM_FAILED",
     }
     final = api.get_run(run["key"])
@@ -55,9 +60,12 @@ def test_default_fail_convention_and_run_if(emu: AIDPEmulator, api: Api) -> None
 
 def test_scripts_by_task_key_and_path(emu: AIDPEmulator, api: Api) -> None:
     emu.script_task(path="*/transform*", outcome="INTERNAL_ERROR", state_message="executor lost", duration=10)
-    emu.script_task(task_key="report", output="42 rows", state_message="Successfully executed notebook report")
-    key = api.create_job(tasks=[task("transform"), task("report"), task("x", run_if="ALL_FAILED",
-                                                                          depends=["transform"])])
+    emu.script_task(
+        task_key="report", output="42 rows", state_message="Successfully executed notebook report"
+    )
+    key = api.create_job(
+        tasks=[task("transform"), task("report"), task("x", run_if="ALL_FAILED", depends=["transform"])]
+    )
     run = api.run(key)
     emu.advance(5)
     assert api.task_statuses(run["key"])["transform"] == "RUNNING"
@@ -68,7 +76,9 @@ def test_scripts_by_task_key_and_path(emu: AIDPEmulator, api: Api) -> None:
     assert final["state"]["status"] == "INTERNAL_ERROR"
     report_tr = final["taskToTaskRunMap"]["report"]
     tr = api("GET", f"/taskRuns/{report_tr}").json()
-    out = api("POST", f"/taskRuns/{report_tr}/actions/fetchOutput", json={"outputKey": tr["outputKey"]}).json()
+    out = api(
+        "POST", f"/taskRuns/{report_tr}/actions/fetchOutput", json={"outputKey": tr["outputKey"]}
+    ).json()
     assert out["data"][0]["value"] == "42 rows" and out["taskType"] == "NOTEBOOK_TASK"
     assert tr["state"]["stateMessage"] == "Successfully executed notebook report"
 
@@ -109,8 +119,14 @@ def test_max_concurrent_runs_skips(emu: AIDPEmulator, api: Api) -> None:
 
 def test_if_else_outcome_excludes_untaken_branch(emu: AIDPEmulator, api: Api) -> None:
     emu.script_task(task_key="check", condition_result="false")
-    cond = {"type": "IF_ELSE_TASK", "taskKey": "check", "runIf": "ALL_SUCCESS",
-            "expressions": [{"key": "a", "value": "1 == 1"}], "condition": "a", "dependsOn": []}
+    cond = {
+        "type": "IF_ELSE_TASK",
+        "taskKey": "check",
+        "runIf": "ALL_SUCCESS",
+        "expressions": [{"key": "a", "value": "1 == 1"}],
+        "condition": "a",
+        "dependsOn": [],
+    }
     yes = task("yes_branch")
     yes["dependsOn"] = [{"taskKey": "check", "outcome": "true"}]
     no = task("no_branch")
@@ -118,7 +134,11 @@ def test_if_else_outcome_excludes_untaken_branch(emu: AIDPEmulator, api: Api) ->
     key = api.create_job(tasks=[cond, yes, no])
     run = api.run(key)
     emu.advance(60)
-    assert api.task_statuses(run["key"]) == {"check": "SUCCESS", "yes_branch": "EXCLUDED", "no_branch": "SUCCESS"}
+    assert api.task_statuses(run["key"]) == {
+        "check": "SUCCESS",
+        "yes_branch": "EXCLUDED",
+        "no_branch": "SUCCESS",
+    }
     assert api.get_run(run["key"])["state"]["status"] == "SUCCESS"
 
 
@@ -154,15 +174,23 @@ def test_repair_default_and_chosen_tasks(emu: AIDPEmulator, api: Api) -> None:
     repaired = api("POST", f"/jobRuns/{run['key']}/actions/repair", json={}).json()  # failed + downstream
     assert repaired["repairKey"] == 1 and repaired["state"]["status"] == "PENDING"
     assert sorted(repaired["repairedTasks"]) == ["b", "c"]
-    assert repaired["taskToTaskRunMap"]["a"] == old_map["a"] and repaired["taskToTaskRunMap"]["b"] != old_map["b"]
+    assert (
+        repaired["taskToTaskRunMap"]["a"] == old_map["a"]
+        and repaired["taskToTaskRunMap"]["b"] != old_map["b"]
+    )
     emu.advance(60)
     done = api.get_run(run["key"])
     assert done["state"]["status"] == "SUCCESS"
     assert [(h["type"], h["key"], h["state"]["status"]) for h in done["repairHistory"]] == [
-        ("ORIGINAL", 0, "FAILED"), ("REPAIR", 1, "SUCCESS")]
+        ("ORIGINAL", 0, "FAILED"),
+        ("REPAIR", 1, "SUCCESS"),
+    ]
     # chosen with downstream
-    again = api("POST", f"/jobRuns/{run['key']}/actions/repair",
-                json={"repairTasks": [{"taskKey": "a", "shouldIncludeDownstream": True}]}).json()
+    again = api(
+        "POST",
+        f"/jobRuns/{run['key']}/actions/repair",
+        json={"repairTasks": [{"taskKey": "a", "shouldIncludeDownstream": True}]},
+    ).json()
     assert sorted(again["repairedTasks"]) == ["a", "b", "c"] and again["repairKey"] == 2
     bad = api("POST", f"/jobRuns/{run['key']}/actions/repair", json={"repairTasks": [{"taskKey": "zzz"}]})
     assert bad.status_code in (400, 409)
@@ -178,28 +206,39 @@ def test_outputs_and_export(emu: AIDPEmulator, api: Api) -> None:
     tr = api("GET", f"/taskRuns/{tr_key}").json()
     out = api("POST", f"/taskRuns/{tr_key}/actions/fetchOutput", json={"outputKey": tr["outputKey"]}).json()
     assert "Successfully executed notebook" in out["data"][0]["value"]
-    html = api("POST", f"/taskRuns/{tr_key}/outputs/{tr['outputKey']}/actions/export", json={"format": "HTML"})
+    html = api(
+        "POST", f"/taskRuns/{tr_key}/outputs/{tr['outputKey']}/actions/export", json={"format": "HTML"}
+    )
     assert html.status_code == 200 and html.json()["format"] == "HTML" and "<html>" in html.json()["content"]
-    ipynb = api("POST", f"/taskRuns/{tr_key}/outputs/{tr['outputKey']}/actions/export", json={"format": "IPYNB"})
+    ipynb = api(
+        "POST", f"/taskRuns/{tr_key}/outputs/{tr['outputKey']}/actions/export", json={"format": "IPYNB"}
+    )
     assert '"nbformat": 4' in ipynb.json()["content"]
     assert api("POST", f"/taskRuns/{tr_key}/outputs/wrong/actions/export", json={}).status_code == 404
     assert api("GET", "/taskRuns").status_code == 400  # jobRunKey is required
 
 
 def test_list_runs_filters_and_parameters(emu: AIDPEmulator, api: Api) -> None:
-    key = api.create_job(tasks=[task("a")], maxConcurrentRuns=2,
-                         parameters=[{"name": "env", "value": "dev"}, {"name": "day", "value": "x"}])
+    key = api.create_job(
+        tasks=[task("a")],
+        maxConcurrentRuns=2,
+        parameters=[{"name": "env", "value": "dev"}, {"name": "day", "value": "x"}],
+    )
     r1 = api.run(key, parameters=[{"name": "day", "value": "2026-01-01"}])
     emu.advance(30)
     api.run(key)
     body = api.get_run(r1["key"])
-    assert {p["name"]: p["value"] for p in body["unifiedJobAndJobRunParameters"]} == {"env": "dev",
-                                                                                       "day": "2026-01-01"}
+    assert {p["name"]: p["value"] for p in body["unifiedJobAndJobRunParameters"]} == {
+        "env": "dev",
+        "day": "2026-01-01",
+    }
     assert len(api("GET", "/jobRuns", params={"jobKey": key}).json()["items"]) == 2
     done = api("GET", "/jobRuns", params={"jobKey": key, "status": "SUCCESS"}).json()["items"]
     assert [r["key"] for r in done] == [r1["key"]]
     assert api("GET", "/jobRuns", params={"status": "TIMED_OUT"}).status_code == 400
     assert len(api("GET", "/recentJobRuns", params={"jobKey": key}).json()["items"]) == 2
     assert api("GET", "/recentJobRuns").status_code == 400
-    with_summaries = api("GET", f"/jobRuns/{r1['key']}", params={"shouldIncludeTaskRunSummaries": "true"}).json()
+    with_summaries = api(
+        "GET", f"/jobRuns/{r1['key']}", params={"shouldIncludeTaskRunSummaries": "true"}
+    ).json()
     assert list(with_summaries["taskRunSummaryMap"]) == [r1["taskToTaskRunMap"]["a"]]

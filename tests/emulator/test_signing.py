@@ -16,10 +16,15 @@ from airflow_provider_aidp.emulator import AIDPEmulator, ApiKeyCredentials, gene
 from .conftest import Api
 
 
-def _prepared(emu: AIDPEmulator, creds: ApiKeyCredentials, method: str = "POST", body: bytes = b'{"name": "a.job"}'
-              ) -> requests.PreparedRequest:
-    req = requests.Request(method, emu.base_path() + "/jobs", data=body if method in ("POST", "PUT") else None,
-                           headers={"content-type": "application/json"})
+def _prepared(
+    emu: AIDPEmulator, creds: ApiKeyCredentials, method: str = "POST", body: bytes = b'{"name": "a.job"}'
+) -> requests.PreparedRequest:
+    req = requests.Request(
+        method,
+        emu.base_path() + "/jobs",
+        data=body if method in ("POST", "PUT") else None,
+        headers={"content-type": "application/json"},
+    )
     prepared = req.prepare()
     creds.signer()(prepared)
     return prepared
@@ -58,7 +63,9 @@ def test_tampered_requests_get_401(emu: AIDPEmulator, creds: ApiKeyCredentials, 
     elif tamper == "drop_auth":
         del prepared.headers["authorization"]
     elif tamper == "signature_bytes":
-        prepared.headers["authorization"] = prepared.headers["authorization"].replace('signature="', 'signature="AB')
+        prepared.headers["authorization"] = prepared.headers["authorization"].replace(
+            'signature="', 'signature="AB'
+        )
     elif tamper == "path":
         prepared.url = prepared.url.replace("/jobs", "/jobRuns")
     resp = _send(prepared)
@@ -69,8 +76,12 @@ def test_tampered_requests_get_401(emu: AIDPEmulator, creds: ApiKeyCredentials, 
 
 def test_signature_must_cover_body_headers_on_post(emu: AIDPEmulator, creds: ApiKeyCredentials) -> None:
     signer = creds.signer()
-    req = requests.Request("POST", emu.base_path() + "/jobs", data=b'{"name": "a.job"}',
-                           headers={"content-type": "application/json"}).prepare()
+    req = requests.Request(
+        "POST",
+        emu.base_path() + "/jobs",
+        data=b'{"name": "a.job"}',
+        headers={"content-type": "application/json"},
+    ).prepare()
     signer.without_content_headers(req)  # signs only date (request-target) host
     resp = _send(req)
     assert resp.status_code == 401 and "x-content-sha256" in resp.json()["message"]
@@ -92,8 +103,11 @@ def test_accept_any_signature_switch(creds: ApiKeyCredentials) -> None:
 
 def test_session_token_signing_then_expiry_and_revocation(emu: AIDPEmulator) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     for token, action in (("tok-expire", emu.expire_session_token), ("tok-revoke", emu.revoke_session_token)):
         assert emu.register_session_token(token, public_pem) == f"ST${token}"
         session = requests.Session()
