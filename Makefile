@@ -23,7 +23,7 @@ test: lint
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(PY) -m airflow_provider_aidp.demo
+	$(PY) scripts/demo.py
 
 clean:
 	rm -rf $(VENV) .demo
