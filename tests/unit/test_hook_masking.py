@@ -1,0 +1,117 @@
+"""Secrets (private key content, pass phrase, config-file key_content, session tokens) are
+registered with Airflow's secrets masker and never appear in logs, exception text or reprs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_aidp import exceptions as exc
+from airflow_provider_aidp.hooks import auth
+from airflow_provider_aidp.hooks.aidp import AIDPHook
+from airflow_provider_aidp.hooks.connection import AIDPConnectionConfig
+from tests.unit.hook_support import (
+    HOST,
+    OCID,
+    PASS_PHRASE,
+    TENANCY,
+    USER,
+    FakeConnection,
+    base_url,
+    inline_extra,
+    install_connection,
+    make_key,
+)
+
+KEY = make_key(PASS_PHRASE)
+KEY_BODY_LINE = KEY.private_pem.splitlines()[2]
+TOKEN = "SessionTokenValue-0123456789-abcdef"
+
+
+def redact(text: str) -> str:
+    from airflow.sdk._shared.secrets_masker import redact as airflow_redact
+
+    return str(airflow_redact(text))
+
+
+def assert_clean(text: str) -> None:
+    for secret in (PASS_PHRASE, KEY_BODY_LINE, TOKEN):
+        assert secret not in text
+
+
+@pytest.fixture(autouse=True)
+def _cache() -> Any:
+    auth.clear_signer_cache()
+    yield
+    auth.clear_signer_cache()
+
+
+def test_secrets_are_registered_with_the_masker() -> None:
+    AIDPConnectionConfig.from_connection(FakeConnection(extra=inline_extra(KEY, region="us-ashburn-1")))
+    text = f"key={KEY.private_pem} pass={PASS_PHRASE} line={KEY_BODY_LINE}"
+    assert_clean(redact(text))
+
+
+def test_masked_even_when_validation_fails() -> None:
+    bad = inline_extra(KEY, region="us-ashburn-1", fingerprint="nope", pass_phrase=PASS_PHRASE + "-other")
+    with pytest.raises(exc.AIDPConfigError) as err:
+        AIDPConnectionConfig.from_connection(FakeConnection(extra=bad))
+    assert PASS_PHRASE not in str(err.value)
+    assert PASS_PHRASE + "-other" not in redact(f"x {PASS_PHRASE}-other y")
+
+
+def test_config_file_key_content_and_session_token_are_masked(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    key_file = tmp_path / "key.pem"
+    key_file.write_text(KEY.private_pem)
+    config_file = tmp_path / "config"
+    config_file.write_text(
+        f"[SESS]\ntenancy={TENANCY}\nuser={USER}\nfingerprint={KEY.fingerprint}\nkey_file={key_file}\n"
+        f"pass_phrase={PASS_PHRASE}\nregion=us-ashburn-1\nsecurity_token_file={token_file}\n"
+    )
+    cfg = AIDPConnectionConfig.from_connection(
+        FakeConnection(
+            extra={
+                "ai_data_platform_id": OCID,
+                "region": "us-ashburn-1",
+                "auth_type": "security_token",
+                "config_file": str(config_file),
+                "profile": "SESS",
+            }
+        )
+    )
+    signer = auth.get_signer(cfg)
+    req = requests.Request("GET", "https://aidp.test/x").prepare()
+    signer(req)
+    assert_clean(redact(f"{TOKEN} {PASS_PHRASE} {KEY.private_pem}"))
+
+
+def test_logs_errors_and_reprs_never_show_secrets(
+    monkeypatch: pytest.MonkeyPatch, requests_mock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    install_connection(monkeypatch, FakeConnection(host=HOST, extra=inline_extra(KEY, max_retries=2)))
+    hook = AIDPHook("aidp_test")
+    hook._sleep = lambda s: None
+    url = f"{base_url()}/jobRuns/r1"
+    requests_mock.get(
+        url,
+        [
+            {"status_code": 503, "json": {"code": "Unavailable", "message": "later"}},
+            {"exc": requests.ConnectionError("reset")},
+            {"status_code": 401, "json": {"code": "NotAuthenticated", "message": "bad signature"}},
+        ],
+    )
+    with caplog.at_level(logging.DEBUG), pytest.raises(exc.AIDPAuthError) as err:
+        hook.get_job_run("r1")
+    assert "retry 1/2" in caplog.text  # retries are logged...
+    texts = [caplog.text, str(err.value), repr(err.value), repr(hook), repr(hook.config), str(hook.config)]
+    for text in texts:
+        assert_clean(text)  # ...without secrets
+        assert "PRIVATE KEY" not in text
+    # the signed Authorization header is not logged either
+    assert "Signature" not in caplog.text
