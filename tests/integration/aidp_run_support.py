@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-
 from airflow_provider_aidp.emulator import AIDPEmulator
 
 CLUSTER = {"clusterKey": "ck1", "clusterName": "demo_cluster"}
@@ -22,7 +21,9 @@ TIME_SCALE = 50.0
 LOGICAL_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 
-def notebook_task(key: str, *, depends: list[str] | None = None, run_if: str = "ALL_SUCCESS") -> dict[str, Any]:
+def notebook_task(
+    key: str, *, depends: list[str] | None = None, run_if: str = "ALL_SUCCESS"
+) -> dict[str, Any]:
     return {
         "type": "NOTEBOOK_TASK",
         "taskKey": key,
@@ -34,7 +35,9 @@ def notebook_task(key: str, *, depends: list[str] | None = None, run_if: str = "
     }
 
 
-def create_job(emu: AIDPEmulator, name: str, tasks: list[dict[str, Any]], max_concurrent_runs: int = 1) -> str:
+def create_job(
+    emu: AIDPEmulator, name: str, tasks: list[dict[str, Any]], max_concurrent_runs: int = 1
+) -> str:
     """Create a job in two steps (POST name-only, PUT the tasks) through the real hook."""
     from airflow_provider_aidp.hooks.aidp import AIDPHook
 
@@ -98,7 +101,10 @@ def task_states(dag_id: str, run_id: str) -> dict[str, str | None]:
         tis = session.scalars(
             select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
         ).all()
-        return {ti.task_id: (None if ti.state is None else str(getattr(ti.state, "value", ti.state))) for ti in tis}
+        return {
+            ti.task_id: (None if ti.state is None else str(getattr(ti.state, "value", ti.state)))
+            for ti in tis
+        }
 
 
 def xcom_values(dag_id: str, run_id: str) -> list[tuple[str, str, Any]]:
