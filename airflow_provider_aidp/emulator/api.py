@@ -249,13 +249,20 @@ def get_task_run(call: Call) -> Result:
     tr = call.state.store.get_task_run(call.scope, call.parts[1])
     body = tr.render(call.api_version)
     if call.query.get("shouldIncludeTaskRunRetries", "false").lower() == "true":
-        body["retries"] = []
+        body["retries"] = [*tr.retries, tr.retry_record()] if tr.retries else []
     return with_etag(body)
 
 
 def list_task_run_retries(call: Call) -> Result:
-    call.state.store.get_task_run(call.scope, call.parts[1])
-    return 200, {"items": []}, {}
+    tr = call.state.store.get_task_run(call.scope, call.parts[1])
+    attempts = [*tr.retries, tr.retry_record()] if tr.retries else []
+    items = [
+        {**{k: v for k, v in a.items() if k not in ("taskRunKey", "version")}, "taskRunId": tr.key}
+        for a in attempts
+    ]
+    page, headers = paginate(items, call.query)
+    headers.pop("opc-total-items", None)
+    return 200, {"items": page}, headers
 
 
 def _output_text(tr: TaskRunRecord) -> str:

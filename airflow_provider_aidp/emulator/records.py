@@ -110,6 +110,8 @@ class TaskRunRecord:
     state_message: str | None = None
     error_trace: str | None = None
     user_canceled: bool = False
+    attempt: int = 0  # retryAttempt: 0 = first attempt
+    retries: list[dict[str, Any]] = field(default_factory=list)  # earlier attempts (TaskRunRetry)
 
     @property
     def task_key(self) -> str:
@@ -140,7 +142,23 @@ class TaskRunRecord:
                 "startTime": ms(self.start),
                 "endTime": ms(self.end),
                 "state": self.state(),
-                "retryAttempt": 0,
+                "retryAttempt": self.attempt,
+            }
+        )
+
+    def retry_record(self) -> dict[str, Any]:
+        """The current attempt as a TaskRunRetry (kept when the task is retried)."""
+        return drop_none(
+            {
+                "key": f"{self.key}-{self.attempt}",
+                "name": f"{self.task_key}_attempt_{self.attempt}",
+                "taskRunKey": self.key,
+                "retryNumber": self.attempt,
+                "startTime": ms(self.start),
+                "endTime": ms(self.end),
+                "state": self.state(),
+                "outputKey": self.output_key,
+                "version": 1,
             }
         )
 

@@ -15,9 +15,14 @@ unstarted ones UPSTREAM_CANCELED and the run CANCELED (CANCELING in between).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .records import RunRecord, TaskRunRecord
+from .scripting import TaskScript
+
+Rescript = Callable[[dict[str, Any]], TaskScript]
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 FAILED = frozenset({"FAILED", "INTERNAL_ERROR", "TIMED_OUT", "UPSTREAM_FAILED"})
@@ -35,7 +40,7 @@ class Timings:
     task_s: float = 3.0  # default task duration when no script gives one
 
 
-def advance(run: RunRecord, now: float, timings: Timings) -> None:
+def advance(run: RunRecord, now: float, timings: Timings, rescript: Rescript | None = None) -> None:
     if run.done:
         return
     frozen = now if run.cancel_at is None else min(now, run.cancel_at)
@@ -48,7 +53,7 @@ def advance(run: RunRecord, now: float, timings: Timings) -> None:
         if run.start is None:
             run.start = t0
         _set(run, "RUNNING", "Run is running")
-        _progress_tasks(run, frozen, t0, timings)
+        _progress_tasks(run, frozen, t0, timings, rescript)
     if run.cancel_at is not None:
         if now >= run.cancel_at + timings.cancel_s:
             _finish_cancel(run, run.cancel_at + timings.cancel_s)
@@ -62,7 +67,9 @@ def _set(run: RunRecord, status: str, message: str) -> None:
     run.status, run.state_message = status, message
 
 
-def _progress_tasks(run: RunRecord, now: float, t0: float, timings: Timings) -> None:
+def _progress_tasks(
+    run: RunRecord, now: float, t0: float, timings: Timings, rescript: Rescript | None
+) -> None:
     changed = True
     while changed:
         changed = False
@@ -73,6 +80,7 @@ def _progress_tasks(run: RunRecord, now: float, t0: float, timings: Timings) -> 
                 changed = True
             if tr.start is not None and not tr.done and tr.planned_end is not None and tr.planned_end <= now:
                 _end_task(tr, tr.planned_outcome, tr.planned_end, tr.planned_message, tr.planned_trace)
+                _maybe_retry(tr, timings, rescript)
                 changed = True
 
 
@@ -98,6 +106,23 @@ def _try_start(run: RunRecord, tr: TaskRunRecord, now: float, t0: float, timings
     tr.state_message = "Task is running"
     _plan(tr, timings)
     return True
+
+
+def _maybe_retry(tr: TaskRunRecord, timings: Timings, rescript: Rescript | None) -> None:
+    """Start the next attempt of a failed task whose ``maxRetries`` allows one."""
+    retryable = tr.status in ("FAILED", "INTERNAL_ERROR") or (
+        tr.status == "TIMED_OUT" and bool(tr.task.get("isRetryOnTimeout"))
+    )
+    if not retryable or tr.attempt >= int(tr.task.get("maxRetries") or 0) or tr.end is None:
+        return
+    tr.retries.append(tr.retry_record())
+    tr.attempt += 1
+    tr.start = tr.end + float(tr.task.get("minRetryIntervalMillis") or 0) / 1000
+    tr.end, tr.error_trace = None, None
+    tr.status, tr.state_message = "RUNNING", f"Retrying (attempt {tr.attempt})"
+    if rescript is not None:
+        tr.script = rescript(tr.task)
+    _plan(tr, timings)
 
 
 def _plan(tr: TaskRunRecord, timings: Timings) -> None:

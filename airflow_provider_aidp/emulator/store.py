@@ -36,6 +36,9 @@ class Store:
         self._tokens: dict[tuple[Scope, str, str], tuple[str, float, int, Any]] = {}
         self._run_numbers: dict[str, int] = {}
 
+    def _advance(self, run: RunRecord, now: float) -> None:
+        advance(run, now, self.timings, lambda task: self.scripts.resolve(task, run.job_name))
+
     def reset(self) -> None:
         with self.lock:
             self.jobs.clear()
@@ -105,7 +108,7 @@ class Store:
             run = self.runs.get(key)
             if run is None or run.scope != scope:
                 raise not_found(f"JobRun {key}")
-            advance(run, self.clock.now(), self.timings)
+            self._advance(run, self.clock.now())
             return run
 
     def list_runs(self, scope: Scope) -> list[RunRecord]:
@@ -113,14 +116,14 @@ class Store:
             now = self.clock.now()
             out = [r for r in self.runs.values() if r.scope == scope]
             for run in out:
-                advance(run, now, self.timings)
+                self._advance(run, now)
             return out
 
     def all_runs(self) -> list[RunRecord]:
         with self.lock:
             now = self.clock.now()
             for run in self.runs.values():
-                advance(run, now, self.timings)
+                self._advance(run, now)
             return list(self.runs.values())
 
     def create_run(self, scope: Scope, job_key: Any, parameters: Any) -> RunRecord:
@@ -181,7 +184,7 @@ class Store:
             run = self.get_run(scope, key)
             if not run.done and run.cancel_at is None:
                 run.cancel_at = self.clock.now()
-                advance(run, run.cancel_at, self.timings)
+                self._advance(run, run.cancel_at)
             return run
 
     def cancel_job_runs(self, scope: Scope, job_key: str) -> None:
@@ -254,7 +257,7 @@ class Store:
             tr = self.task_runs.get(key)
             if tr is None or self.runs[tr.run_key].scope != scope:
                 raise not_found(f"TaskRun {key}")
-            advance(self.runs[tr.run_key], self.clock.now(), self.timings)
+            self._advance(self.runs[tr.run_key], self.clock.now())
             return tr
 
     def task_runs_of(self, scope: Scope, run_key: str) -> list[TaskRunRecord]:

@@ -118,7 +118,18 @@ def _validate_task(task: Any, i: int, api_version: str) -> dict[str, Any]:
     if ttype in CLUSTER_TASKS and not isinstance(task.get("cluster"), dict):
         raise bad_request(f"{where}.cluster is required for {ttype} ({{clusterKey, clusterName}})")
     check_parameters(task.get("parameters"), f"{where}.parameters")
+    _check_int(task, "maxRetries", 0, 10, where)
+    _check_int(task, "minRetryIntervalMillis", 0, 600_000, where)
+    _check_int(task, "timeoutSeconds", 0, 10**9, where)
     return {**task, "dependsOn": _normalise_depends_on(task.get("dependsOn"), where, api_version)}
+
+
+def _check_int(task: dict[str, Any], name: str, low: int, high: int, where: str) -> None:
+    value = task.get(name)
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high
+    ):
+        raise bad_request(f"{where}.{name} must be an integer between {low} and {high}")
 
 
 def _normalise_depends_on(value: Any, where: str, api_version: str) -> list[dict[str, Any]]:

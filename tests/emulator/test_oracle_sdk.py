@@ -149,3 +149,26 @@ def test_sdk_sees_401_with_an_unregistered_key(emu: AIDPEmulator) -> None:
     with pytest.raises(oci.exceptions.ServiceError) as err:
         client.list_jobs(PLATFORM, WS)
     assert err.value.status == 401 and err.value.code == "NotAuthenticated"
+
+
+def test_sdk_reads_retries_recent_runs_and_la_shapes(emu: AIDPEmulator) -> None:
+    creds = emu.generate_api_key()
+    client = _client(emu, creds)
+    job_key = client.create_job(PLATFORM, WS, models.CreateJobDetails(name="retry.job")).data.key
+    flaky = _notebook("flaky")
+    flaky.max_retries = 1
+    client.update_job(PLATFORM, WS, job_key, models.UpdateJobDetails(name="retry.job", tasks=[flaky]))
+    emu.script_task(task_key="flaky", outcome="FAILED", times=1)
+    run = client.create_job_run(PLATFORM, WS, models.CreateJobRunDetails(job_key=job_key)).data
+    emu.advance(60)
+    tr_key = client.get_job_run(PLATFORM, WS, run.key).data.task_to_task_run_map["flaky"]
+    tr = client.get_task_run(PLATFORM, WS, tr_key, should_include_task_run_retries=True).data
+    assert tr.state.status == "SUCCESS" and tr.retry_attempt == 1
+    assert all(isinstance(r, models.TaskRunRetry) for r in tr.retries) and len(tr.retries) == 2
+    retries = client.list_task_run_retries(PLATFORM, WS, tr_key).data
+    assert isinstance(retries, models.TaskRunRetryCollection) and len(retries.items) == 2
+    assert isinstance(retries.items[0], models.TaskRunRetrySummary)
+    recent = client.list_recent_job_runs(PLATFORM, WS, [job_key]).data
+    assert isinstance(recent, models.JobRunCollection) and recent.items[0].key == run.key
+    perms = client.list_job_permissions(PLATFORM, WS, job_key).data
+    assert isinstance(perms, models.JobPermissionCollection)

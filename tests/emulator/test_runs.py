@@ -242,3 +242,32 @@ def test_list_runs_filters_and_parameters(emu: AIDPEmulator, api: Api) -> None:
         "GET", f"/jobRuns/{r1['key']}", params={"shouldIncludeTaskRunSummaries": "true"}
     ).json()
     assert list(with_summaries["taskRunSummaryMap"]) == [r1["taskToTaskRunMap"]["a"]]
+
+
+def test_task_retries(emu: AIDPEmulator, api: Api) -> None:
+    emu.script_task(task_key="flaky", outcome="FAILED", state_message="transient", times=2)
+    key = api.create_job(
+        tasks=[
+            task("flaky", maxRetries=3, minRetryIntervalMillis=2000),
+            task("never", maxRetries=1, path="/Workspace/fail_always.ipynb"),
+        ]
+    )
+    run = api.run(key)
+    emu.advance(60)
+    final = api.get_run(run["key"])
+    trs = {
+        k: api("GET", f"/taskRuns/{v}", params={"shouldIncludeTaskRunRetries": "true"}).json()
+        for k, v in final["taskToTaskRunMap"].items()
+    }
+    assert trs["flaky"]["state"]["status"] == "SUCCESS" and trs["flaky"]["retryAttempt"] == 2
+    assert [r["state"]["status"] for r in trs["flaky"]["retries"]] == ["FAILED", "FAILED", "SUCCESS"]
+    assert trs["never"]["state"]["status"] == "FAILED" and trs["never"]["retryAttempt"] == 1
+    listed = api("GET", f"/taskRuns/{trs['flaky']['key']}/retries").json()["items"]
+    assert [r["retryNumber"] for r in listed] == [0, 1, 2]
+    # 3 s fail + 2 s wait + 3 s fail + 2 s wait + 3 s success
+    assert trs["flaky"]["endTime"] - final["startTime"] == 13_000
+    assert final["state"]["status"] == "FAILED"
+    assert (
+        api("PUT", f"/jobs/{key}", json={"name": "etl.job", "tasks": [task("a", maxRetries=11)]}).status_code
+        == 400
+    )
