@@ -198,6 +198,7 @@ class RunRecord:
     end: float | None = None
     cancel_at: float | None = None
     repair_key: int = 0
+    waiting: bool = False  # queued behind maxConcurrentRuns (job queue enabled)
     task_runs: dict[str, TaskRunRecord] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     repaired_tasks: list[str] = field(default_factory=list)

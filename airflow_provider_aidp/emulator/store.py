@@ -37,7 +37,22 @@ class Store:
         self._run_numbers: dict[str, int] = {}
 
     def _advance(self, run: RunRecord, now: float) -> None:
+        if run.waiting and run.cancel_at is None and not self._admit(run, now):
+            return
+        run.waiting = False
         advance(run, now, self.timings, lambda task: self.scripts.resolve(task, run.job_name))
+
+    def _admit(self, run: RunRecord, now: float) -> bool:
+        """Let a queued run start once fewer than maxConcurrentRuns earlier runs are active (FIFO)."""
+        limit = run.job_body.get("maxConcurrentRuns") or 1
+        earlier = [r for r in self.runs.values() if r.job_key == run.job_key and r.number < run.number]
+        for other in earlier:
+            self._advance(other, now)
+        if any(r.waiting for r in earlier) or sum(not r.done for r in earlier) >= limit:
+            return False
+        freed = max([run.created] + [r.end for r in earlier if r.end is not None and r.end <= now])
+        run.attempt_start = freed - self.timings.pending_s
+        return True
 
     def reset(self) -> None:
         with self.lock:
@@ -150,7 +165,11 @@ class Store:
             limit = job.body.get("maxConcurrentRuns") or 1
             active = [r for r in self.list_runs(scope) if r.job_key == job.key and not r.done]
             self.runs[run.key] = run
-            if len(active) >= limit:
+            if len(active) >= limit and (job.body.get("queue") or {}).get("isEnabled"):
+                run.waiting = True
+                run.status = "QUEUED"
+                run.state_message = f"Queued: {limit} run(s) of this job are active (maxConcurrentRuns)"
+            elif len(active) >= limit:
                 run.status, run.start, run.end = "SKIPPED", now, now
                 run.state_message = (
                     f"Skipped: maxConcurrentRuns ({limit}) runs of this job are already active"

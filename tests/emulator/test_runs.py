@@ -271,3 +271,17 @@ def test_task_retries(emu: AIDPEmulator, api: Api) -> None:
         api("PUT", f"/jobs/{key}", json={"name": "etl.job", "tasks": [task("a", maxRetries=11)]}).status_code
         == 400
     )
+
+
+def test_queue_enabled_waits_instead_of_skipping(emu: AIDPEmulator, api: Api) -> None:
+    key = api.create_job(tasks=[task("a")], queue={"isEnabled": True})
+    first, second = api.run(key), api.run(key)
+    assert second["state"]["status"] == "QUEUED"
+    emu.advance(4)
+    assert api.get_run(second["key"])["state"]["status"] == "QUEUED"  # first still running
+    emu.advance(2)  # first ended at 5 s
+    assert api.get_run(first["key"])["state"]["status"] == "SUCCESS"
+    emu.advance(10)
+    done = api.get_run(second["key"])
+    assert done["state"]["status"] == "SUCCESS"
+    assert done["startTime"] >= api.get_run(first["key"])["endTime"]
