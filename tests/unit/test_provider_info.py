@@ -74,3 +74,53 @@ def test_providers_manager_builds_widgets_and_behaviour() -> None:
     assert pm._connection_form_widgets["extra__aidp__private_key"].is_sensitive
     assert not pm._connection_form_widgets["extra__aidp__region"].is_sensitive
     assert pm._field_behaviours["aidp"]["relabeling"]["host"] == "Endpoint override (optional)"
+
+
+def test_installed_package_is_seen_by_the_airflow_cli(tmp_path: Any) -> None:
+    """``pip install .`` (into a throw-away target dir) -> ``airflow providers list/hooks`` show it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    bindir = Path(sys.executable).parent
+    uv = shutil.which("uv", path=str(bindir)) or shutil.which("uv")
+    airflow = bindir / "airflow"
+    if not uv or not airflow.exists():
+        pytest.skip("uv or the airflow CLI is not available next to this interpreter")
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--python",
+            sys.executable,
+            "--target",
+            str(target),
+            "--no-deps",
+            "-q",
+            str(repo),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    env = {**os.environ, "PYTHONPATH": str(target), "AIRFLOW_HOME": str(tmp_path / "home")}
+
+    def cli(*args: str) -> str:
+        return subprocess.run(
+            [str(airflow), *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        ).stdout
+
+    assert "airflow-provider-aidp" in cli("providers", "list")
+    hooks = [line for line in cli("providers", "hooks").splitlines() if line.startswith("aidp ")]
+    assert hooks and "airflow_provider_aidp.hooks.aidp.AIDPHook" in hooks[0]
