@@ -213,7 +213,8 @@ class RunRecord:
                 "status": self.status,
                 "stateMessage": self.state_message,
                 "errorTrace": self.error_trace,
-                "isUserCanceledOrTimedOut": (self.cancel_at is not None) or None,
+                "isUserCanceledOrTimedOut": (self.cancel_at is not None or self.status == "TIMED_OUT")
+                or None,
             }
         )
 

@@ -53,7 +53,12 @@ def advance(run: RunRecord, now: float, timings: Timings, rescript: Rescript | N
         if run.start is None:
             run.start = t0
         _set(run, "RUNNING", "Run is running")
-        _progress_tasks(run, frozen, t0, timings, rescript)
+        timeout = float(run.job_body.get("timeoutSeconds") or 0)
+        deadline = t0 + timeout if timeout else None
+        _progress_tasks(run, frozen if deadline is None else min(frozen, deadline), t0, timings, rescript)
+        if deadline is not None and frozen >= deadline and not all(tr.done for tr in run.task_runs.values()):
+            _finish_timeout(run, deadline)
+            return
     if run.cancel_at is not None:
         if now >= run.cancel_at + timings.cancel_s:
             _finish_cancel(run, run.cancel_at + timings.cancel_s)
@@ -217,6 +222,20 @@ def _finish_cancel(run: RunRecord, at: float) -> None:
     run.status, run.state_message, run.end = "CANCELED", "Job run canceled by user", at
     if run.start is None:
         run.start = at
+    _record_history(run)
+
+
+def _finish_timeout(run: RunRecord, at: float) -> None:
+    """The job's ``timeoutSeconds`` elapsed: running tasks time out, unstarted ones are canceled."""
+    for tr in run.task_runs.values():
+        if tr.done:
+            continue
+        if tr.start is not None and tr.start <= at:
+            _end_task(tr, "TIMED_OUT", at, "Job run timed out", None)
+        else:
+            _end_task(tr, "UPSTREAM_CANCELED", at, "Not run: job run timed out", None)
+    run.status, run.end = "TIMED_OUT", at
+    run.state_message = f"Job run exceeded its timeout of {run.job_body.get('timeoutSeconds')} s"
     _record_history(run)
 
 

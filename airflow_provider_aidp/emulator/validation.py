@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from .errors import bad_request
+from .schedules import check_schedule
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
 PARAM_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -73,6 +74,7 @@ def validate_create(body: Any) -> dict[str, Any]:
     check_name(body)
     check_parameters(body.get("parameters"), "parameters")
     _check_max_concurrent(body)
+    check_schedule(body.get("schedule"))
     return body
 
 
@@ -82,6 +84,7 @@ def validate_update(body: Any, api_version: str) -> dict[str, Any]:
     check_name(body)
     check_parameters(body.get("parameters"), "parameters")
     _check_max_concurrent(body)
+    check_schedule(body.get("schedule"))
     tasks = body.get("tasks") or []
     if not isinstance(tasks, list):
         raise bad_request("tasks must be a list")

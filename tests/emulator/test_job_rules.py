@@ -172,3 +172,27 @@ def test_scopes_are_separate(emu: AIDPEmulator, creds: ApiKeyCredentials, api: A
     other.base = other.base.replace("/workspaces/emulator_ws", "/workspaces/other_ws")
     assert other("GET", f"/jobs/{key}").status_code == 404
     assert other("GET", "/jobs").json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("cron", "tz", "ok"),
+    [
+        ("0 0 2 * * ?", "UTC", True),
+        ("0 0/30 * * * ?", "US/Pacific", True),
+        ("0 0,30 * * * ?", "UTC", True),
+        ("0 0/15 * * * ?", "UTC", False),
+        ("0 * * * * ?", "UTC", False),
+        ("*/10 0 * * * ?", "UTC", False),
+        ("0 0,10 * * * ?", "UTC", False),
+        ("0 0 2 * *", "UTC", False),
+        ("0 0 2 * * ?", "Mars/Olympus", False),
+    ],
+)
+def test_schedule_rules(api: Api, cron: str, tz: str, ok: bool) -> None:
+    key = api.create_job()
+    body = {
+        **NAME_ONLY,
+        "schedule": {"quartzCronExpression": cron, "timezoneId": tz, "pauseStatus": "UNPAUSED"},
+    }
+    resp = api("PUT", f"/jobs/{key}", json=body)
+    assert (resp.status_code == 200) is ok, resp.text

@@ -285,3 +285,16 @@ def test_queue_enabled_waits_instead_of_skipping(emu: AIDPEmulator, api: Api) ->
     done = api.get_run(second["key"])
     assert done["state"]["status"] == "SUCCESS"
     assert done["startTime"] >= api.get_run(first["key"])["endTime"]
+
+
+def test_job_timeout(emu: AIDPEmulator, api: Api) -> None:
+    emu.script_task(task_key="long", duration=100)
+    key = api.create_job(tasks=[task("long"), task("after", depends=["long"])], timeoutSeconds=20)
+    run = api.run(key)
+    emu.advance(21)  # 2 s pending+queued, 19 s into the 20 s budget
+    assert api.get_run(run["key"])["state"]["status"] == "RUNNING"
+    emu.advance(5)
+    final = api.get_run(run["key"])
+    assert final["state"]["status"] == "TIMED_OUT" and final["state"]["isUserCanceledOrTimedOut"] is True
+    assert final["endTime"] - final["startTime"] == 20_000
+    assert api.task_statuses(run["key"]) == {"long": "TIMED_OUT", "after": "UPSTREAM_CANCELED"}
