@@ -59,13 +59,20 @@ class EmulatorClient:
         self._call("DELETE", "/faults")
 
     def requests(
-        self, method: str | None = None, path_contains: str | None = None, since: int = 0
+        self,
+        method: str | None = None,
+        path_contains: str | None = None,
+        since: int = 0,
+        path: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Recorded API requests; ``path`` is an fnmatch glob (``"*/jobRuns"`` = only run creation)."""
         params: dict[str, Any] = {"since": since}
         if method:
             params["method"] = method
         if path_contains:
             params["path_contains"] = path_contains
+        if path:
+            params["path"] = path
         return list(self._call("GET", "/requests", params=params))
 
     def clear_requests(self) -> None:

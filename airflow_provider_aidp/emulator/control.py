@@ -131,7 +131,9 @@ def _set_scale(state: EmulatorState, data: dict[str, Any]) -> dict[str, float]:
 
 def _requests(state: EmulatorState, req: web.Request) -> list[dict[str, Any]]:
     q = req.query
-    items = state.recorder.filter(q.get("method"), q.get("path_contains"), int(q.get("since", 0)))
+    items = state.recorder.filter(
+        q.get("method"), q.get("path_contains"), int(q.get("since", 0)), q.get("path")
+    )
     return [r.to_dict() for r in items]
 
 

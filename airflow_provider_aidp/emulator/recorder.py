@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -44,8 +45,13 @@ class Recorder:
             self._items.clear()
 
     def filter(
-        self, method: str | None = None, path_contains: str | None = None, since: int = 0
+        self,
+        method: str | None = None,
+        path_contains: str | None = None,
+        since: int = 0,
+        path: str | None = None,
     ) -> list[RecordedRequest]:
+        """Requests after sequence number ``since``, by method, substring and/or fnmatch ``path`` glob."""
         with self._lock:
             items = list(self._items)
         return [
@@ -54,4 +60,5 @@ class Recorder:
             if r.seq > since
             and (method is None or r.method == method.upper())
             and (path_contains is None or path_contains in r.path)
+            and (path is None or fnmatch.fnmatchcase(r.path, path))
         ]

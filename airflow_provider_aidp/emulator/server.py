@@ -237,9 +237,10 @@ class AIDPEmulator:
         return self.state.recorder.filter()
 
     def find_requests(
-        self, method: str | None = None, path_contains: str | None = None
+        self, method: str | None = None, path_contains: str | None = None, path: str | None = None
     ) -> list[RecordedRequest]:
-        return self.state.recorder.filter(method, path_contains)
+        """Recorded requests by method, path substring and/or fnmatch ``path`` glob (``"*/jobRuns"``)."""
+        return self.state.recorder.filter(method, path_contains, path=path)
 
     def jobs(self) -> list[dict[str, Any]]:
         with self.state.store.lock:

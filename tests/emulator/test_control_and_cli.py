@@ -164,3 +164,20 @@ def test_scaled_clock_moves_runs_without_advance() -> None:
         while api.get_run(run["key"])["state"]["status"] != "SUCCESS" and time.monotonic() < deadline:
             time.sleep(0.02)
         assert api.get_run(run["key"])["state"]["status"] == "SUCCESS"
+
+
+@pytest.mark.aidp_connection(api_version="20240831", workspace_key="ws2")
+def test_aidp_connection_fixture(aidp_connection) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_AIDP_DEFAULT"])
+    assert conn["host"] == aidp_connection.emulator.url and conn["extra"]["workspace_key"] == "ws2"
+    api = Api(aidp_connection.emulator, aidp_connection.credentials, "20240831")
+    api.base = api.base.replace("emulator_ws", "ws2")
+    key = api.create_job(tasks=[task("a", la=True)])
+    api.run(key)
+    api("POST", f"/jobs/{key}/actions/cancelJobRuns")
+    emu = aidp_connection.emulator
+    assert len(emu.find_requests("POST", path="*/jobRuns")) == 1
+    assert len(emu.find_requests("POST", path_contains="/jobs")) == 2
+    assert len(EmulatorClient(emu.url).requests(method="POST", path="*/jobRuns")) == 1
