@@ -256,7 +256,7 @@ def output_text(output: TaskRunOutput) -> str:
 def _decode(value: str, is_base64: bool | None, compression: str | None, charset: str | None) -> str:
     if not is_base64 and not compression:
         return value
-    raw = base64.b64decode(value) if is_base64 else value.encode("latin-1")
+    raw = base64.b64decode(value, validate=True) if is_base64 else value.encode("latin-1")
     kind = (compression or "").upper()
     if kind in ("GZIP", "GZ"):
         raw = gzip.decompress(raw)

@@ -1,0 +1,125 @@
+"""Run summaries, failure messages and output decoding (pure functions on the run models)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import logging
+from typing import Any
+
+import pytest
+
+from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPJobRunError
+from airflow_provider_aidp.models.runs import JobRun, TaskRun, TaskRunOutput
+from airflow_provider_aidp.runs import outcome
+from airflow_provider_aidp.runs.report import (
+    AIDPPollError,
+    AIDPRunTimeoutError,
+    build_summary,
+    failure_message,
+    finish,
+    output_text,
+    truncate,
+    validate_fetch_output,
+)
+
+
+def task(key: str, status: str, message: str | None = None, trace: str | None = None, **kw: Any) -> TaskRun:
+    return TaskRun(
+        key=f"tr-{key}",
+        task_key=key,
+        state={"status": status, "stateMessage": message, "errorTrace": trace},
+        **kw,
+    )
+
+
+def run(status: str, **kw: Any) -> JobRun:
+    return JobRun(
+        key="run-1", job_name="etl", state={"status": status, "stateMessage": f"run {status}"}, **kw
+    )
+
+
+def test_summary_has_per_task_status_and_duration() -> None:
+    summary = build_summary(
+        run("SUCCESS", start_time=1_000, end_time=7_500),
+        [task("a", "SUCCESS", execution_duration=2_500), task("b", "SUCCESS", start_time=10, end_time=1_010)],
+        "http://console/run-1",
+    )
+    assert summary["duration_seconds"] == 6.5 and summary["run_url"] == "http://console/run-1"
+    assert [(t["task_key"], t["status"], t["duration_seconds"]) for t in summary["tasks"]] == [
+        ("a", "SUCCESS", 2.5),
+        ("b", "SUCCESS", 1.0),
+    ]
+
+
+def test_failure_message_names_failed_tasks_messages_and_trace_heads() -> None:
+    long_trace = "Traceback\n" + "frame\n" * 500 + "ValueError: deep"
+    message = failure_message(
+        run("FAILED"),
+        [task("a", "SUCCESS"), task("b", "FAILED", "bad input", long_trace), task("c", "UPSTREAM_FAILED")],
+        "http://console/run-1",
+    )
+    assert message.startswith("AIDP job run run-1 of job etl ended FAILED: run FAILED")
+    assert "- task b FAILED: bad input" in message and "Traceback" in message
+    assert "[truncated" in message and "ValueError: deep" not in message  # only the start of the trace
+    assert "c (UPSTREAM_FAILED)" in message and "task a" not in message
+    assert message.endswith("Run: http://console/run-1")
+
+
+def test_skipped_message_explains_max_concurrent_runs() -> None:
+    message = failure_message(run("SKIPPED"), [], None)
+    assert "SKIPPED" in message and "already active" in message and "maxConcurrentRuns" in message
+
+
+def test_run_level_trace_is_used_when_no_task_failed() -> None:
+    r = JobRun(key="r", state={"status": "INTERNAL_ERROR", "errorTrace": "cluster vanished"})
+    assert "cluster vanished" in failure_message(r, [], None)
+
+
+def test_truncate_marks_what_was_cut() -> None:
+    assert truncate("abcdef", 4) == "abcd... [truncated 2 more characters]"
+    assert truncate("abc", 4) == "abc" and truncate("abcdef", 0) == "abcdef"
+
+
+def test_output_text_decodes_base64_and_gzip() -> None:
+    plain = {"type": "TEXT", "value": "hello"}
+    b64 = {"type": "TEXT", "value": base64.b64encode(b"caf\xc3\xa9").decode(), "isBase64": True}
+    gz = {
+        "type": "TEXT",
+        "value": base64.b64encode(gzip.compress(b"zipped")).decode(),
+        "isBase64": True,
+        "compression": "GZIP",
+    }
+    broken = {"type": "TEXT", "value": "!!!", "isBase64": True, "compression": "GZIP"}
+    text = output_text(TaskRunOutput(data=[plain, b64, gz, broken]))
+    assert text.splitlines()[:3] == ["hello", "café", "zipped"]
+    assert "could not be decoded" in text
+
+
+def test_fetch_output_is_validated() -> None:
+    with pytest.raises(AIDPConfigError, match="fetch_output"):
+        validate_fetch_output("sometimes")
+
+
+class NoCallsHook:
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"no API call expected, got {name}")
+
+
+@pytest.mark.parametrize(
+    ("event", "error"),
+    [
+        (
+            outcome.timeout("r", "RUNNING", canceled=True, cancel_error=None, waited_seconds=5),
+            AIDPRunTimeoutError,
+        ),
+        (outcome.poll_error("r", "RUNNING", errors=4, last_error="503"), AIDPPollError),
+        (outcome.error("r", None, last_error="404"), AIDPPollError),
+    ],
+)
+def test_non_terminal_events_raise_distinct_errors_without_api_calls(
+    event: dict[str, Any], error: type
+) -> None:
+    with pytest.raises(error) as info:
+        finish(NoCallsHook(), event, run_url="http://u", log=logging.getLogger("t"))  # type: ignore[arg-type]
+    assert not isinstance(info.value, AIDPJobRunError) and "http://u" in str(info.value)
