@@ -7,6 +7,7 @@ HTTP-signature scheme independently of ``oci`` so a signing bug cannot hide behi
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -32,8 +33,14 @@ class TestKey:
     pass_phrase: str | None = None
 
 
-def make_key(pass_phrase: str | None = None) -> TestKey:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+@functools.cache
+def _rsa_key(tag: str) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def make_key(pass_phrase: str | None = None, *, tag: str = "default") -> TestKey:
+    """A PEM test key; one RSA key per ``tag`` per session (generation is slow on a busy CPU)."""
+    key = _rsa_key(tag)
     encryption = (
         serialization.BestAvailableEncryption(pass_phrase.encode())
         if pass_phrase

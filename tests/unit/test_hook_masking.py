@@ -27,7 +27,7 @@ from tests.unit.hook_support import (
     make_key,
 )
 
-KEY = make_key(PASS_PHRASE)
+KEY = make_key(PASS_PHRASE, tag="masking")
 KEY_BODY_LINE = KEY.private_pem.splitlines()[2]
 TOKEN = "SessionTokenValue-0123456789-abcdef"
 
