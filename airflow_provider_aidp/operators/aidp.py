@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
-from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPConflictError, AIDPError
+from airflow_provider_aidp.exceptions import AIDPApiError, AIDPConfigError, AIDPConflictError, AIDPError
 from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
 from airflow_provider_aidp.models.runs import SUCCESS, is_active, is_terminal
 from airflow_provider_aidp.runs import polling, report
@@ -445,7 +445,9 @@ class AIDPCancelJobRunOperator(BaseOperator):
         try:
             self.hook.cancel_job_run(run_key)
             self.log.info("Requested cancellation of AIDP job run %s", run_key)
-        except AIDPConflictError:
+        except AIDPApiError as exc:
+            if exc.status not in (400, 409):
+                raise
             status = self.hook.get_job_run(run_key).status
             if not is_terminal(status):
                 raise
