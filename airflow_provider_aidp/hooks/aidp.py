@@ -428,12 +428,16 @@ class AIDPHook(BaseHook):
         policy = self._policy(config)
         signer = auth.get_signer(config)
         session = self.get_conn()
+        # session.send() skips the environment (proxies, REQUESTS_CA_BUNDLE); merge it explicitly.
+        env_settings = session.merge_environment_settings(url, {}, None, None, None)
         attempt = 0
         while True:
             attempt += 1
             prepared = self._prepare(signer, method, url, headers, body)
             try:
-                resp = session.send(prepared, timeout=self._timeout_for(config), allow_redirects=False)
+                resp = session.send(
+                    prepared, timeout=self._timeout_for(config), allow_redirects=False, **env_settings
+                )
             except (
                 requests.ConnectionError,
                 requests.Timeout,
@@ -741,7 +745,7 @@ class AIDPHook(BaseHook):
                 import aiohttp
 
                 state.session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=100), auto_decompress=True
+                    connector=aiohttp.TCPConnector(limit=100), auto_decompress=True, trust_env=True
                 )
         return state
 
