@@ -69,6 +69,8 @@ class AIDPJobRunSensor(BaseSensorOperator):
         self.aidp_conn_id = aidp_conn_id
         self.deferrable = deferrable
         self.fetch_output = report.validate_fetch_output(fetch_output)
+        if max_output_chars < 0:
+            raise AIDPConfigError("max_output_chars must be >= 0 (0 = no limit).", field="max_output_chars")
         self.max_output_chars = max_output_chars
         self.max_poll_errors = max_poll_errors
         self._url_pushed = False
