@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -210,7 +211,7 @@ def min_interval_seconds(cron: QuartzCron, *, start_year: int = 2026, years: int
     days = _firing_days(cron, start_year, years)
     gaps: list[float] = []
     if days and len(times) > 1:
-        gaps.append(min(b - a for a, b in zip(times, times[1:], strict=False)))
-    for a, b in zip(days, days[1:], strict=False):
+        gaps.append(min(b - a for a, b in itertools.pairwise(times)))
+    for a, b in itertools.pairwise(days):
         gaps.append((b - a).days * 86400 - times[-1] + times[0])
     return min(gaps) if gaps else None

@@ -29,7 +29,14 @@ from airflow_provider_aidp.exceptions import AIDPConfigError
 from airflow_provider_aidp.models.spec_rules import spec_problems
 
 DependsOnFormat = Literal["objects", "keys"]
-RUN_IF = ("ALL_SUCCESS", "ALL_DONE", "NONE_FAILED", "AT_LEAST_ONE_SUCCESS", "ALL_FAILED", "AT_LEAST_ONE_FAILED")
+RUN_IF = (
+    "ALL_SUCCESS",
+    "ALL_DONE",
+    "NONE_FAILED",
+    "AT_LEAST_ONE_SUCCESS",
+    "ALL_FAILED",
+    "AT_LEAST_ONE_FAILED",
+)
 #: Validation context for bodies read back from the service: unknown (server-added) keys are dropped.
 SERVER_CONTEXT = {"server": True}
 
@@ -228,11 +235,15 @@ class JobSpec(SpecModel):
 
     def head(self) -> dict[str, Any]:
         """The name-only body of the first create step (``POST /jobs`` rejects inline tasks)."""
-        body: dict[str, Any] = {"name": self.name, "path": self.path, "maxConcurrentRuns": self.max_concurrent_runs}
+        body: dict[str, Any] = {
+            "name": self.name,
+            "path": self.path,
+            "maxConcurrentRuns": self.max_concurrent_runs,
+        }
         return {k: v for k, v in body.items() if v is not None}
 
     def to_wire(self, depends_on_format: DependsOnFormat = "objects") -> dict[str, Any]:
-        """The full body for ``PUT /jobs/{key}``: camelCase, no nulls, ``runIf`` and ``dependsOn`` always set."""
+        """The full body for ``PUT /jobs/{key}``: camelCase, no nulls, ``runIf``/``dependsOn`` always set."""
         body = self.model_dump(mode="json", by_alias=True, exclude_none=True)
         for task in body.get("tasks", []):
             task["runIf"] = task.get("runIf") or "ALL_SUCCESS"
@@ -253,7 +264,9 @@ def _where(loc: tuple[int | str, ...], data: Any) -> str:
     node = data
     for part in loc:
         if isinstance(part, int):
-            key = node[part].get("taskKey") or node[part].get("task_key") if _is_task_list(node, part) else None
+            key = (
+                node[part].get("taskKey") or node[part].get("task_key") if _is_task_list(node, part) else None
+            )
             out += f"[{key or part}]"
             node = node[part] if isinstance(node, list) and part < len(node) else None
             continue
@@ -280,7 +293,7 @@ def load_spec(data: JobSpec | Mapping[str, Any]) -> JobSpec:
             raise AIDPConfigError(_message(data.get("name"), lines), field="spec") from None
     else:
         raise AIDPConfigError(
-            f"A job spec must be a dict, a JobSpec or a path to a .json/.yaml file; got {type(data).__name__}.",
+            f"A job spec must be a dict, a JobSpec or a .json/.yaml file path; got {type(data).__name__}.",
             field="spec",
         )
     problems = spec_problems(spec)
@@ -317,4 +330,3 @@ def _drop_empty(value: Any) -> Any:
     if isinstance(value, list):
         return [_drop_empty(v) for v in value]
     return value
-

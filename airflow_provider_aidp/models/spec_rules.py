@@ -14,7 +14,14 @@ from airflow_provider_aidp.models.cron import min_interval_seconds, parse_quartz
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
-RUN_IF = ("ALL_SUCCESS", "ALL_DONE", "NONE_FAILED", "AT_LEAST_ONE_SUCCESS", "ALL_FAILED", "AT_LEAST_ONE_FAILED")
+RUN_IF = (
+    "ALL_SUCCESS",
+    "ALL_DONE",
+    "NONE_FAILED",
+    "AT_LEAST_ONE_SUCCESS",
+    "ALL_FAILED",
+    "AT_LEAST_ONE_FAILED",
+)
 SOURCES = ("WORKSPACE", "GIT_PROVIDER")
 GIT_PROVIDERS = ("GITHUB", "BITBUCKET", "GITLAB", "OCI_DEVOPS")
 PAUSE = ("PAUSED", "UNPAUSED")
@@ -108,7 +115,9 @@ def _cluster_problems(spec: Any) -> list[str]:
         if cluster.cluster_name and UUID_RE.match(cluster.cluster_name):
             out.append(f"{where}.cluster_name: {cluster.cluster_name!r} {UUID_HINT}")
         if not cluster.cluster_name and cluster.new_cluster is None:
-            out.append(f"{where}.cluster_name: required; the name of an existing cluster (or give new_cluster)")
+            out.append(
+                f"{where}.cluster_name: required; the name of an existing cluster (or give new_cluster)"
+            )
     return out
 
 
@@ -121,7 +130,10 @@ def _task_problems(spec: Any) -> list[str]:
         if not task.task_key:
             out.append(f"{where}.task_key: required and must not be empty")
         elif keys.count(task.task_key) > 1 and keys.index(task.task_key) == i:
-            out.append(f"{where}.task_key: {task.task_key!r} is used by {keys.count(task.task_key)} tasks; task keys must be unique")
+            out.append(
+                f"{where}.task_key: {task.task_key!r} is used by {keys.count(task.task_key)} tasks; "
+                "task keys must be unique"
+            )
         if task.run_if not in RUN_IF:
             out.append(f"{where}.run_if: {_one_of(task.run_if, RUN_IF)}")
         for field, hint in REQUIRED[task.type]:
@@ -160,7 +172,10 @@ def _task_cluster_problems(where: str, task: Any, declared: dict[str, str | None
         )
     if cluster.cluster_name and UUID_RE.match(cluster.cluster_name):
         out.append(f"{where}.cluster.cluster_name: {cluster.cluster_name!r} {UUID_HINT}")
-    elif cluster.cluster_key in declared and cluster.cluster_name not in (None, declared[cluster.cluster_key]):
+    elif cluster.cluster_key in declared and cluster.cluster_name not in (
+        None,
+        declared[cluster.cluster_key],
+    ):
         out.append(
             f"{where}.cluster.cluster_name: {cluster.cluster_name!r} differs from job cluster "
             f"{cluster.cluster_key!r} ({declared[cluster.cluster_key]!r}); use the same name"
@@ -237,7 +252,10 @@ def schedule_problems(schedule: Any) -> list[str]:
     else:
         gap = min_interval_seconds(cron)
         if gap is None:
-            out.append(f"schedule.quartz_cron_expression: {expression!r} fires fewer than twice in 4 years; check the date fields")
+            out.append(
+                f"schedule.quartz_cron_expression: {expression!r} fires fewer than twice in 4 years; "
+                "check the date fields"
+            )
         elif gap < MIN_SCHEDULE_INTERVAL:
             out.append(
                 f"schedule.quartz_cron_expression: {expression!r} can fire {_duration(gap)} apart; "
@@ -255,7 +273,10 @@ def timezone_problems(zone: str) -> list[str]:
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        return [f"schedule.timezone_id: {zone!r} is not an IANA time zone (e.g. 'UTC', 'Europe/Paris', 'America/New_York')"]
+        return [
+            f"schedule.timezone_id: {zone!r} is not an IANA time zone "
+            "(e.g. 'UTC', 'Europe/Paris', 'America/New_York')"
+        ]
     return []
 
 
