@@ -585,6 +585,12 @@ class AIDPHook(BaseHook):
     def delete_job(self, job_key: str) -> None:
         self._call("DELETE", "jobs", job_key, expect_json=False)
 
+    def upsert_job(self, spec: Any, *, dry_run: bool = False) -> Any:
+        """Create or update a job to match ``spec`` (a ``JobSpec`` or dict); see ``hooks.upsert``."""
+        from airflow_provider_aidp.hooks.upsert import upsert_job
+
+        return upsert_job(self, spec, dry_run=dry_run)
+
     # --- runs ---------------------------------------------------------------------------
 
     @staticmethod
