@@ -111,6 +111,7 @@ class TaskRunRecord:
     error_trace: str | None = None
     user_canceled: bool = False
     attempt: int = 0  # retryAttempt: 0 = first attempt
+    child: RunRecord | None = None  # the nested run of a JOB_TASK
     retries: list[dict[str, Any]] = field(default_factory=list)  # earlier attempts (TaskRunRetry)
 
     @property
@@ -199,6 +200,10 @@ class RunRecord:
     cancel_at: float | None = None
     repair_key: int = 0
     waiting: bool = False  # queued behind maxConcurrentRuns (job queue enabled)
+    parent_run_key: str | None = None  # set on the child run of a JOB_TASK
+    parent_task_run_key: str | None = None
+    root_run_key: str | None = None
+    depth: int = 0
     task_runs: dict[str, TaskRunRecord] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     repaired_tasks: list[str] = field(default_factory=list)
@@ -247,7 +252,9 @@ class RunRecord:
         merged = {p["name"]: p for p in job_params} | {p["name"]: p for p in self.parameters}
         body = {
             **self.summary(),
-            "rootJobRunKey": self.key,
+            "rootJobRunKey": self.root_run_key or self.key,
+            "parentJobRunKey": self.parent_run_key,
+            "parentTaskRunKey": self.parent_task_run_key,
             "tasks": [render_task(t, api_version) for t in self.tasks],
             "maxConcurrentRuns": self.job_body.get("maxConcurrentRuns"),
             "parameters": self.parameters or None,

@@ -15,14 +15,20 @@ unstarted ones UPSTREAM_CANCELED and the run CANCELED (CANCELING in between).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .records import RunRecord, TaskRunRecord
 from .scripting import TaskScript
 
-Rescript = Callable[[dict[str, Any]], TaskScript]
+
+class World(Protocol):
+    """What the state machine needs from the store: new scripts for retries, child runs for JOB_TASKs."""
+
+    def rescript(self, run: RunRecord, task: dict[str, Any]) -> TaskScript: ...
+
+    def spawn(self, run: RunRecord, tr: TaskRunRecord, at: float) -> RunRecord | str: ...
+
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 FAILED = frozenset({"FAILED", "INTERNAL_ERROR", "TIMED_OUT", "UPSTREAM_FAILED"})
@@ -40,7 +46,7 @@ class Timings:
     task_s: float = 3.0  # default task duration when no script gives one
 
 
-def advance(run: RunRecord, now: float, timings: Timings, rescript: Rescript | None = None) -> None:
+def advance(run: RunRecord, now: float, timings: Timings, world: World | None = None) -> None:
     if run.done:
         return
     frozen = now if run.cancel_at is None else min(now, run.cancel_at)
@@ -55,7 +61,7 @@ def advance(run: RunRecord, now: float, timings: Timings, rescript: Rescript | N
         _set(run, "RUNNING", "Run is running")
         timeout = float(run.job_body.get("timeoutSeconds") or 0)
         deadline = t0 + timeout if timeout else None
-        _progress_tasks(run, frozen if deadline is None else min(frozen, deadline), t0, timings, rescript)
+        _progress_tasks(run, frozen if deadline is None else min(frozen, deadline), t0, timings, world)
         if deadline is not None and frozen >= deadline and not all(tr.done for tr in run.task_runs.values()):
             _finish_timeout(run, deadline)
             return
@@ -72,24 +78,30 @@ def _set(run: RunRecord, status: str, message: str) -> None:
     run.status, run.state_message = status, message
 
 
-def _progress_tasks(
-    run: RunRecord, now: float, t0: float, timings: Timings, rescript: Rescript | None
-) -> None:
+def _progress_tasks(run: RunRecord, now: float, t0: float, timings: Timings, world: World | None) -> None:
     changed = True
     while changed:
         changed = False
         for tr in run.task_runs.values():
             if tr.done:
                 continue
-            if tr.start is None and _try_start(run, tr, now, t0, timings):
+            if tr.start is None and _try_start(run, tr, now, t0, timings, world):
                 changed = True
+            if tr.child is not None and not tr.done:
+                advance(tr.child, now, timings, world)
+                if tr.child.done:
+                    _end_child_task(tr, tr.child)
+                    changed = True
+                continue
             if tr.start is not None and not tr.done and tr.planned_end is not None and tr.planned_end <= now:
                 _end_task(tr, tr.planned_outcome, tr.planned_end, tr.planned_message, tr.planned_trace)
-                _maybe_retry(tr, timings, rescript)
+                _maybe_retry(run, tr, timings, world)
                 changed = True
 
 
-def _try_start(run: RunRecord, tr: TaskRunRecord, now: float, t0: float, timings: Timings) -> bool:
+def _try_start(
+    run: RunRecord, tr: TaskRunRecord, now: float, t0: float, timings: Timings, world: World | None
+) -> bool:
     ups = [(dep, run.task_runs[dep["taskKey"]]) for dep in tr.task.get("dependsOn", [])]
     if any(not up.done for _, up in ups):
         return False
@@ -109,11 +121,33 @@ def _try_start(run: RunRecord, tr: TaskRunRecord, now: float, t0: float, timings
     tr.start = ready
     tr.status = "RUNNING"
     tr.state_message = "Task is running"
+    if tr.task.get("type") == "JOB_TASK" and world is not None:
+        child = world.spawn(run, tr, ready)
+        if isinstance(child, str):
+            _end_task(tr, "FAILED", ready, child, None)
+        else:
+            tr.child = child
+        return True
     _plan(tr, timings)
     return True
 
 
-def _maybe_retry(tr: TaskRunRecord, timings: Timings, rescript: Rescript | None) -> None:
+def _end_child_task(tr: TaskRunRecord, child: RunRecord) -> None:
+    status = (
+        child.status
+        if child.status in ("SUCCESS", "FAILED", "INTERNAL_ERROR", "TIMED_OUT", "CANCELED")
+        else ("FAILED")
+    )
+    _end_task(
+        tr,
+        status,
+        child.end or child.created,
+        f"Nested job run {child.key}: {child.state_message}",
+        child.error_trace,
+    )
+
+
+def _maybe_retry(run: RunRecord, tr: TaskRunRecord, timings: Timings, world: World | None) -> None:
     """Start the next attempt of a failed task whose ``maxRetries`` allows one."""
     retryable = tr.status in ("FAILED", "INTERNAL_ERROR") or (
         tr.status == "TIMED_OUT" and bool(tr.task.get("isRetryOnTimeout"))
@@ -125,8 +159,8 @@ def _maybe_retry(tr: TaskRunRecord, timings: Timings, rescript: Rescript | None)
     tr.start = tr.end + float(tr.task.get("minRetryIntervalMillis") or 0) / 1000
     tr.end, tr.error_trace = None, None
     tr.status, tr.state_message = "RUNNING", f"Retrying (attempt {tr.attempt})"
-    if rescript is not None:
-        tr.script = rescript(tr.task)
+    if world is not None:
+        tr.script = world.rescript(run, tr.task)
     _plan(tr, timings)
 
 
@@ -214,6 +248,8 @@ def _finish_cancel(run: RunRecord, at: float) -> None:
     for tr in run.task_runs.values():
         if tr.done:
             continue
+        if tr.child is not None and tr.child.cancel_at is None:
+            tr.child.cancel_at = at
         if tr.start is not None:
             _end_task(tr, "CANCELED", at, "Task canceled by user", None)
         else:

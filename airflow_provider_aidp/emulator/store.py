@@ -17,11 +17,12 @@ from typing import Any
 from .clock import Clock
 from .errors import ApiError, bad_request, not_found
 from .records import TERMINAL, JobRecord, RunRecord, Scope, TaskRunRecord
-from .scripting import ScriptBook
+from .scripting import ScriptBook, TaskScript
 from .simulation import Timings, advance
 from .validation import check_parameters
 
 RETRY_TOKEN_TTL_S = 24 * 3600.0
+MAX_NESTING = 5
 
 
 class Store:
@@ -40,7 +41,45 @@ class Store:
         if run.waiting and run.cancel_at is None and not self._admit(run, now):
             return
         run.waiting = False
-        advance(run, now, self.timings, lambda task: self.scripts.resolve(task, run.job_name))
+        advance(run, now, self.timings, self)
+
+    # --- the World protocol used by simulation.advance ---------------------------------------
+
+    def rescript(self, run: RunRecord, task: dict[str, Any]) -> TaskScript:
+        return self.scripts.resolve(task, run.job_name)
+
+    def spawn(self, run: RunRecord, tr: TaskRunRecord, at: float) -> RunRecord | str:
+        """The child run a JOB_TASK starts at ``at`` (or why it cannot start)."""
+        job = self.jobs.get(str(tr.task.get("jobKey")))
+        if job is None or job.scope != run.scope:
+            return f"JOB_TASK {tr.task_key}: job {tr.task.get('jobKey')!r} not found"
+        if run.depth >= MAX_NESTING:
+            return f"JOB_TASK {tr.task_key}: nested jobs deeper than {MAX_NESTING} levels"
+        child = self._new_run(run.scope, job, list(run.parameters), at)
+        child.parent_run_key, child.parent_task_run_key = run.key, tr.key
+        child.root_run_key, child.depth = run.root_run_key or run.key, run.depth + 1
+        self._new_task_runs(child, [t["taskKey"] for t in child.tasks])
+        return child
+
+    def _new_run(
+        self, scope: Scope, job: JobRecord, parameters: list[dict[str, Any]], now: float
+    ) -> RunRecord:
+        number = self._run_numbers.get(job.key, 0) + 1
+        self._run_numbers[job.key] = number
+        run = RunRecord(
+            key=str(uuid.uuid4()),
+            scope=scope,
+            job_key=job.key,
+            job_name=str(job.body.get("name")),
+            number=number,
+            tasks=[dict(t) for t in job.body.get("tasks") or []],
+            job_body={k: v for k, v in job.body.items() if k != "tasks"},
+            parameters=parameters,
+            created=now,
+            attempt_start=now,
+        )
+        self.runs[run.key] = run
+        return run
 
     def _admit(self, run: RunRecord, now: float) -> bool:
         """Let a queued run start once fewer than maxConcurrentRuns earlier runs are active (FIFO)."""
@@ -129,15 +168,14 @@ class Store:
     def list_runs(self, scope: Scope) -> list[RunRecord]:
         with self.lock:
             now = self.clock.now()
-            out = [r for r in self.runs.values() if r.scope == scope]
-            for run in out:
-                self._advance(run, now)
-            return out
+            for run in [r for r in self.runs.values() if r.scope == scope]:
+                self._advance(run, now)  # may start child runs of JOB_TASKs
+            return [r for r in self.runs.values() if r.scope == scope]
 
     def all_runs(self) -> list[RunRecord]:
         with self.lock:
             now = self.clock.now()
-            for run in self.runs.values():
+            for run in list(self.runs.values()):
                 self._advance(run, now)
             return list(self.runs.values())
 
@@ -148,23 +186,9 @@ class Store:
         with self.lock:
             job = self.get_job(scope, job_key)
             now = self.clock.now()
-            number = self._run_numbers.get(job.key, 0) + 1
-            self._run_numbers[job.key] = number
-            run = RunRecord(
-                key=str(uuid.uuid4()),
-                scope=scope,
-                job_key=job.key,
-                job_name=str(job.body.get("name")),
-                number=number,
-                tasks=[dict(t) for t in job.body.get("tasks") or []],
-                job_body={k: v for k, v in job.body.items() if k != "tasks"},
-                parameters=list(parameters or []),
-                created=now,
-                attempt_start=now,
-            )
             limit = job.body.get("maxConcurrentRuns") or 1
             active = [r for r in self.list_runs(scope) if r.job_key == job.key and not r.done]
-            self.runs[run.key] = run
+            run = self._new_run(scope, job, list(parameters or []), now)
             if len(active) >= limit and (job.body.get("queue") or {}).get("isEnabled"):
                 run.waiting = True
                 run.status = "QUEUED"

@@ -120,6 +120,8 @@ def _validate_task(task: Any, i: int, api_version: str) -> dict[str, Any]:
         raise bad_request(f"{where}.runIf is required: one of {sorted(RUN_IF)}")
     if ttype in CLUSTER_TASKS and not isinstance(task.get("cluster"), dict):
         raise bad_request(f"{where}.cluster is required for {ttype} ({{clusterKey, clusterName}})")
+    if ttype == "JOB_TASK" and not isinstance(task.get("jobKey"), str):
+        raise bad_request(f"{where}.jobKey is required for JOB_TASK (the key of the job to run)")
     check_parameters(task.get("parameters"), f"{where}.parameters")
     _check_int(task, "maxRetries", 0, 10, where)
     _check_int(task, "minRetryIntervalMillis", 0, 600_000, where)

@@ -298,3 +298,55 @@ def test_job_timeout(emu: AIDPEmulator, api: Api) -> None:
     assert final["state"]["status"] == "TIMED_OUT" and final["state"]["isUserCanceledOrTimedOut"] is True
     assert final["endTime"] - final["startTime"] == 20_000
     assert api.task_statuses(run["key"]) == {"long": "TIMED_OUT", "after": "UPSTREAM_CANCELED"}
+
+
+def test_job_task_runs_a_nested_job(emu: AIDPEmulator, api: Api) -> None:
+    child_key = api.create_job(name="child.job", tasks=[task("inner")], maxConcurrentRuns=5)
+    parent_key = api.create_job(
+        name="parent.job",
+        tasks=[
+            {
+                "type": "JOB_TASK",
+                "taskKey": "nested",
+                "runIf": "ALL_SUCCESS",
+                "jobKey": child_key,
+                "dependsOn": [],
+            },
+            task("after", depends=["nested"]),
+        ],
+    )
+    run = api.run(parent_key)
+    emu.advance(4)  # parent running (t0 = 2 s), child pending/queued
+    runs = api("GET", "/jobRuns", params={"jobKey": child_key}).json()["items"]
+    assert len(runs) == 1
+    child = api.get_run(runs[0]["key"])
+    assert child["parentJobRunKey"] == run["key"] and child["rootJobRunKey"] == run["key"]
+    assert child["parentTaskRunKey"] == run["taskToTaskRunMap"]["nested"]
+    assert api.task_statuses(run["key"])["nested"] == "RUNNING"
+    emu.advance(30)
+    assert api.get_run(child["key"])["state"]["status"] == "SUCCESS"
+    assert api.task_statuses(run["key"]) == {"nested": "SUCCESS", "after": "SUCCESS"}
+    # a failing child fails the JOB_TASK; an unknown job key fails it at once
+    emu.script_task(task_key="inner", outcome="FAILED")
+    failed = api.run(parent_key)
+    emu.advance(30)
+    assert api.task_statuses(failed["key"]) == {"nested": "FAILED", "after": "UPSTREAM_FAILED"}
+    assert api("DELETE", f"/jobs/{child_key}").status_code == 204
+    orphan = api.run(parent_key)
+    emu.advance(30)
+    tr = api("GET", f"/taskRuns/{orphan['taskToTaskRunMap']['nested']}").json()
+    assert tr["state"]["status"] == "FAILED" and "not found" in tr["state"]["stateMessage"]
+
+
+def test_self_nesting_is_bounded(emu: AIDPEmulator, api: Api) -> None:
+    key = api.create_job(name="loop.job", maxConcurrentRuns=100)
+    body = {
+        "name": "loop.job",
+        "maxConcurrentRuns": 100,
+        "tasks": [{"type": "JOB_TASK", "taskKey": "me", "runIf": "ALL_SUCCESS", "jobKey": key}],
+    }
+    assert api("PUT", f"/jobs/{key}", json=body).status_code == 200
+    run = api.run(key)
+    emu.advance(3600)
+    assert api.get_run(run["key"])["state"]["status"] == "FAILED"
+    assert len(api("GET", "/jobRuns", params={"jobKey": key}).json()["items"]) == 6
