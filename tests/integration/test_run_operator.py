@@ -504,3 +504,19 @@ def test_sensor_failure_message_matches_the_operator(emu: AIDPEmulator) -> None:
     with pytest.raises(AIDPJobRunError) as info:
         sensor.poke({"ti": ti})  # type: ignore[arg-type]
     assert "task a FAILED: same words" in str(info.value) and "ZeroDivisionError" in str(info.value)
+
+
+def test_mapped_tasks_get_their_own_runs_and_tokens(emu: AIDPEmulator) -> None:
+    job_key = job(emu, max_concurrent_runs=3)
+    dag = build_dag(
+        lambda: AIDPRunJobOperator.partial(task_id="run", job_key=job_key, poll_interval=0.1).expand(
+            parameters=[{"n": "1"}, {"n": "2"}, {"n": "3"}]
+        )
+    )
+    states, _ = run_dag(dag)
+    assert states == {"run": "success"}
+    runs = runs_of(emu, job_key)
+    assert sorted(p["value"] for r in runs for p in r["parameters"]) == ["1", "2", "3"]
+    assert {r["state"]["status"] for r in runs} == {"SUCCESS"}
+    tokens = {r.headers["opc-retry-token"] for r in posts(emu) if job_key in json.dumps(r.body or {})}
+    assert len(tokens) == 3
