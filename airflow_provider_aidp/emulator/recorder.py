@@ -30,7 +30,7 @@ class RecordedRequest:
 
 
 class Recorder:
-    def __init__(self, maxlen: int = 200_000) -> None:
+    def __init__(self, maxlen: int = 50_000) -> None:
         self._lock = threading.Lock()
         self._items: deque[RecordedRequest] = deque(maxlen=maxlen)
         self._seq = 0
