@@ -155,19 +155,19 @@ class _AIDPRunWaitOperator(BaseOperator):
                 ),
                 method_name="execute_complete",
             )
+        # Left set if an exception escapes (e.g. AirflowTaskTimeout from execution_timeout): the task
+        # runner calls on_kill() *after* execute unwound, and on_kill must still know the run.
         self._active_run_key = run_key
-        try:
-            event = polling.wait_for_run(
-                self.hook,
-                run_key,
-                poll_interval=self.poll_interval,
-                deadline=deadline,
-                max_poll_errors=self.max_poll_errors,
-                cancel_on_timeout=self.cancel_on_kill,
-                on_status=lambda status: self.log.info("AIDP job run %s is %s", run_key, status),
-            )
-        finally:
-            self._active_run_key = None
+        event = polling.wait_for_run(
+            self.hook,
+            run_key,
+            poll_interval=self.poll_interval,
+            deadline=deadline,
+            max_poll_errors=self.max_poll_errors,
+            cancel_on_timeout=self.cancel_on_kill,
+            on_status=lambda status: self.log.info("AIDP job run %s is %s", run_key, status),
+        )
+        self._active_run_key = None
         return self._finish(context, event, run_url)
 
     def _finish(self, context: Context, event: dict[str, Any], run_url: str | None) -> dict[str, Any]:

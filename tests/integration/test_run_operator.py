@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -520,3 +521,17 @@ def test_mapped_tasks_get_their_own_runs_and_tokens(emu: AIDPEmulator) -> None:
     assert {r["state"]["status"] for r in runs} == {"SUCCESS"}
     tokens = {r.headers["opc-retry-token"] for r in posts(emu) if job_key in json.dumps(r.body or {})}
     assert len(tokens) == 3
+
+
+def test_execution_timeout_cancels_the_run(emu: AIDPEmulator) -> None:
+    """Airflow calls on_kill() after AirflowTaskTimeout unwound execute(); the run is still cancelled."""
+    emu.script_task(task_key="a", duration=1000)
+    job_key = job(emu)
+    dag = build_dag(
+        lambda: AIDPRunJobOperator(
+            task_id="run", job_key=job_key, poll_interval=0.1, execution_timeout=timedelta(seconds=1)
+        )
+    )
+    states, run_id = run_dag(dag)
+    assert states == {"run": "failed"}
+    assert len(cancels(emu, xcoms(dag, run_id, "run")["run_key"])) == 1
