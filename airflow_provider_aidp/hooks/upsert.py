@@ -72,12 +72,16 @@ def _create(hook: AIDPHook, spec: JobSpec, fmt: Any, dry_run: bool) -> UpsertRes
     body = spec.to_wire(fmt)
     diff = spec_diff({}, canonical(spec), "(new job)")
     if dry_run:
-        hook.log.info("Dry run: job %r does not exist in %r; would create it:\n%s", spec.name, spec.path, diff)
+        hook.log.info(
+            "Dry run: job %r does not exist in %r; would create it:\n%s", spec.name, spec.path, diff
+        )
         return UpsertResult(None, "created", diff, dry_run=True)
     head = spec.head()
     hook.log.info("Creating job %r (step 1, name only): %s", spec.name, json.dumps(head, sort_keys=True))
     job_key = _key(hook.create_job(head, retry_token=create_retry_token(spec)))
-    hook.log.info("Job %r created with key %s; sending its definition (step 2):\n%s", spec.name, job_key, _pretty(body))
+    hook.log.info(
+        "Job %r created with key %s; sending its definition (step 2):\n%s", spec.name, job_key, _pretty(body)
+    )
     try:
         hook.update_job(job_key, body)
     except AIDPNotFoundError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,6 +114,22 @@ def _nearest_weekday(day: dt.date, target: int) -> int:
     return target
 
 
+def _days_before_last(offset: int, day: dt.date) -> bool:
+    return day.day == _last_day(day) - offset
+
+
+def _is_nearest_weekday(target: int, day: dt.date) -> bool:
+    return day.day == _nearest_weekday(day, target)
+
+
+def _day_in(days: frozenset[int], day: dt.date) -> bool:
+    return day.day in days
+
+
+def _dow_in(days: frozenset[int], day: dt.date) -> bool:
+    return _quartz_dow(day) in days
+
+
 def _dom_rule(text: str) -> DayRule:
     rules: list[DayRule] = []
     for item in text.split(","):
@@ -123,18 +140,26 @@ def _dom_rule(text: str) -> DayRule:
             rules.append(lambda d: d.day == _nearest_weekday(d, _last_day(d)))
         elif upper.startswith("L-"):
             offset = _number(upper[2:], "day-of-month", 0, 30, {})
-            rules.append(lambda d, o=offset: d.day == _last_day(d) - o)
+            rules.append(functools.partial(_days_before_last, offset))
         elif upper.endswith("W"):
             target = _number(upper[:-1], "day-of-month", 1, 31, {})
-            rules.append(lambda d, t=target: d.day == _nearest_weekday(d, t))
+            rules.append(functools.partial(_is_nearest_weekday, target))
         else:
             days = _plain_item(item, "day-of-month", 1, 31, {})
-            rules.append(lambda d, s=frozenset(days): d.day in s)
+            rules.append(functools.partial(_day_in, frozenset(days)))
     return lambda d: any(rule(d) for rule in rules)
 
 
 def _quartz_dow(day: dt.date) -> int:
     return (day.weekday() + 1) % 7 + 1  # Mon=0 -> 2, Sun=6 -> 1
+
+
+def _nth_weekday(dow: int, nth: int, day: dt.date) -> bool:
+    return _quartz_dow(day) == dow and (day.day - 1) // 7 + 1 == nth
+
+
+def _last_weekday(dow: int, day: dt.date) -> bool:
+    return _quartz_dow(day) == dow and day.day + 7 > _last_day(day)
 
 
 def _dow_rule(text: str) -> DayRule:
@@ -147,13 +172,13 @@ def _dow_rule(text: str) -> DayRule:
             dow_text, _, nth_text = upper.partition("#")
             dow = _number(dow_text, "day-of-week", 1, 7, DAYS)
             nth = _number(nth_text, "day-of-week", 1, 5, {})
-            rules.append(lambda d, w=dow, n=nth: _quartz_dow(d) == w and (d.day - 1) // 7 + 1 == n)
+            rules.append(functools.partial(_nth_weekday, dow, nth))
         elif upper.endswith("L"):
             dow = _number(upper[:-1], "day-of-week", 1, 7, DAYS)
-            rules.append(lambda d, w=dow: _quartz_dow(d) == w and d.day + 7 > _last_day(d))
+            rules.append(functools.partial(_last_weekday, dow))
         else:
             days = _plain_item(item, "day-of-week", 1, 7, DAYS)
-            rules.append(lambda d, s=frozenset(days): _quartz_dow(d) in s)
+            rules.append(functools.partial(_dow_in, frozenset(days)))
     return lambda d: any(rule(d) for rule in rules)
 
 

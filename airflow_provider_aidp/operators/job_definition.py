@@ -87,7 +87,8 @@ class AIDPCreateJobOperator(BaseOperator):
         self.spec = spec
         self.workspace_key = workspace_key
         self.aidp_conn_id = aidp_conn_id
-        self.dry_run = dry_run
+        # Not ``self.dry_run``: BaseOperator.dry_run() is a method.
+        self.diff_only = dry_run
         if not _has_jinja(spec):
             self._resolve(spec)  # parse-time validation of static specs
 
@@ -117,13 +118,14 @@ class AIDPCreateJobOperator(BaseOperator):
 
         spec = self._resolve(self.spec)
         hook = AIDPHook(self.aidp_conn_id, workspace_key=self.workspace_key)
-        self.log.info("Job spec %r as sent:\n%s", spec.name, spec.to_json(hook.config.depends_on_format))
-        result = hook.upsert_job(spec, dry_run=self.dry_run)
+        fmt: Any = hook.config.depends_on_format
+        self.log.info("Job spec %r as sent:\n%s", spec.name, spec.to_json(fmt))
+        result = hook.upsert_job(spec, dry_run=self.diff_only)
         self.log.info(
             "Job %r: %s%s (key %s)",
             spec.name,
             result.action,
-            " (dry run)" if self.dry_run else "",
+            " (dry run)" if self.diff_only else "",
             result.job_key,
         )
         ti = context["ti"]
@@ -174,14 +176,16 @@ class AIDPDeleteJobOperator(BaseOperator):
         if key is None:
             job = hook.find_job(str(self.job_name), self.job_path)  # duplicates raise
             if job is None:
-                return self._missing(
+                self._missing(
                     f"no job named {self.job_name!r}{f' in {self.job_path!r}' if self.job_path else ''}"
                 )
+                return None
             key = job.key
         try:
             hook.delete_job(key)
         except AIDPNotFoundError:
-            return self._missing(f"job {key} does not exist")
+            self._missing(f"job {key} does not exist")
+            return None
         self.log.info("Deleted AIDP job %s", key)
         return key
 

@@ -107,7 +107,8 @@ def test_a_jobspec_instance_is_accepted_and_revalidated() -> None:
     spec = JobSpec.model_validate(good())
     assert load_spec(spec) is spec
     bad = spec.model_copy(update={"name": "9lives"})
-    assert "name: '9lives'" in str(pytest.raises(AIDPConfigError, load_spec, bad).value)
+    with pytest.raises(AIDPConfigError, match="name: '9lives'"):
+        load_spec(bad)
 
 
 def test_every_problem_is_listed_at_once() -> None:
