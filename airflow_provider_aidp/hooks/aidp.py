@@ -340,9 +340,7 @@ class AIDPHook(BaseHook):
     @cached_property
     def config(self) -> AIDPConnectionConfig:
         """The parsed, validated connection (sync lookup; async code uses :meth:`_aconfig`)."""
-        config = AIDPConnectionConfig.from_connection(self.get_connection(self.aidp_conn_id))
-        config.register_secrets()
-        return config
+        return AIDPConnectionConfig.from_connection(self.get_connection(self.aidp_conn_id))
 
     @property
     def workspace(self) -> str:
@@ -743,8 +741,9 @@ class AIDPHook(BaseHook):
         async with state.lock:
             if state.config is None:
                 conn = await self.aget_connection(self.aidp_conn_id)
-                state.config = AIDPConnectionConfig.from_connection(conn)
-                state.config.register_secrets()
+                config = AIDPConnectionConfig.from_connection(conn, register_secrets=False)
+                await config.aregister_secrets()
+                state.config = config
             if state.signer is None:
                 state.signer = await asyncio.to_thread(auth.get_signer, state.config)
             if state.session is None or state.session.closed:

@@ -95,6 +95,19 @@ def mask_secret(value: str | None) -> None:
                 _mask(line.strip())
 
 
+async def amask_secret(value: str | None) -> None:
+    """:func:`mask_secret` for code running on an event loop (no blocking supervisor round-trip)."""
+    if not value:
+        return
+    from airflow.sdk.log import amask_secret as _amask
+
+    await _amask(value)
+    if "\n" in value:
+        for line in value.splitlines():
+            if len(line.strip()) >= 16 and not line.startswith("-----"):
+                await _amask(line.strip())
+
+
 def _is_loopback(hostname: str) -> bool:
     if hostname.lower() == "localhost":
         return True
@@ -227,15 +240,23 @@ class AIDPConnectionConfig:
             endpoint=self.endpoint,
         )
 
+    def secret_values(self) -> list[str]:
+        return [v for v in (self.private_key, self.pass_phrase) if v]
+
     def register_secrets(self) -> None:
         """Tell Airflow's secrets masker about every secret value held by this config."""
-        mask_secret(self.private_key)
-        mask_secret(self.pass_phrase)
+        for value in self.secret_values():
+            mask_secret(value)
+
+    async def aregister_secrets(self) -> None:
+        """Async form for event loops (the triggerer): uses ``amask_secret``, never a blocking send."""
+        for value in self.secret_values():
+            await amask_secret(value)
 
     # --- construction ---------------------------------------------------------------------
 
     @classmethod
-    def from_connection(cls, conn: Any) -> AIDPConnectionConfig:
+    def from_connection(cls, conn: Any, *, register_secrets: bool = True) -> AIDPConnectionConfig:
         """Build from an Airflow ``Connection`` (or anything with ``conn_id``/``host``/``extra_dejson``)."""
         extra = getattr(conn, "extra_dejson", None) or {}
         if not isinstance(extra, dict):
@@ -246,6 +267,7 @@ class AIDPConnectionConfig:
             schema=getattr(conn, "schema", None),
             port=getattr(conn, "port", None),
             extra=extra,
+            register_secrets=register_secrets,
         )
 
     @classmethod
@@ -257,13 +279,17 @@ class AIDPConnectionConfig:
         schema: str | None = None,
         port: int | None = None,
         extra: Mapping[str, Any] | None = None,
+        register_secrets: bool = True,
     ) -> AIDPConnectionConfig:
+        """Validate and build. ``register_secrets=False`` leaves masking to the caller (async code
+        calls :meth:`aregister_secrets`); validation messages never contain secret values anyway."""
         get = _extra_getter(extra or {})
-        # Register secrets first: a validation error below must not be the first place they appear.
-        for name in SECRET_FIELDS:
-            value = get(name)
-            if isinstance(value, str):
-                mask_secret(value)
+        if register_secrets:
+            # First: a validation error below must not be the first place the values appear.
+            for name in SECRET_FIELDS:
+                value = get(name)
+                if isinstance(value, str):
+                    mask_secret(value)
 
         api_version = str(get("api_version") or DEFAULT_API_VERSION)
         if api_version not in SURFACES:
@@ -304,7 +330,7 @@ class AIDPConnectionConfig:
         template = str(get("console_url_template") or DEFAULT_CONSOLE_URL_TEMPLATE)
         _check_template(template)
 
-        return cls(
+        config = cls(
             conn_id=conn_id,
             endpoint=endpoint,
             ai_data_platform_id=str(ai_data_platform_id),
@@ -326,13 +352,15 @@ class AIDPConnectionConfig:
             console_url_template=template,
             depends_on_format=depends_on_format,
         )
+        if register_secrets:
+            config.register_secrets()
+        return config
 
 
 def _normalise_pem(value: str | None) -> str | None:
     """Accept a PEM pasted into a one-line field with literal ``\\n`` sequences."""
     if value and "\\n" in value and "\n" not in value:
         value = value.replace("\\n", "\n")
-        mask_secret(value)
     return value
 
 

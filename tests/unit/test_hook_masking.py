@@ -4,6 +4,7 @@ registered with Airflow's secrets masker and never appear in logs, exception tex
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,41 @@ def test_logs_errors_and_reprs_never_show_secrets(
         assert "PRIVATE KEY" not in text
     # the signed Authorization header is not logged either
     assert "Signature" not in caplog.text
+
+
+async def test_async_path_masks_with_amask_secret_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the triggerer's loop a blocking supervisor round-trip must be avoided: amask_secret only."""
+    import airflow.sdk.log as sdk_log
+
+    from airflow_provider_aidp.hooks.aidp import _async_state, close_async_sessions
+
+    key = make_key(PASS_PHRASE + "-async", tag="masking-async")
+    install_connection(monkeypatch, FakeConnection(host=HOST, extra=inline_extra(key)))
+    masked: list[str] = []
+    real_amask = sdk_log.amask_secret
+
+    async def amask(secret: Any, name: str | None = None) -> None:
+        masked.append(secret)
+        await real_amask(secret, name)
+
+    loop_thread = threading.get_ident()
+    sync_masked: list[str] = []
+
+    def no_sync_mask(secret: Any, name: str | None = None) -> None:
+        # Worker threads (the signer is built with asyncio.to_thread) may use the sync form.
+        assert threading.get_ident() != loop_thread, "blocking mask_secret called on the event loop"
+        sync_masked.append(secret)
+
+    monkeypatch.setattr(sdk_log, "amask_secret", amask)
+    monkeypatch.setattr(sdk_log, "mask_secret", no_sync_mask)
+    hook = AIDPHook("aidp_test")
+    state = await hook._astate()
+    try:
+        assert state.config is not None and state.config.private_key == key.private_pem
+        assert key.private_pem in masked and PASS_PHRASE + "-async" in masked
+        assert _async_state("aidp_test") is state
+        assert sync_masked  # the key was also registered while being parsed off-loop
+    finally:
+        await close_async_sessions()
+    assert_clean(redact(f"{PASS_PHRASE}-async {key.private_pem.splitlines()[3]}").replace(PASS_PHRASE, ""))
+    assert key.private_pem.splitlines()[3] not in redact(key.private_pem)
