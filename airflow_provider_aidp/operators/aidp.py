@@ -142,6 +142,7 @@ class _AIDPRunWaitOperator(BaseOperator):
     def _wait_for(self, context: Context, run_key: str, run_url: str) -> dict[str, Any]:
         deadline = None if self.timeout is None else time.time() + self.timeout
         if self.deferrable:
+            deadline = self._within_execution_timeout(context, deadline)
             self.defer(
                 trigger=AIDPJobRunTrigger(
                     run_key,
@@ -169,6 +170,15 @@ class _AIDPRunWaitOperator(BaseOperator):
         )
         self._active_run_key = None
         return self._finish(context, event, run_url)
+
+    def _within_execution_timeout(self, context: Context, deadline: float | None) -> float | None:
+        """Airflow times a deferred task out at start_date + execution_timeout WITHOUT calling any
+        on_kill; end the trigger's wait (and cancel the run) no later than that, or it is orphaned."""
+        start = getattr(context["ti"], "start_date", None)
+        if self.execution_timeout is None or start is None:
+            return deadline
+        limit = start.timestamp() + self.execution_timeout.total_seconds()
+        return limit if deadline is None else min(deadline, limit)
 
     def _finish(self, context: Context, event: dict[str, Any], run_url: str | None) -> dict[str, Any]:
         def push(summary: dict[str, Any]) -> None:

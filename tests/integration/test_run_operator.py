@@ -523,13 +523,19 @@ def test_mapped_tasks_get_their_own_runs_and_tokens(emu: AIDPEmulator) -> None:
     assert len(tokens) == 3
 
 
-def test_execution_timeout_cancels_the_run(emu: AIDPEmulator) -> None:
-    """Airflow calls on_kill() after AirflowTaskTimeout unwound execute(); the run is still cancelled."""
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferred"])
+def test_execution_timeout_cancels_the_run(emu: AIDPEmulator, deferrable: bool) -> None:
+    """Sync: Airflow calls on_kill() after AirflowTaskTimeout unwound execute(). Deferred: Airflow
+    times the trigger out without on_kill, so the trigger's own deadline must come first."""
     emu.script_task(task_key="a", duration=1000)
     job_key = job(emu)
     dag = build_dag(
         lambda: AIDPRunJobOperator(
-            task_id="run", job_key=job_key, poll_interval=0.1, execution_timeout=timedelta(seconds=1)
+            task_id="run",
+            job_key=job_key,
+            poll_interval=0.1,
+            execution_timeout=timedelta(seconds=2),
+            deferrable=deferrable,
         )
     )
     states, run_id = run_dag(dag)
