@@ -339,7 +339,7 @@ class AIDPHook(BaseHook):
 
     @cached_property
     def config(self) -> AIDPConnectionConfig:
-        """The parsed, validated connection (sync lookup; async code uses :meth:`_aconfig`)."""
+        """The parsed, validated connection (sync lookup; async code uses :meth:`_astate`)."""
         return AIDPConnectionConfig.from_connection(self.get_connection(self.aidp_conn_id))
 
     @property
