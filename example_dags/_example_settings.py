@@ -25,7 +25,7 @@ RETRY_DELAY = timedelta(seconds=float(os.environ.get("AIDP_EXAMPLE_RETRY_DELAY_S
 
 #: the run date passed to AIDP: the logical date when the run has one (scheduled runs,
 #: ``airflow dags test``), else the moment the run was created (a manual trigger in Airflow 3).
-RUN_DATE = "{{ (logical_date or dag_run.run_after) | ds }}"
+RUN_DATE = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 
 
 #: the ``cluster`` reference every notebook/python task carries (key + real name), also declared

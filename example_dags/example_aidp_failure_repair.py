@@ -100,11 +100,12 @@ def example_aidp_failure_repair() -> None:
         if not summary:
             print("The quality gate failed before an AIDP run finished; see run_quality_gate's log.")
             return []
-        failed = [t for t in summary["tasks"] if t["status"] != "SUCCESS"]
-        for t in failed:
-            print(f"AIDP task {t['task_key']} {t['status']}: {t['state_message']}")
+        # a repaired run lists every attempt of a task; report each task once
+        failed = {t["task_key"]: t for t in summary["tasks"] if t["status"] != "SUCCESS"}
+        for key, t in sorted(failed.items()):
+            print(f"AIDP task {key} {t['status']}: {t['state_message']}")
         print(f"Run {summary['run_key']}: {summary['run_url']}")
-        return [t["task_key"] for t in failed]
+        return sorted(failed)
 
     upsert_job >> run_gate >> [refresh_customer_dashboard(), alert_data_owners()]
 

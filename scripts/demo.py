@@ -67,12 +67,23 @@ class DemoPaths:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="scripts/demo.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--demo-dir", type=Path, default=REPO_ROOT / ".demo",
-                   help="throw-away state (AIRFLOW_HOME, logs); reused by the next run (default: .demo/)")
-    p.add_argument("--time-scale", type=float, default=10.0,
-                   help="emulator seconds per real second (default 10: a 3 s AIDP task takes 0.3 s)")
-    p.add_argument("--keep-running", action="store_true",
-                   help="keep the emulator up after the DAG ran, so the run URL can be opened (Ctrl-C ends)")
+    p.add_argument(
+        "--demo-dir",
+        type=Path,
+        default=REPO_ROOT / ".demo",
+        help="throw-away state (AIRFLOW_HOME, logs); reused by the next run (default: .demo/)",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=10.0,
+        help="emulator seconds per real second (default 10: a 3 s AIDP task takes 0.3 s)",
+    )
+    p.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="keep the emulator up after the DAG ran, so the run URL can be opened (Ctrl-C ends)",
+    )
     p.add_argument("--timeout", type=float, default=600, help="give up on `airflow dags test` after this")
     return p.parse_args(argv)
 
@@ -105,18 +116,23 @@ def running_emulator(time_scale: float) -> Iterator[tuple[Any, str]]:
 
 # --------------------------------------------------------------------------- airflow
 def airflow_env(paths: DemoPaths, connection_json: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_")) and k != "AIRFLOW_HOME"}
-    env.update({
-        "AIRFLOW_HOME": str(paths.airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "example_dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{paths.db}",
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(paths.airflow_home / "logs"),
-        "AIRFLOW_CONN_AIDP_DEFAULT": connection_json,
-        "AIDP_EXAMPLE_POLL_SECONDS": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_")) and k != "AIRFLOW_HOME"
+    }
+    env.update(
+        {
+            "AIRFLOW_HOME": str(paths.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "example_dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{paths.db}",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(paths.airflow_home / "logs"),
+            "AIRFLOW_CONN_AIDP_DEFAULT": connection_json,
+            "AIDP_EXAMPLE_POLL_SECONDS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -132,12 +148,20 @@ def run_airflow(args: list[str], env: dict[str, str], log_file: Path, timeout: f
         log.write(f"\n$ airflow {' '.join(args)}\n".encode())
         log.flush()
         try:
-            done = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, cwd=cwd, stdout=log,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout)
+            done = subprocess.run(
+                [sys.executable, "-m", "airflow", *args],
+                env=env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+            )
             return done.returncode
         except subprocess.TimeoutExpired as exc:
-            raise DemoError(f"`airflow {' '.join(args)}` did not finish within {timeout:.0f}s; "
-                            f"see {log_file}") from exc
+            raise DemoError(
+                f"`airflow {' '.join(args)}` did not finish within {timeout:.0f}s; see {log_file}"
+            ) from exc
 
 
 def ensure_database(paths: DemoPaths, env: dict[str, str], log_file: Path) -> None:
@@ -155,8 +179,9 @@ def ensure_database(paths: DemoPaths, env: dict[str, str], log_file: Path) -> No
 # --------------------------------------------------------------------------- result
 def latest_dag_run(db: Path) -> tuple[str, str] | None:
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        row = conn.execute("SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
-                           (DAG_ID,)).fetchone()
+        row = conn.execute(
+            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)
+        ).fetchone()
     return None if row is None else (str(row[0]), str(row[1]))
 
 
@@ -195,8 +220,9 @@ def task_log_dir(paths: DemoPaths, run_id: str) -> Path:
     return paths.airflow_home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
 
 
-def report(paths: DemoPaths, run_id: str, state: str, log_file: Path, elapsed: float,
-           time_scale: float) -> None:
+def report(
+    paths: DemoPaths, run_id: str, state: str, log_file: Path, elapsed: float, time_scale: float
+) -> None:
     summary = xcom(paths.db, run_id, RUN_TASK_ID, "run_summary") or {}
     job_key = xcom(paths.db, run_id, UPSERT_TASK_ID, "return_value") or summary.get("job_key")
     run_key = summary.get("run_key") or xcom(paths.db, run_id, RUN_TASK_ID, "run_key")
@@ -237,24 +263,29 @@ def main(argv: list[str] | None = None) -> int:
             logical_date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
             say(f"  running: airflow dags test {DAG_ID} {logical_date}")
             t0 = time.monotonic()
-            code = run_airflow(["dags", "test", DAG_ID, logical_date], env, log_file, args.timeout,
-                               cwd=paths.airflow_home)
+            code = run_airflow(
+                ["dags", "test", DAG_ID, logical_date], env, log_file, args.timeout, cwd=paths.airflow_home
+            )
             found = latest_dag_run(paths.db)
             if found is None:
                 raise DemoError(f"`airflow dags test` created no DAG run (exit {code}):\n{tail(log_file)}")
             run_id, state = found
             report(paths, run_id, state, log_file, time.monotonic() - t0, args.time_scale)
             if code != 0 or state != "success":
-                raise DemoError(f"the DAG run ended {state} (exit code {code}); last lines of the output:\n"
-                                f"{tail(log_file)}")
+                raise DemoError(
+                    f"the DAG run ended {state} (exit code {code}); last lines of the output:\n"
+                    f"{tail(log_file)}"
+                )
             if args.keep_running:
                 say(f"\nThe emulator keeps running at {emu.url}; press Ctrl-C to stop.")
                 with contextlib.suppress(KeyboardInterrupt):
                     while True:
                         time.sleep(3600)
             else:
-                say("  (the emulator stops with the demo; "
-                    "`scripts/demo.py --keep-running` keeps the URL live)")
+                say(
+                    "  (the emulator stops with the demo; "
+                    "`scripts/demo.py --keep-running` keeps the URL live)"
+                )
     except DemoError as exc:
         say(f"\nDemo FAILED: {exc}")
         return 1

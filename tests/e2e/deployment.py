@@ -42,15 +42,19 @@ class DeploymentError(RuntimeError):
 
 def _clean_environ() -> dict[str, str]:
     """The parent's environment minus any Airflow settings (the test session sets its own)."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_") and k != "AIRFLOW_HOME"}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AIRFLOW__") and not k.startswith("AIRFLOW_CONN_") and k != "AIRFLOW_HOME"
+    }
 
 
 class AirflowDeployment:
     """Start, drive, inspect and stop one Airflow deployment."""
 
-    def __init__(self, home: Path, extra_env: Mapping[str, str] | None = None,
-                 python: str = sys.executable) -> None:
+    def __init__(
+        self, home: Path, extra_env: Mapping[str, str] | None = None, python: str = sys.executable
+    ) -> None:
         self.home = home
         self.python = python
         self.port = free_port()
@@ -97,15 +101,25 @@ class AirflowDeployment:
         return self.home / "process-logs" / f"{component}.log"
 
     # ------------------------------------------------------------------ lifecycle
-    def cli(self, *args: str, check: bool = True, timeout: float = 180,
-            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 180, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``airflow <args>`` with the deployment's environment (plus ``env``)."""
         full_env = {**self.env, **(env or {})}
-        result = subprocess.run([self.python, "-m", "airflow", *args], env=full_env, cwd=self.home,
-                                capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [self.python, "-m", "airflow", *args],
+            env=full_env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
         if check and result.returncode != 0:
-            raise DeploymentError(f"airflow {' '.join(args)} exited {result.returncode}\n"
-                                  f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
+            raise DeploymentError(
+                f"airflow {' '.join(args)} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+            )
         return result
 
     def start(self, timeout: float = 120) -> AirflowDeployment:
@@ -149,12 +163,21 @@ class AirflowDeployment:
     def check_alive(self) -> None:
         dead = [name for name, p in self.processes.items() if not p.alive()]
         if dead:
-            raise DeploymentError(f"Airflow component(s) exited: {dead}\n" + "\n".join(
-                f"--- {name} log tail:\n{self.processes[name].log_text()[-3000:]}" for name in dead))
+            raise DeploymentError(
+                f"Airflow component(s) exited: {dead}\n"
+                + "\n".join(
+                    f"--- {name} log tail:\n{self.processes[name].log_text()[-3000:]}" for name in dead
+                )
+            )
 
     # ------------------------------------------------------------------ REST API (v2)
-    def api(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None,
-            ) -> Any:
+    def api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
         url = f"{self.base_url}/api/v2/{path.lstrip('/')}"
         if params:
             url += "?" + urllib.parse.urlencode(params, doseq=True)
@@ -185,15 +208,18 @@ class AirflowDeployment:
                 return value
             if time.monotonic() > deadline:
                 raise DeploymentError(
-                    f"timed out after {timeout:.0f}s waiting for {what}\n{self.log_tails()}")
+                    f"timed out after {timeout:.0f}s waiting for {what}\n{self.log_tails()}"
+                )
             time.sleep(interval)
 
     def log_tails(self, chars: int = 2500) -> str:
-        return "\n".join(f"--- {name} log tail:\n{p.log_text()[-chars:]}"
-                         for name, p in self.processes.items())
+        return "\n".join(
+            f"--- {name} log tail:\n{p.log_text()[-chars:]}" for name, p in self.processes.items()
+        )
 
     def wait_for_dag(self, dag_id: str, timeout: float = 90) -> dict[str, Any]:
         """Wait until the dag-processor has parsed ``dag_id`` (no import errors for it)."""
+
         def parsed() -> dict[str, Any] | None:
             self.check_alive()
             dags = self.api("GET", "dags", params={"dag_id_pattern": dag_id})["dags"]
@@ -204,6 +230,7 @@ class AirflowDeployment:
                 if bad:
                     raise DeploymentError(f"DAG {dag_id} failed to import: {bad[0]['stack_trace'][-2000:]}")
             return found
+
         return self.wait_for(parsed, timeout, f"DAG {dag_id} to be parsed")
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
@@ -224,21 +251,48 @@ class AirflowDeployment:
         tis = self.api("GET", f"dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances")
         return {ti["task_id"]: ti for ti in tis["task_instances"]}
 
-    def wait_for_dag_run(self, dag_id: str, run_id: str, timeout: float = 120,
-                         on_poll: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> str:
+    def wait_for_dag_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        timeout: float = 120,
+        on_poll: Callable[[dict[str, dict[str, Any]]], None] | None = None,
+    ) -> str:
         """Poll the run until it is terminal; ``on_poll`` sees every task-instance snapshot."""
+
         def done() -> str | None:
             self.check_alive()
             if on_poll is not None:
                 on_poll(self.task_instances(dag_id, run_id))
             state = self.dag_run(dag_id, run_id)["state"]
             return state if state in TERMINAL_DAG_RUN_STATES else None
+
         return str(self.wait_for(done, timeout, f"DAG run {dag_id}/{run_id} to finish", interval=0.3))
+
+    def task_log_dir(self, dag_id: str, run_id: str, task_id: str) -> Path:
+        return self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+
+    def trigger_logs(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> dict[int, str]:
+        """The triggerer's log of a deferred task, per triggerer job id.
+
+        Airflow 3 writes what a trigger logs next to the task's log, one file per triggerer job
+        (``attempt=N.log.trigger.<job id>.log``): a second file means a second triggerer ran it.
+        """
+        found = {}
+        for path in self.task_log_dir(dag_id, run_id, task_id).glob(
+            f"attempt={try_number}.log.trigger.*.log"
+        ):
+            job_id = path.name.rsplit(".", 2)[-2]
+            if job_id.isdigit():
+                found[int(job_id)] = path.read_text(errors="replace")
+        return found
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         """The task's log through the REST API, as plain text (one line per structured event)."""
-        path = (f"dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/"
-                f"{task_id}/logs/{try_number}")
+        path = (
+            f"dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/"
+            f"{task_id}/logs/{try_number}"
+        )
         body = self.api("GET", path, params={"full_content": "true"})
         content = body.get("content", "")
         if isinstance(content, str):

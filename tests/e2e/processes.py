@@ -27,8 +27,9 @@ def free_port() -> int:
 class ManagedProcess:
     """One child process (and its process group) with its output in a log file."""
 
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log_path: Path,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.env = dict(env)
@@ -42,8 +43,13 @@ class ManagedProcess:
             log.write(f"\n===== start {self.name}: {' '.join(self.argv)}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                self.argv, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         return self
 

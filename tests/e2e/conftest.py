@@ -1,0 +1,116 @@
+"""Session fixtures for the end-to-end tests: one emulator process + one Airflow deployment.
+
+Both are started once for all e2e tests (starting Airflow costs ~20 s on 2 cores) and are always
+stopped in the fixture finalizers, whole process groups included, even when a test fails.
+Set ``AIDP_E2E_KEEP=1`` to keep the temp directories (logs) after the session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .deployment import AirflowDeployment, DeploymentError
+from .processes import ManagedProcess, group_members
+
+#: emulator seconds per real second; a default 3 s AIDP task takes 0.3 s
+TIME_SCALE = 10.0
+
+
+@dataclass
+class EmulatorProcess:
+    """``python -m airflow_provider_aidp.emulator`` in its own process group."""
+
+    proc: ManagedProcess
+    url: str
+    connection: dict[str, Any]
+
+    @property
+    def client(self) -> Any:
+        from airflow_provider_aidp.emulator.client import EmulatorClient
+
+        return EmulatorClient(self.url)
+
+
+def start_emulator(workdir: Path) -> EmulatorProcess:
+    key_file = workdir / "emulator_api_key.pem"
+    url_file = workdir / "emulator_url"
+    argv = [
+        sys.executable,
+        "-m",
+        "airflow_provider_aidp.emulator",
+        "--port",
+        "0",
+        "--time-scale",
+        str(TIME_SCALE),
+        "--key-file",
+        str(key_file),
+        "--url-file",
+        str(url_file),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = ManagedProcess("emulator", argv, env, workdir / "emulator.log", cwd=workdir).start()
+    deadline = time.monotonic() + 60
+    while not url_file.exists() or not url_file.read_text().strip():
+        if not proc.alive():
+            raise DeploymentError(f"the emulator exited:\n{proc.log_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.stop()
+            raise DeploymentError(f"the emulator did not start within 60s:\n{proc.log_text()[-3000:]}")
+        time.sleep(0.1)
+    # the connection JSON is printed before the URL file is written
+    lines = proc.log_text().splitlines()
+    connection = next(json.loads(line) for line in lines if line.startswith('{"conn_type"'))
+    return EmulatorProcess(proc, url_file.read_text().strip(), connection)
+
+
+@pytest.fixture(scope="session")
+def e2e_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="aidp-e2e-"))
+    yield path
+    if os.environ.get("AIDP_E2E_KEEP") != "1":
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def emulator_process(e2e_dir: Path) -> Iterator[EmulatorProcess]:
+    emu = start_emulator(e2e_dir)
+    try:
+        yield emu
+    finally:
+        emu.proc.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_deployment(e2e_dir: Path, emulator_process: EmulatorProcess) -> Iterator[AirflowDeployment]:
+    extra_env = {
+        "AIRFLOW_CONN_AIDP_DEFAULT": json.dumps(emulator_process.connection),
+        "AIDP_EXAMPLE_POLL_SECONDS": "1",
+        "AIDP_EXAMPLE_RETRY_DELAY_SECONDS": "1",
+    }
+    if os.environ.get("AIDP_E2E_DAGS_FOLDER"):  # TEMP
+        extra_env["AIRFLOW__CORE__DAGS_FOLDER"] = os.environ["AIDP_E2E_DAGS_FOLDER"]
+    deployment = AirflowDeployment(e2e_dir / "airflow_home", extra_env)
+    pgids: list[int] = []
+    try:
+        deployment.start()
+        pgids = deployment.pids()
+        yield deployment
+    finally:
+        pgids += deployment.pids()
+        deployment.stop()
+        leftovers = {pgid: group_members(pgid) for pgid in set(pgids)}
+        leftovers = {k: v for k, v in leftovers.items() if v}
+        if leftovers:  # pragma: no cover - reported, not hidden
+            pytest.fail(f"Airflow processes outlived the deployment: {leftovers}")
