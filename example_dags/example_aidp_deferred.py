@@ -29,7 +29,8 @@ import pendulum
 from _example_settings import CLUSTER, POLL_SECONDS, RUN_DATE, WORKSPACE_PATH
 from airflow.sdk import XComArg, dag, task
 
-from airflow_provider_aidp.operators.aidp import AIDPCreateJobOperator, AIDPRunJobOperator
+from airflow_provider_aidp.operators.aidp import AIDPRunJobOperator
+from airflow_provider_aidp.operators.job_definition import AIDPCreateJobOperator
 from airflow_provider_aidp.sensors.aidp import AIDPJobRunSensor
 
 SESSIONIZE_JOB_SPEC: dict[str, Any] = {
@@ -70,7 +71,7 @@ SESSIONIZE_JOB_SPEC: dict[str, Any] = {
     doc_md=__doc__,
 )
 def example_aidp_deferred() -> None:
-    upsert_job = AIDPCreateJobOperator(task_id="upsert_sessionize_job", job_spec=SESSIONIZE_JOB_SPEC)
+    upsert_job = AIDPCreateJobOperator(task_id="upsert_sessionize_job", spec=SESSIONIZE_JOB_SPEC)
 
     sessionize_emea = AIDPRunJobOperator(
         task_id="sessionize_emea",

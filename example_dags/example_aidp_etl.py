@@ -28,7 +28,8 @@ import pendulum
 from _example_settings import CLUSTER, POLL_SECONDS, RUN_DATE, WORKSPACE_PATH
 from airflow.sdk import XComArg, dag, task
 
-from airflow_provider_aidp.operators.aidp import AIDPCreateJobOperator, AIDPRunJobOperator
+from airflow_provider_aidp.operators.aidp import AIDPRunJobOperator
+from airflow_provider_aidp.operators.job_definition import AIDPCreateJobOperator
 
 #: The AIDP job, as code. Run-time values (run_date, input_prefix) arrive as job-run parameters;
 #: the defaults below are what a run started from the AIDP console would use.
@@ -97,7 +98,7 @@ def example_aidp_etl() -> None:
 
     input_prefix = plan_inputs(RUN_DATE)
 
-    upsert_job = AIDPCreateJobOperator(task_id="upsert_sales_job", job_spec=SALES_JOB_SPEC)
+    upsert_job = AIDPCreateJobOperator(task_id="upsert_sales_job", spec=SALES_JOB_SPEC)
 
     run_job = AIDPRunJobOperator(
         task_id="run_sales_job",

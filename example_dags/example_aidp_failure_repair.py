@@ -26,7 +26,8 @@ import pendulum
 from _example_settings import CLUSTER, POLL_SECONDS, RETRY_DELAY, RUN_DATE, WORKSPACE_PATH
 from airflow.sdk import dag, task
 
-from airflow_provider_aidp.operators.aidp import AIDPCreateJobOperator, AIDPRunJobOperator
+from airflow_provider_aidp.operators.aidp import AIDPRunJobOperator
+from airflow_provider_aidp.operators.job_definition import AIDPCreateJobOperator
 
 QUALITY_GATE_JOB_SPEC: dict[str, Any] = {
     "name": "customer_quality_gate",
@@ -76,7 +77,7 @@ QUALITY_GATE_JOB_SPEC: dict[str, Any] = {
     doc_md=__doc__,
 )
 def example_aidp_failure_repair() -> None:
-    upsert_job = AIDPCreateJobOperator(task_id="upsert_quality_gate_job", job_spec=QUALITY_GATE_JOB_SPEC)
+    upsert_job = AIDPCreateJobOperator(task_id="upsert_quality_gate_job", spec=QUALITY_GATE_JOB_SPEC)
 
     run_gate = AIDPRunJobOperator(
         task_id="run_quality_gate",

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,6 @@ def airflow_deployment(e2e_dir: Path, emulator_process: EmulatorProcess) -> Iter
         "AIDP_EXAMPLE_POLL_SECONDS": "1",
         "AIDP_EXAMPLE_RETRY_DELAY_SECONDS": "1",
     }
-    if os.environ.get("AIDP_E2E_DAGS_FOLDER"):  # TEMP
-        extra_env["AIRFLOW__CORE__DAGS_FOLDER"] = os.environ["AIDP_E2E_DAGS_FOLDER"]
     deployment = AirflowDeployment(e2e_dir / "airflow_home", extra_env)
     pgids: list[int] = []
     try:
@@ -114,3 +113,19 @@ def airflow_deployment(e2e_dir: Path, emulator_process: EmulatorProcess) -> Iter
         leftovers = {k: v for k, v in leftovers.items() if v}
         if leftovers:  # pragma: no cover - reported, not hidden
             pytest.fail(f"Airflow processes outlived the deployment: {leftovers}")
+
+
+EXAMPLE_DAGS = ("example_aidp_etl", "example_aidp_deferred", "example_aidp_failure_repair")
+
+
+@pytest.fixture(scope="session")
+def started_example_runs(airflow_deployment: AirflowDeployment) -> dict[str, str]:
+    """Trigger the three example DAGs (``airflow dags trigger``, in parallel); dag_id -> run_id.
+
+    Session-scoped and not waited for here, so tests that only need the deployment (the
+    connection checks) run while the DAGs run; ``test_example_dags`` waits for the outcomes.
+    """
+    for dag_id in EXAMPLE_DAGS:
+        airflow_deployment.wait_for_dag(dag_id)
+    with ThreadPoolExecutor(len(EXAMPLE_DAGS)) as pool:
+        return dict(zip(EXAMPLE_DAGS, pool.map(airflow_deployment.trigger, EXAMPLE_DAGS), strict=True))

@@ -41,7 +41,10 @@ def _wrong_key_connection(emu: EmulatorProcess, workdir: Path) -> dict[str, Any]
 
 
 def test_connections_test_cli(
-    airflow_deployment: AirflowDeployment, emulator_process: EmulatorProcess, e2e_dir: Path
+    started_example_runs: dict[str, str],  # only to overlap: these CLI calls run while the DAGs run
+    airflow_deployment: AirflowDeployment,
+    emulator_process: EmulatorProcess,
+    e2e_dir: Path,
 ) -> None:
     emu = emulator_process
     # The emulator does not model which workspaces exist; make it answer as AIDP does for an

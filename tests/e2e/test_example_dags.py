@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,15 +32,11 @@ class ExampleRun:
 
 
 @pytest.fixture(scope="module")
-def example_runs(airflow_deployment: AirflowDeployment) -> dict[str, ExampleRun]:
+def example_runs(
+    airflow_deployment: AirflowDeployment, started_example_runs: dict[str, str]
+) -> dict[str, ExampleRun]:
     d = airflow_deployment
-    for dag_id in (ETL, DEFERRED, REPAIR):
-        d.wait_for_dag(dag_id)
-    with ThreadPoolExecutor(3) as pool:
-        run_ids = dict(
-            zip((ETL, DEFERRED, REPAIR), pool.map(d.trigger, (ETL, DEFERRED, REPAIR)), strict=True)
-        )
-    runs = {dag_id: ExampleRun(dag_id, run_id) for dag_id, run_id in run_ids.items()}
+    runs = {dag_id: ExampleRun(dag_id, run_id) for dag_id, run_id in started_example_runs.items()}
     for run in runs.values():
 
         def record(tis: dict[str, dict[str, Any]], run: ExampleRun = run) -> None:
