@@ -104,7 +104,7 @@ def test_static_spec_is_validated_when_the_dag_is_parsed() -> None:
     bad["tasks"][1]["dependsOn"] = ["extrct"]
     with pytest.raises(AIDPConfigError, match=r"tasks\[load\]\.depends_on: unknown task key 'extrct'"):
         build_dag(lambda: AIDPCreateJobOperator(task_id="define", spec=bad))
-    with pytest.raises(AIDPConfigError, match="not a .json/.yaml/.yml file path"):
+    with pytest.raises(AIDPConfigError, match=r"not a \.json/\.yaml/\.yml file path"):
         build_dag(lambda: AIDPCreateJobOperator(task_id="define", spec="job.txt"))
     with pytest.raises(AIDPConfigError, match="does not exist"):
         build_dag(lambda: AIDPCreateJobOperator(task_id="define", spec="/nonexistent/job.json"))
