@@ -35,9 +35,13 @@ class UpsertResult:
 
 
 def create_retry_token(spec: JobSpec) -> str:
-    """Deterministic ``opc-retry-token`` for the create POST: a retried create returns the first job."""
-    digest = hashlib.sha256(f"aidp-job\0{spec.name}\0{spec.path or ''}".encode()).hexdigest()
-    return f"airflow-job-{digest[:40]}"
+    """Deterministic ``opc-retry-token`` for the create POST: a retried create returns the first job.
+
+    Derived from the whole name-only body (name, path, maxConcurrentRuns): the service answers a
+    reused token with a *different* body with 409, so the token must change when the body does.
+    """
+    head = json.dumps(spec.head(), sort_keys=True, separators=(",", ":"))
+    return f"airflow-job-{hashlib.sha256(head.encode()).hexdigest()[:40]}"
 
 
 def spec_diff(current: Mapping[str, Any], desired: Mapping[str, Any], job_key: str) -> str:

@@ -231,3 +231,28 @@ def test_every_rule_rejects_before_any_request(
         AIDPHook().upsert_job(spec)
     assert expected in str(err.value)
     assert emu.requests == []
+
+
+def test_recreate_after_delete_is_not_fooled_by_the_replayed_retry_token(emu: AIDPEmulator) -> None:
+    """Within the token's lifetime the service replays the first create (a job since deleted):
+    the PUT then answers 404 and the upsert creates the job afresh with a new token."""
+    hook = AIDPHook()
+    first = hook.upsert_job(job_spec()).job_key
+    hook.delete_job(str(first))
+    before = len(emu.requests)
+    again = hook.upsert_job(job_spec())
+    assert again.action == "created" and again.job_key not in (None, first)
+    sent = [r for r in emu.requests[before:] if r.method != "GET"]
+    assert [r.method for r in sent] == ["POST", "PUT", "POST", "PUT"]
+    assert header(sent[0], "opc-retry-token") == create_retry_token(load_spec(job_spec()))
+    assert header(sent[2], "opc-retry-token") != header(sent[0], "opc-retry-token")
+    assert [j["key"] for j in emu.jobs()] == [again.job_key]
+
+
+def test_retry_token_follows_the_create_body() -> None:
+    base = load_spec(job_spec())
+    assert create_retry_token(base) == create_retry_token(load_spec(job_spec()))
+    other = job_spec()
+    other["maxConcurrentRuns"] = 2
+    assert create_retry_token(load_spec(other)) != create_retry_token(base)
+    assert create_retry_token(load_spec(job_spec(path="/Workspace/Other"))) != create_retry_token(base)
