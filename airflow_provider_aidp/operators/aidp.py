@@ -12,7 +12,7 @@ reattaches to the run a previous try started instead of starting a second one.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -316,7 +316,12 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
                 self.log.info("Reattaching to AIDP job run %s (%s) from a previous try", run.key, run.status)
                 return run
             return self._after_failed(run, job_key, parameters, identity)
-        run = self.hook.create_job_run(job_key, parameters, retry_token=identity.retry_token())
+        token = identity.retry_token()
+        run = idempotent_post(
+            lambda: self.hook.create_job_run(job_key, parameters, retry_token=token),
+            "POST /jobRuns",
+            self.log,
+        )
         # A retry whose previous try crashed before storing the key: the token gave us that try's
         # run back. Walk the chain of deliberate resubmissions to the newest one.
         hops = 0
@@ -354,17 +359,20 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
             if tasks:
                 self.log.info("repair_on_retry: repairing tasks %s of AIDP job run %s", tasks, run.key)
                 token = identity.retry_token("repair", f"{run.key}#{run.repair_key or 0}")
-                repaired = self.hook.repair_job_run(
-                    run.key, repair_tasks_body(tasks, include_downstream=True), retry_token=token
+                body = repair_tasks_body(tasks, include_downstream=True)
+                return idempotent_post(
+                    lambda: self.hook.repair_job_run(run.key, body, retry_token=token), "repair", self.log
                 )
-                return repaired
             self.log.info(
                 "repair_on_retry: run %s has no failed tasks to repair; starting a new run", run.key
             )
         self.log.info("Previous AIDP job run %s ended %s; starting a new run", run.key, run.status)
+        token = identity.retry_token("run", previous_run_key=run.key)
         try:
-            return self.hook.create_job_run(
-                job_key, parameters, retry_token=identity.retry_token("run", previous_run_key=run.key)
+            return idempotent_post(
+                lambda: self.hook.create_job_run(job_key, parameters, retry_token=token),
+                "POST /jobRuns",
+                self.log,
             )
         except AIDPConflictError as exc:
             raise AIDPConfigError(
@@ -372,6 +380,28 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
                 "differ between tries; make them deterministic for the task instance.",
                 field="parameters",
             ) from exc
+
+
+#: Resends of a token-protected POST whose answer was lost or garbled (after the hook's own retries).
+SUBMIT_ATTEMPTS = 3
+
+
+def idempotent_post(call: Callable[[], JobRun], what: str, log: Any) -> JobRun:
+    """Repeat a POST that carries a deterministic ``opc-retry-token`` after a transient failure.
+
+    Safe because the service answers a repeated token with the original result: a run created by
+    an attempt whose answer was truncated or lost is returned, not created twice. The hook does
+    not retry a garbled 2xx itself (it cannot know the request was idempotent).
+    """
+    for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+        try:
+            return call()
+        except AIDPError as exc:
+            if attempt == SUBMIT_ATTEMPTS or not polling.is_transient_error(exc):
+                raise
+            log.warning("%s failed (%s); resending with the same opc-retry-token", what, exc)
+            time.sleep(min(2.0 ** (attempt - 1), 4.0))
+    raise AssertionError("unreachable")
 
 
 def failed_task_keys(hook: AIDPHook, run_key: str) -> list[str]:
@@ -522,13 +552,13 @@ class AIDPRepairJobRunOperator(_AIDPRunWaitOperator):
             )
         identity = TaskIdentity.from_context(context)
         token = identity.retry_token("repair", f"{run.key}#{run.repair_key or 0}")
-        repaired = self.hook.repair_job_run(
-            run.key,
-            repair_tasks_body(
-                tasks, include_downstream=self.include_downstream, include_upstream=self.include_upstream
-            ),
-            parameters=parameters,
-            retry_token=token,
+        body = repair_tasks_body(
+            tasks, include_downstream=self.include_downstream, include_upstream=self.include_upstream
+        )
+        repaired = idempotent_post(
+            lambda: self.hook.repair_job_run(run.key, body, parameters=parameters, retry_token=token),
+            "repair",
+            self.log,
         )
         self.log.info("Repairing tasks %s of AIDP job run %s", tasks, repaired.key)
         run_url = self._publish(context, repaired.key, repaired.job_key or run.job_key)

@@ -541,3 +541,15 @@ def test_execution_timeout_cancels_the_run(emu: AIDPEmulator, deferrable: bool) 
     states, run_id = run_dag(dag)
     assert states == {"run": "failed"}
     assert len(cancels(emu, xcoms(dag, run_id, "run")["run_key"])) == 1
+
+
+@pytest.mark.parametrize("kind", ["truncated", "non_json"])
+def test_garbled_answer_to_the_post_is_resent_with_the_same_token(emu: AIDPEmulator, kind: str) -> None:
+    """The run was created but its answer was unreadable: resending the token returns that run."""
+    job_key = job(emu)
+    emu.inject_fault(kind, path="*/jobRuns", method="POST", times=1)
+    result, _, _ = execute(AIDPRunJobOperator(task_id="t", job_key=job_key, poll_interval=0.1))
+    assert isinstance(result, str), result
+    job_posts = [r for r in posts(emu) if job_key in json.dumps(r.body or {})]
+    assert len(job_posts) == 2 and len({r.headers["opc-retry-token"] for r in job_posts}) == 1
+    assert len(runs_of(emu, job_key)) == 1
