@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import string
 from typing import Any
 
@@ -368,3 +369,33 @@ def test_names_are_accepted_exactly_when_they_match_the_charset(name: str) -> No
         assert load_spec(raw).name == name
     else:
         assert "is not a valid AIDP name" in problems_of(raw)
+
+
+@st.composite
+def simple_quartz(draw: st.DrawFn) -> tuple[str, set[int], set[int], set[int], set[int] | None]:
+    minutes = draw(st.sets(st.integers(0, 59), min_size=1, max_size=4))
+    hours = draw(st.sets(st.integers(0, 23), min_size=1, max_size=3))
+    use_dow = draw(st.booleans())
+    days = draw(st.sets(st.integers(1, 7) if use_dow else st.integers(1, 31), min_size=1, max_size=3))
+    day_text = ",".join(map(str, sorted(days)))
+    fields = f"0 {','.join(map(str, sorted(minutes)))} {','.join(map(str, sorted(hours)))}"
+    expression = f"{fields} ? * {day_text}" if use_dow else f"{fields} {day_text} * ?"
+    return expression, minutes, hours, days, (days if use_dow else None)
+
+
+@settings(max_examples=40, deadline=None)
+@given(simple_quartz())
+def test_min_interval_matches_brute_force_enumeration(case: Any) -> None:
+    import datetime as dt
+
+    expression, minutes, hours, days, dows = case
+    fires = []
+    day = dt.datetime(2026, 1, 1)
+    while day.year == 2026:
+        quartz_dow = day.isoweekday() % 7 + 1
+        if (dows is not None and quartz_dow in dows) or (dows is None and day.day in days):
+            fires += [day + dt.timedelta(hours=h, minutes=m) for h in hours for m in minutes]
+        day += dt.timedelta(days=1)
+    fires.sort()
+    expected = min((b - a).total_seconds() for a, b in itertools.pairwise(fires)) if len(fires) > 1 else None
+    assert min_interval_seconds(parse_quartz(expression), years=1) == expected
