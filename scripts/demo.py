@@ -220,8 +220,26 @@ def task_log_dir(paths: DemoPaths, run_id: str) -> Path:
     return paths.airflow_home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
 
 
+def job_task_order(emulator_url: str, job_key: str | None) -> list[str]:
+    """Task keys in the job definition's order (read through the emulator's control API)."""
+    from airflow_provider_aidp.emulator.client import EmulatorClient
+
+    try:
+        jobs = EmulatorClient(emulator_url).jobs()
+    except Exception:  # only cosmetic: fall back to the API's order
+        return []
+    job = next((j for j in jobs if j["key"] == job_key), None)
+    return [t.get("taskKey", "") for t in (job or {}).get("body", {}).get("tasks", [])]
+
+
 def report(
-    paths: DemoPaths, run_id: str, state: str, log_file: Path, elapsed: float, time_scale: float
+    paths: DemoPaths,
+    run_id: str,
+    state: str,
+    log_file: Path,
+    elapsed: float,
+    time_scale: float,
+    emulator_url: str,
 ) -> None:
     summary = xcom(paths.db, run_id, RUN_TASK_ID, "run_summary") or {}
     job_key = xcom(paths.db, run_id, UPSERT_TASK_ID, "return_value") or summary.get("job_key")
@@ -233,6 +251,8 @@ def report(
     say(f"  AIDP run   key {run_key or '?'}  status {summary.get('status', '?')}")
     say(f"  Run URL    {run_url or '?'}")
     tasks = summary.get("tasks") or []
+    order = job_task_order(emulator_url, job_key)
+    tasks = sorted(tasks, key=lambda t: order.index(t["task_key"]) if t["task_key"] in order else len(order))
     if tasks:
         width = max(len(t["task_key"]) for t in tasks)
         say(f"  AIDP tasks (durations in AIDP time; the emulator ran {time_scale:g}x faster than real time):")
@@ -270,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             if found is None:
                 raise DemoError(f"`airflow dags test` created no DAG run (exit {code}):\n{tail(log_file)}")
             run_id, state = found
-            report(paths, run_id, state, log_file, time.monotonic() - t0, args.time_scale)
+            report(paths, run_id, state, log_file, time.monotonic() - t0, args.time_scale, emu.url)
             if code != 0 or state != "success":
                 raise DemoError(
                     f"the DAG run ended {state} (exit code {code}); last lines of the output:\n"
