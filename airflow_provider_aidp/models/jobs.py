@@ -95,6 +95,8 @@ class DependsOn(SpecModel):
 
 def _depends_on(value: Any) -> Any:
     """Accept plain task keys (the LA surface form) as well as ``{"taskKey": ..}`` objects."""
+    if value is None:
+        return []
     if isinstance(value, str):
         value = [value]
     if isinstance(value, list):

@@ -290,6 +290,14 @@ def test_canonical_ignores_server_fields_order_and_dependson_form() -> None:
     assert canonical(spec_from_server(server)) == canonical(spec)
 
 
+def test_canonical_treats_null_and_missing_lists_alike() -> None:
+    spec = load_spec(good())
+    server = spec.to_wire()
+    server["tasks"][0]["dependsOn"] = None
+    server["tasks"][0]["parameters"] = []
+    assert canonical(spec_from_server(server)) == canonical(spec)
+
+
 def test_canonical_sees_a_removed_field() -> None:
     spec = load_spec({**good(), "description": "old"})
     server = {**spec.to_wire(), "key": "k1"}
