@@ -119,7 +119,9 @@ class AIDPCreateJobOperator(BaseOperator):
         spec = self._resolve(self.spec)
         hook = AIDPHook(self.aidp_conn_id, workspace_key=self.workspace_key)
         fmt: Any = hook.config.depends_on_format
-        self.log.info("Job spec %r as sent:\n%s", spec.name, spec.to_json(fmt))
+        self.log.info(
+            "Job spec %r (validated; the body a PUT would carry):\n%s", spec.name, spec.to_json(fmt)
+        )
         result = hook.upsert_job(spec, dry_run=self.diff_only)
         self.log.info(
             "Job %r: %s%s (key %s)",
