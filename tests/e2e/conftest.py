@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from .deployment import AirflowDeployment, DeploymentError
-from .processes import ManagedProcess, group_members
+from .processes import ManagedProcess
 
 #: emulator seconds per real second; a default 3 s AIDP task takes 0.3 s
 TIME_SCALE = 10.0
@@ -101,18 +101,13 @@ def airflow_deployment(e2e_dir: Path, emulator_process: EmulatorProcess) -> Iter
         "AIDP_EXAMPLE_RETRY_DELAY_SECONDS": "1",
     }
     deployment = AirflowDeployment(e2e_dir / "airflow_home", extra_env)
-    pgids: list[int] = []
     try:
         deployment.start()
-        pgids = deployment.pids()
         yield deployment
     finally:
-        pgids += deployment.pids()
         deployment.stop()
-        leftovers = {pgid: group_members(pgid) for pgid in set(pgids)}
-        leftovers = {k: v for k, v in leftovers.items() if v}
-        if leftovers:  # pragma: no cover - reported, not hidden
-            pytest.fail(f"Airflow processes outlived the deployment: {leftovers}")
+        if deployment.leftovers:  # pragma: no cover - reported, not hidden
+            pytest.fail(f"Airflow processes outlived the deployment: {deployment.leftovers}")
 
 
 EXAMPLE_DAGS = ("example_aidp_etl", "example_aidp_deferred", "example_aidp_failure_repair")

@@ -60,6 +60,8 @@ class AirflowDeployment:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, ManagedProcess] = {}
+        #: pids that survived a stop (SIGTERM + SIGKILL of group and descendants); should stay empty
+        self.leftovers: list[int] = []
         self.env = _clean_environ()
         self.env.update(self._airflow_env())
         self.env.update(extra_env or {})
@@ -141,7 +143,7 @@ class AirflowDeployment:
     def stop_component(self, component: str) -> None:
         proc = self.processes.pop(component, None)
         if proc is not None:
-            proc.stop()
+            self.leftovers += proc.stop()
 
     def restart_component(self, component: str) -> ManagedProcess:
         self.stop_component(component)
@@ -151,7 +153,7 @@ class AirflowDeployment:
         """Stop every component in parallel (each SIGTERM, then SIGKILL of its group if needed)."""
         procs = list(self.processes.values())
         self.processes.clear()
-        threads = [threading.Thread(target=p.stop) for p in procs]
+        threads = [threading.Thread(target=lambda p=p: self.leftovers.extend(p.stop())) for p in procs]
         for t in threads:
             t.start()
         for t in threads:

@@ -60,24 +60,40 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM the group, wait, then SIGKILL whatever is left of it (idempotent)."""
+    def stop(self, timeout: float = 20.0) -> list[int]:
+        """SIGTERM the group, wait, then SIGKILL whatever is left of it (idempotent).
+
+        Task processes run in process groups of their own (the task supervisor calls
+        ``setpgid``), so every descendant seen before the stop is also killed if it outlives
+        its group. Returns the pids that were still alive at the very end (should be none).
+        """
         if self.proc is None:
-            return
+            return []
         pgid = self.proc.pid  # session leader: pgid == pid
+        family = descendants(pgid)
         _signal_group(pgid, signal.SIGTERM)
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             _signal_group(pgid, signal.SIGKILL)
             self.proc.wait(timeout=10)
-        # Children that outlived the leader (e.g. task supervisors) are still in the group.
+
+        # Children that outlived the leader (task supervisors, task processes in their own
+        # groups) get a short grace period to finish their own shutdown, then SIGKILL.
+        def survivors() -> list[int]:
+            return sorted({*group_members(pgid), *(pid for pid in family if _alive(pid))})
+
         deadline = time.monotonic() + 5
-        while group_members(pgid) and time.monotonic() < deadline:
+        while survivors() and time.monotonic() < deadline:
             time.sleep(0.2)
-        if group_members(pgid):
-            _signal_group(pgid, signal.SIGKILL)
+        for pid in survivors():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 2
+        while survivors() and time.monotonic() < deadline:
+            time.sleep(0.1)
         self.proc = None
+        return survivors()
 
     def log_text(self) -> str:
         try:
@@ -91,18 +107,40 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, ..."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # pid (comm) state ppid pgrp ...; comm may contain spaces, so split after the last ')'
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _alive(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def descendants(pid: int) -> list[int]:
+    """All live descendants of ``pid`` (children, grandchildren, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat_fields(entry.name)) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def group_members(pgid: int) -> list[int]:
     """Pids (excluding zombies) whose process group is ``pgid``, read from /proc."""
     members = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp ...; comm may contain spaces, so split after the last ')'
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
+        fields = _stat_fields(entry.name) if entry.name.isdigit() else None
+        if fields is not None and fields[0] != "Z" and int(fields[2]) == pgid:
             members.append(int(entry.name))
     return members
