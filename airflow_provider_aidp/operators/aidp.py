@@ -23,16 +23,20 @@ from airflow.sdk import BaseOperator
 from airflow_provider_aidp.exceptions import AIDPApiError, AIDPConfigError, AIDPConflictError, AIDPError
 from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
 from airflow_provider_aidp.models.runs import SUCCESS, is_active, is_terminal
-from airflow_provider_aidp.operators.job_definition import (  # re-exported: one import path for DAGs
-    AIDPCreateJobOperator as AIDPCreateJobOperator,
-)
-from airflow_provider_aidp.operators.job_definition import (
-    AIDPDeleteJobOperator as AIDPDeleteJobOperator,
-)
+from airflow_provider_aidp.operators.job_definition import AIDPCreateJobOperator, AIDPDeleteJobOperator
 from airflow_provider_aidp.runs import polling, report
 from airflow_provider_aidp.runs.identity import TaskIdentity
 from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS, TASK_FAILED
 from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
+
+# The job-definition operators live in their own module; re-exported so DAGs have one import path.
+__all__ = [
+    "AIDPCancelJobRunOperator",
+    "AIDPCreateJobOperator",
+    "AIDPDeleteJobOperator",
+    "AIDPRepairJobRunOperator",
+    "AIDPRunJobOperator",
+]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
