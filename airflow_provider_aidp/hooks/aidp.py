@@ -12,27 +12,19 @@ import this); they load inside the functions that send requests.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
-import random
-import secrets
-import string
 import threading
 import time
-import uuid
 import weakref
-from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
-from pydantic import BaseModel, ValidationError
 
 from airflow_provider_aidp import __version__
 from airflow_provider_aidp.exceptions import (
-    AIDPApiError,
     AIDPAuthError,
     AIDPConfigError,
     AIDPDuplicateJobError,
@@ -40,10 +32,17 @@ from airflow_provider_aidp.exceptions import (
     AIDPNotFoundError,
     AIDPResponseError,
     AIDPTransportError,
-    error_class_for_status,
 )
 from airflow_provider_aidp.hooks import auth
 from airflow_provider_aidp.hooks.connection import DEFAULT_CONN_ID, AIDPConnectionConfig
+from airflow_provider_aidp.hooks.responses import (
+    ApiResponse,
+    header,
+    parse_items,
+    parse_model,
+    parse_response,
+)
+from airflow_provider_aidp.hooks.retry import RetryPolicy, new_request_id, new_retry_token
 from airflow_provider_aidp.models.runs import (
     ExportedTaskRunOutputContents,
     JobRun,
@@ -61,203 +60,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"airflow-provider-aidp/{__version__}"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504}) | frozenset(range(505, 600))
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-_M = TypeVar("_M", bound=BaseModel)
-_TOKEN_CHARS = string.ascii_letters + string.digits
-
-
-def new_request_id() -> str:
-    """An ``opc-request-id`` like the OCI SDK's: 32 upper-case hex characters."""
-    return uuid.uuid4().hex.upper()
-
-
-def new_retry_token() -> str:
-    """A random 30-character ``opc-retry-token`` (the SDK's shape) for one logical call."""
-    return "".join(secrets.choice(_TOKEN_CHARS) for _ in range(30))
-
-
-# --- retry policy (shared by sync and async) ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter; ``Retry-After`` honoured but capped at ``wait_max``."""
-
-    max_retries: int
-    wait_max: float
-    wait_base: float = 1.0
-
-    @staticmethod
-    def may_retry(method: str, headers: Mapping[str, str]) -> bool:
-        """GET/PUT/DELETE always; POST only with an ``opc-retry-token`` (the service dedupes it)."""
-        if method.upper() in IDEMPOTENT_METHODS:
-            return True
-        return any(k.lower() == "opc-retry-token" for k in headers)
-
-    @staticmethod
-    def retryable_status(status: int) -> bool:
-        return status in RETRY_STATUSES and status != 501
-
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
-        hinted = parse_retry_after(retry_after)
-        if hinted is not None:
-            return min(max(hinted, 0.0), self.wait_max)
-        ceiling = min(self.wait_max, self.wait_base * (2 ** (attempt - 1)))
-        return random.uniform(0, ceiling)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: an integer, or an HTTP date (then relative to now)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
-
-
-# --- response parsing (shared by sync and async) -----------------------------------------------
-
-
-@dataclass
-class ApiResponse:
-    status: int
-    headers: Mapping[str, str]
-    body: Any  # parsed JSON (dict/list) or None when no body was expected
-
-    @property
-    def request_id(self) -> str | None:
-        return _header(self.headers, "opc-request-id")
-
-    @property
-    def next_page(self) -> str | None:
-        return _header(self.headers, "opc-next-page")
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        lowered = {k.lower(): v for k, v in headers.items()}
-        value = lowered.get(name.lower())
-    return value
-
-
-def _snippet(raw: bytes) -> str:
-    text = raw[:200].decode("utf-8", errors="replace").strip()
-    return " ".join(text.split())
-
-
-def parse_response(
-    *,
-    status: int,
-    headers: Mapping[str, str],
-    raw: bytes,
-    method: str,
-    path: str,
-    request_id: str,
-    expect_json: bool,
-    config: AIDPConnectionConfig | None,
-) -> ApiResponse:
-    """Turn one HTTP answer into an :class:`ApiResponse` or the right ``AIDPApiError`` subclass."""
-    opc_request_id = _header(headers, "opc-request-id") or request_id
-    if not 200 <= status < 300:
-        code, message = None, None
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            code = body.get("code") if isinstance(body.get("code"), str) else None
-            message = body.get("message") if isinstance(body.get("message"), str) else None
-        if not message:
-            snippet = _snippet(raw)
-            message = f"HTTP {status}" + (f" (non-JSON body: {snippet!r})" if snippet else " (empty body)")
-        if status == 401 and config is not None:
-            message += _auth_hint(config)
-        elif status == 404 and config is not None:
-            message += (
-                f" (check the key, workspace_key, ai_data_platform_id and api_version={config.api_version})"
-            )
-        raise error_class_for_status(status)(
-            message, status=status, code=code, opc_request_id=opc_request_id, method=method, path=path
-        )
-    if not expect_json:
-        return ApiResponse(status, headers, None)
-    content_type = (_header(headers, "content-type") or "").lower()
-    problem = None
-    body = None
-    if not raw.strip():
-        problem = "empty body"
-    elif "html" in content_type:
-        problem = f"HTML instead of JSON: {_snippet(raw)!r}"
-    else:
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            problem = f"body is not valid JSON (truncated?): {_snippet(raw)!r}"
-        else:
-            if not isinstance(body, dict):
-                problem = f"expected a JSON object, got {type(body).__name__}"
-    if problem:
-        raise AIDPResponseError(
-            f"Unexpected {status} response: {problem}",
-            status=status,
-            opc_request_id=opc_request_id,
-            method=method,
-            path=path,
-        )
-    return ApiResponse(status, headers, body)
-
-
-def _auth_hint(config: AIDPConnectionConfig) -> str:
-    if config.auth_type == "security_token":
-        return (
-            f". The session token of profile [{config.profile}] is expired or invalid: run "
-            f"`oci session refresh --profile {config.profile}` (or `oci session authenticate`)."
-        )
-    if config.auth_type == "api_key":
-        return (
-            ". The request signature was refused: check tenancy, user, fingerprint and that the "
-            "public key is uploaded for the user."
-        )
-    return f". The {config.auth_type} signer was refused: check its policies and dynamic group."
-
-
-def _model(cls: type[_M], body: Any, method: str, path: str, request_id: str | None) -> _M:
-    try:
-        return cls.model_validate(body)
-    except ValidationError as exc:
-        raise AIDPResponseError(
-            f"Response does not match {cls.__name__}: {exc.error_count()} validation error(s), "
-            f"first: {exc.errors()[0].get('loc')} {exc.errors()[0].get('msg')}",
-            status=200,
-            opc_request_id=request_id,
-            method=method,
-            path=path,
-        ) from None
-
-
-def _items(body: Any, method: str, path: str, request_id: str | None) -> list[dict[str, Any]]:
-    items = body.get("items") if isinstance(body, dict) else None
-    if not isinstance(items, list):
-        raise AIDPResponseError(
-            "List response has no 'items' array",
-            status=200,
-            opc_request_id=request_id,
-            method=method,
-            path=path,
-        )
-    return items
 
 
 # --- async shared state ----------------------------------------------------------------------
@@ -518,7 +320,7 @@ class AIDPHook(BaseHook):
             params = [*query, ("limit", size), ("page", page)]
             resp = self._call("GET", *segments, query=params)
             path = "/" + "/".join(segments)
-            for item in _items(resp.body, "GET", path, resp.request_id):
+            for item in parse_items(resp.body, "GET", path, resp.request_id):
                 yield item
                 yielded += 1
                 if limit is not None and yielded >= limit:
@@ -548,7 +350,7 @@ class AIDPHook(BaseHook):
     ) -> Iterator[JobSummary]:
         query = [("displayName", name), ("path", path)]
         for item in self._paginate("jobs", query=query, limit=limit, page_size=page_size):
-            yield _model(JobSummary, item, "GET", "/jobs", None)
+            yield parse_model(JobSummary, item, "GET", "/jobs", None)
 
     def find_jobs(self, name: str, path: str | None = None) -> list[JobSummary]:
         """Every job named exactly ``name`` (and in ``path``), reading every page."""
@@ -570,7 +372,7 @@ class AIDPHook(BaseHook):
 
     def get_job(self, job_key: str) -> tuple[dict[str, Any], str | None]:
         resp = self._call("GET", "jobs", job_key)
-        return resp.body, _header(resp.headers, "etag")
+        return resp.body, header(resp.headers, "etag")
 
     def create_job(self, body: dict[str, Any], *, retry_token: str | None = None) -> dict[str, Any]:
         return self._call("POST", "jobs", payload=body, retry_token=retry_token or new_retry_token()).body
@@ -608,11 +410,11 @@ class AIDPHook(BaseHook):
         if params is not None:
             payload["parameters"] = params
         resp = self._call("POST", "jobRuns", payload=payload, retry_token=retry_token or new_retry_token())
-        return _model(JobRun, resp.body, "POST", "/jobRuns", resp.request_id)
+        return parse_model(JobRun, resp.body, "POST", "/jobRuns", resp.request_id)
 
     def get_job_run(self, run_key: str) -> JobRun:
         resp = self._call("GET", "jobRuns", run_key)
-        return _model(JobRun, resp.body, "GET", "/jobRuns/{key}", resp.request_id)
+        return parse_model(JobRun, resp.body, "GET", "/jobRuns/{key}", resp.request_id)
 
     def list_job_runs(
         self, *, job_key: str | None = None, statuses: list[str] | None = None, limit: int | None = None
@@ -620,15 +422,15 @@ class AIDPHook(BaseHook):
         query: list[tuple[str, Any]] = [("jobKey", job_key)]
         query += [("status", s) for s in statuses or ()]
         for item in self._paginate("jobRuns", query=query, limit=limit):
-            yield _model(JobRunSummary, item, "GET", "/jobRuns", None)
+            yield parse_model(JobRunSummary, item, "GET", "/jobRuns", None)
 
     def list_task_runs(self, run_key: str) -> Iterator[TaskRun]:
         for item in self._paginate("taskRuns", query=[("jobRunKey", run_key)]):
-            yield _model(TaskRun, item, "GET", "/taskRuns", None)
+            yield parse_model(TaskRun, item, "GET", "/taskRuns", None)
 
     def get_task_run(self, task_run_key: str) -> TaskRun:
         resp = self._call("GET", "taskRuns", task_run_key)
-        return _model(TaskRun, resp.body, "GET", "/taskRuns/{key}", resp.request_id)
+        return parse_model(TaskRun, resp.body, "GET", "/taskRuns/{key}", resp.request_id)
 
     def fetch_task_run_output(self, task_run_key: str, output_key: str | None = None) -> TaskRunOutput:
         payload = {"outputKey": output_key} if output_key else {}
@@ -641,7 +443,7 @@ class AIDPHook(BaseHook):
             payload=payload,
             retry_token=new_retry_token(),
         )
-        return _model(
+        return parse_model(
             TaskRunOutput, resp.body, "POST", "/taskRuns/{key}/actions/fetchOutput", resp.request_id
         )
 
@@ -660,13 +462,13 @@ class AIDPHook(BaseHook):
             "export",
             payload={"format": fmt},
         )
-        return _model(
+        return parse_model(
             ExportedTaskRunOutputContents, resp.body, "POST", "/taskRuns/.../export", resp.request_id
         )
 
     def cancel_job_run(self, run_key: str) -> JobRun:
         resp = self._call("POST", "jobRuns", run_key, "actions", "cancel", retry_token=new_retry_token())
-        return _model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/cancel", resp.request_id)
+        return parse_model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/cancel", resp.request_id)
 
     def cancel_job_runs(self, job_key: str) -> None:
         self._call(
@@ -703,7 +505,7 @@ class AIDPHook(BaseHook):
             payload=payload,
             retry_token=retry_token or new_retry_token(),
         )
-        return _model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/repair", resp.request_id)
+        return parse_model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/repair", resp.request_id)
 
     def get_run_url(self, run_key: str, job_key: str | None = None) -> str:
         """The run's console URL from the connection's ``console_url_template``."""
@@ -841,7 +643,7 @@ class AIDPHook(BaseHook):
         path = "/" + "/".join(segments)
         while True:
             resp = await self._acall("GET", *segments, query=[*query, ("limit", 100), ("page", page)])
-            items.extend(_items(resp.body, "GET", path, resp.request_id))
+            items.extend(parse_items(resp.body, "GET", path, resp.request_id))
             page = resp.next_page
             if not page:
                 return items
@@ -857,15 +659,15 @@ class AIDPHook(BaseHook):
 
     async def a_get_job_run(self, run_key: str) -> JobRun:
         resp = await self._acall("GET", "jobRuns", run_key)
-        return _model(JobRun, resp.body, "GET", "/jobRuns/{key}", resp.request_id)
+        return parse_model(JobRun, resp.body, "GET", "/jobRuns/{key}", resp.request_id)
 
     async def a_list_task_runs(self, run_key: str) -> list[TaskRun]:
         items = await self._apaginate("taskRuns", query=[("jobRunKey", run_key)])
-        return [_model(TaskRun, item, "GET", "/taskRuns", None) for item in items]
+        return [parse_model(TaskRun, item, "GET", "/taskRuns", None) for item in items]
 
     async def a_get_task_run(self, task_run_key: str) -> TaskRun:
         resp = await self._acall("GET", "taskRuns", task_run_key)
-        return _model(TaskRun, resp.body, "GET", "/taskRuns/{key}", resp.request_id)
+        return parse_model(TaskRun, resp.body, "GET", "/taskRuns/{key}", resp.request_id)
 
     async def a_fetch_task_run_output(
         self, task_run_key: str, output_key: str | None = None
@@ -880,7 +682,7 @@ class AIDPHook(BaseHook):
             payload=payload,
             retry_token=new_retry_token(),
         )
-        return _model(
+        return parse_model(
             TaskRunOutput, resp.body, "POST", "/taskRuns/{key}/actions/fetchOutput", resp.request_id
         )
 
@@ -888,7 +690,7 @@ class AIDPHook(BaseHook):
         resp = await self._acall(
             "POST", "jobRuns", run_key, "actions", "cancel", retry_token=new_retry_token()
         )
-        return _model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/cancel", resp.request_id)
+        return parse_model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/cancel", resp.request_id)
 
 
-__all__ = ["AIDPApiError", "AIDPHook", "RetryPolicy", "close_async_sessions", "parse_response"]
+__all__ = ["AIDPHook", "close_async_sessions"]

@@ -13,7 +13,8 @@ import requests
 
 from airflow_provider_aidp import exceptions as exc
 from airflow_provider_aidp.hooks import auth
-from airflow_provider_aidp.hooks.aidp import AIDPHook, RetryPolicy, parse_retry_after
+from airflow_provider_aidp.hooks.aidp import AIDPHook
+from airflow_provider_aidp.hooks.retry import RetryPolicy, parse_retry_after
 from tests.unit.hook_support import (
     HOST,
     FakeConnection,

@@ -1,0 +1,77 @@
+"""The retry policy shared by the sync and async paths of AIDPHook (the ONE place that decides retries).
+
+Why POSTs are special: a POST that creates something may only be repeated when it carries an
+``opc-retry-token``, because then the service answers the repeat with the original result instead
+of creating a duplicate (a second job run, for example).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import secrets
+import string
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504}) | frozenset(range(505, 600))
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_TOKEN_CHARS = string.ascii_letters + string.digits
+
+
+def new_request_id() -> str:
+    """An ``opc-request-id`` like the OCI SDK's: 32 upper-case hex characters."""
+    return uuid.uuid4().hex.upper()
+
+
+def new_retry_token() -> str:
+    """A random 30-character ``opc-retry-token`` (the SDK's shape) for one logical call."""
+    return "".join(secrets.choice(_TOKEN_CHARS) for _ in range(30))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; ``Retry-After`` honoured but capped at ``wait_max``."""
+
+    max_retries: int
+    wait_max: float
+    wait_base: float = 1.0
+
+    @staticmethod
+    def may_retry(method: str, headers: Mapping[str, str]) -> bool:
+        """GET/PUT/DELETE always; POST only with an ``opc-retry-token`` (the service dedupes it)."""
+        if method.upper() in IDEMPOTENT_METHODS:
+            return True
+        return any(k.lower() == "opc-retry-token" for k in headers)
+
+    @staticmethod
+    def retryable_status(status: int) -> bool:
+        return status in RETRY_STATUSES and status != 501
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        hinted = parse_retry_after(retry_after)
+        if hinted is not None:
+            return min(max(hinted, 0.0), self.wait_max)
+        ceiling = min(self.wait_max, self.wait_base * (2 ** (attempt - 1)))
+        return random.uniform(0, ceiling)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: an integer, or an HTTP date (then relative to now)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
