@@ -122,5 +122,6 @@ def started_example_runs(airflow_deployment: AirflowDeployment) -> dict[str, str
     """
     for dag_id in EXAMPLE_DAGS:
         airflow_deployment.wait_for_dag(dag_id)
+        airflow_deployment.unpause(dag_id)
     with ThreadPoolExecutor(len(EXAMPLE_DAGS)) as pool:
         return dict(zip(EXAMPLE_DAGS, pool.map(airflow_deployment.trigger, EXAMPLE_DAGS), strict=True))

@@ -75,7 +75,8 @@ class AirflowDeployment:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            # other DAGs in example_dags/ (e.g. scheduled ones) must not start on their own
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
@@ -219,7 +220,7 @@ class AirflowDeployment:
             f"--- {name} log tail:\n{p.log_text()[-chars:]}" for name, p in self.processes.items()
         )
 
-    def wait_for_dag(self, dag_id: str, timeout: float = 90) -> dict[str, Any]:
+    def wait_for_dag(self, dag_id: str, timeout: float = 180) -> dict[str, Any]:
         """Wait until the dag-processor has parsed ``dag_id`` (no import errors for it)."""
 
         def parsed() -> dict[str, Any] | None:
@@ -234,6 +235,9 @@ class AirflowDeployment:
             return found
 
         return self.wait_for(parsed, timeout, f"DAG {dag_id} to be parsed")
+
+    def unpause(self, dag_id: str) -> None:
+        self.api("PATCH", f"dags/{dag_id}", {"is_paused": False}, params={"update_mask": "is_paused"})
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
         """``airflow dags trigger`` (the CLI, as a user would) and return the new run id."""

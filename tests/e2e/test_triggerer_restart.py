@@ -43,6 +43,7 @@ def test_deferred_tasks_survive_a_triggerer_restart(
 ) -> None:
     d, emu = airflow_deployment, emulator_process.client
     d.wait_for_dag(DAG_ID)
+    d.unpause(DAG_ID)
     before = max((r["seq"] for r in emu.requests()), default=0)
     emu.script_task(
         job_name="clickstream_sessionize", task_key="sessionize_events", duration=LONG_TASK_SECONDS, times=2
