@@ -7,7 +7,6 @@ then asserts on its DAG's outcome through the REST API, the task logs and what t
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +25,6 @@ class ExampleRun:
     dag_id: str
     run_id: str
     state: str = ""
-    #: every task-instance state observed while polling, per task id
-    seen_states: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     task_instances: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -38,12 +35,7 @@ def example_runs(
     d = airflow_deployment
     runs = {dag_id: ExampleRun(dag_id, run_id) for dag_id, run_id in started_example_runs.items()}
     for run in runs.values():
-
-        def record(tis: dict[str, dict[str, Any]], run: ExampleRun = run) -> None:
-            for task_id, ti in tis.items():
-                run.seen_states[task_id].add(str(ti["state"]))
-
-        run.state = d.wait_for_dag_run(run.dag_id, run.run_id, timeout=240, on_poll=record)
+        run.state = d.wait_for_dag_run(run.dag_id, run.run_id, timeout=240)
         run.task_instances = d.task_instances(run.dag_id, run.run_id)
     return runs
 
