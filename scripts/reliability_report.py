@@ -94,11 +94,23 @@ def render(rows: list[Row], *, seconds: float | None, exit_code: int | None) -> 
         ]
         for r in items:  # in test order
             out.append(
-                "| " + " | ".join(_cell(v) for v in (
-                    r.scenario, r.mode, r.expected, r.observed, r.runs_created, r.runs_duplicated,
-                    "yes" if r.false_failure else "no", r.wrong_cancellations, r.secrets_found,
-                    "yes" if r.held else "**NO**",
-                )) + " |"
+                "| "
+                + " | ".join(
+                    _cell(v)
+                    for v in (
+                        r.scenario,
+                        r.mode,
+                        r.expected,
+                        r.observed,
+                        r.runs_created,
+                        r.runs_duplicated,
+                        "yes" if r.false_failure else "no",
+                        r.wrong_cancellations,
+                        r.secrets_found,
+                        "yes" if r.held else "**NO**",
+                    )
+                )
+                + " |"
             )
     out.append("")
     return "\n".join(out)

@@ -14,8 +14,15 @@ TASK_ID = "run_job"
 START = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
 
 
-def run_job_dag(dag_id: str, *, job_key: str | None = None, job_name: str | None = None,
-                deferrable: bool = False, retries: int = 0, **operator_kwargs: Any) -> Any:
+def run_job_dag(
+    dag_id: str,
+    *,
+    job_key: str | None = None,
+    job_name: str | None = None,
+    deferrable: bool = False,
+    retries: int = 0,
+    **operator_kwargs: Any,
+) -> Any:
     """One ``AIDPRunJobOperator`` task that polls fast (0.1 s) against the emulator."""
     from airflow.sdk import DAG
 
@@ -29,7 +36,10 @@ def run_job_dag(dag_id: str, *, job_key: str | None = None, job_name: str | None
         kwargs["job_name"] = job_name
     with DAG(dag_id, schedule=None, start_date=START, catchup=False) as dag:
         AIDPRunJobOperator(
-            task_id=TASK_ID, deferrable=deferrable, retries=retries,
-            retry_delay=dt.timedelta(seconds=0), **kwargs,
+            task_id=TASK_ID,
+            deferrable=deferrable,
+            retries=retries,
+            retry_delay=dt.timedelta(seconds=0),
+            **kwargs,
         )
     return dag

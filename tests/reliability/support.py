@@ -41,8 +41,14 @@ def default_tasks() -> list[dict[str, Any]]:
     return [notebook_task("extract"), notebook_task("load", depends_on=["extract"])]
 
 
-def seed_job(emu: Any, name: str = "reliability_job", *, path: str = "/reliability",
-             tasks: list[dict[str, Any]] | None = None, max_concurrent_runs: int = 1) -> str:
+def seed_job(
+    emu: Any,
+    name: str = "reliability_job",
+    *,
+    path: str = "/reliability",
+    tasks: list[dict[str, Any]] | None = None,
+    max_concurrent_runs: int = 1,
+) -> str:
     """Create a job straight in the emulator's store (no request recorded); returns its key."""
     body = {
         "name": name,

@@ -47,8 +47,11 @@ def test_all_pages_read(hook: Any, aidp_emulator: Any, scenario: Any) -> None:
 
 
 def test_last_page_found_absent_after_all_pages(hook: Any, aidp_emulator: Any, scenario: Any) -> None:
-    row = scenario(CATEGORY, "job on page 3 found; absent name = None after every page",
-                   expected="found; None only after the last page")
+    row = scenario(
+        CATEGORY,
+        "job on page 3 found; absent name = None after every page",
+        expected="found; None only after the last page",
+    )
     oldest = hook.find_jobs(NAME)[-1]  # newest first: the oldest job is on the last page
     assert oldest.path == "/team/p000"
     aidp_emulator.state.recorder.clear()
@@ -62,8 +65,11 @@ def test_last_page_found_absent_after_all_pages(hook: Any, aidp_emulator: Any, s
 
 @pytest.mark.parametrize("page", [1, 2, 3])
 def test_page_that_errors(page: int, hook: Any, aidp_emulator: Any, scenario: Any) -> None:
-    row = scenario(CATEGORY, f"page {page} answers 500 (beyond the retry budget)",
-                   expected="AIDPServerError, never None / partial")
+    row = scenario(
+        CATEGORY,
+        f"page {page} answers 500 (beyond the retry budget)",
+        expected="AIDPServerError, never None / partial",
+    )
     aidp_emulator.inject_fault("status", JOBS_ROUTE, "GET", status=500, after=page - 1, times=None)
     with pytest.raises(AIDPServerError):
         hook.find_jobs(NAME)
@@ -84,15 +90,19 @@ def test_transient_page_error_is_retried(hook: Any, aidp_emulator: Any, scenario
 
 @pytest.mark.parametrize(
     ("kind", "label"),
-    [("empty_body", "an empty 200 body"), ("non_json", "a 200 HTML (non-JSON) body"),
-     ("truncated", "a truncated JSON page")],
+    [
+        ("empty_body", "an empty 200 body"),
+        ("non_json", "a 200 HTML (non-JSON) body"),
+        ("truncated", "a truncated JSON page"),
+    ],
 )
 @pytest.mark.parametrize("page", [1, 3])
 def test_bad_page_body(
     kind: str, label: str, page: int, hook: Any, aidp_emulator: Any, scenario: Any
 ) -> None:
-    row = scenario(CATEGORY, f"page {page} is {label} (every attempt)",
-                   expected="AIDPResponseError, never None")
+    row = scenario(
+        CATEGORY, f"page {page} is {label} (every attempt)", expected="AIDPResponseError, never None"
+    )
     aidp_emulator.inject_fault(kind, JOBS_ROUTE, "GET", after=page - 1, times=None)
     with pytest.raises(AIDPResponseError):
         hook.find_jobs(NAME)
@@ -104,8 +114,9 @@ def test_bad_page_body(
 
 
 def test_empty_page_with_next_token_is_followed(hook: Any, aidp_emulator: Any, scenario: Any) -> None:
-    row = scenario(CATEGORY, "page 2 is an empty list that still carries opc-next-page",
-                   expected="page 3 still read")
+    row = scenario(
+        CATEGORY, "page 2 is an empty list that still carries opc-next-page", expected="page 3 still read"
+    )
     aidp_emulator.inject_fault("empty_list", JOBS_ROUTE, "GET", after=1, times=1)
     found = hook.find_jobs(NAME)
     pages = list_pages(aidp_emulator)

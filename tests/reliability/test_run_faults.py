@@ -1,0 +1,156 @@
+"""Faults during a run: the emulator misbehaves while AIDPRunJobOperator submits and waits, through
+real Airflow (``dag.test()``), in sync and in deferred mode (the trigger runs inline).
+
+For every scenario the matrix records the final task state, the number of AIDP runs the emulator
+created (must be 1), cancel requests (must be 0) and the AIDP run's final status (never CANCELED).
+Transient faults inside the budget must not fail the task; the API gone for longer than the budget
+fails it with a polling error, and still never cancels the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.reliability.dags import TASK_ID, run_job_dag
+from tests.reliability.support import (
+    cancel_requests,
+    conn_env_name,
+    run_dag,
+    run_posts,
+    run_status,
+    runs_of,
+    seed_job,
+)
+
+CATEGORY = "faults during a run"
+SUBMIT = ("POST", "*/jobRuns")
+POLL = ("GET", "*/jobRuns/*")
+#: emulator seconds per real second: a run (1 s pending, 1 s queued, 2 tasks x 3 s) takes ~0.8 s.
+TIME_SCALE = 10.0
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    kind: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    conn_extra: dict[str, Any] = field(default_factory=dict)
+
+
+FAULTS = [
+    Fault("burst of 429 with Retry-After", "status", {"status": 429, "retry_after": 0.1, "times": 3}),
+    Fault("burst of 429 without Retry-After", "status", {"status": 429, "times": 3}),
+    Fault("500 twice", "status", {"status": 500, "times": 2}),
+    Fault("502 HTML error page twice", "html", {"status": 502, "times": 2}),
+    Fault("503 twice", "status", {"status": 503, "times": 2}),
+    Fault("connection reset twice", "reset", {"times": 2}),
+    Fault(
+        "read timeout (answer after 1.5 s, client timeout 0.5 s)",
+        "delay",
+        {"delay": 1.5, "times": 1},
+        {"timeout": 0.5},
+    ),
+    Fault("truncated JSON body", "truncated", {"times": 1}),
+    Fault("200 with an HTML (non-JSON) body", "non_json", {"times": 1}),
+    Fault("401 once", "status", {"status": 401, "times": 1}),
+]
+
+
+def _use_connection(monkeypatch: pytest.MonkeyPatch, **extra: Any) -> None:
+    if not extra:
+        return
+    conn = json.loads(os.environ[conn_env_name()])
+    conn["extra"].update(extra)
+    monkeypatch.setenv(conn_env_name(), json.dumps(conn))
+
+
+def _observe(emu: Any, job_key: str, states: dict[str, str | None], row: Any) -> tuple[str | None, list[Any]]:
+    emu.clear_faults()
+    emu.advance(3600)  # let the AIDP run reach its end: it must end SUCCESS, never CANCELED
+    runs = runs_of(emu, job_key)
+    cancels = cancel_requests(emu)
+    state = states.get(TASK_ID)
+    row.runs_created = len(runs)
+    row.runs_duplicated = max(0, len(runs) - 1)
+    row.wrong_cancellations = len(cancels)
+    row.observed = (
+        f"task {state}; {len(runs)} run(s), AIDP {', '.join(str(run_status(r)) for r in runs) or '-'}; "
+        f"{len(run_posts(emu))} POST /jobRuns; {len(cancels)} cancel(s)"
+    )
+    return state, runs
+
+
+@pytest.mark.aidp_emulator(time_scale=TIME_SCALE)
+@pytest.mark.parametrize("mode", ["sync", "deferred"])
+@pytest.mark.parametrize("route", ["submit", "poll"])
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_transient_fault(
+    fault: Fault,
+    route: str,
+    mode: str,
+    aidp_emulator: Any,
+    aidp_conn: Any,
+    airflow_db: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    scenario: Any,
+) -> None:
+    if route == "submit" and fault.name == "401 once":
+        pytest.skip("a 401 on POST /jobRuns is an auth failure, not a transient fault")
+    row = scenario(
+        CATEGORY,
+        f"{fault.name} on {'POST /jobRuns' if route == 'submit' else 'GET /jobRuns/{key}'}",
+        mode,
+        expected="task success; 1 run; AIDP SUCCESS; 0 cancels",
+    )
+    emu = aidp_emulator
+    _use_connection(monkeypatch, **fault.conn_extra)
+    job_key = seed_job(emu)
+    method, path = SUBMIT if route == "submit" else POLL
+    emu.inject_fault(fault.kind, path, method, **fault.fields)
+    dag = run_job_dag(
+        f"rel_fault_{route}_{mode}_{FAULTS.index(fault)}", job_key=job_key, deferrable=mode == "deferred"
+    )
+    states, _ = run_dag(dag)
+    state, runs = _observe(emu, job_key, states, row)
+    row.false_failure = state != "success" and all(run_status(r) == "SUCCESS" for r in runs)
+    fired = sum(f.fired for f in emu.state.faults.all()) if emu.state.faults.all() else None
+    assert fired is None or fired > 0
+    assert state == "success"
+    assert len(runs) == 1
+    assert run_status(runs[0]) == "SUCCESS"
+    assert cancel_requests(emu) == []
+
+
+@pytest.mark.aidp_emulator(time_scale=TIME_SCALE)
+@pytest.mark.parametrize("mode", ["sync", "deferred"])
+def test_api_gone_longer_than_budget(
+    mode: str,
+    aidp_emulator: Any,
+    aidp_conn: Any,
+    airflow_db: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    scenario: Any,
+) -> None:
+    row = scenario(
+        CATEGORY,
+        "API gone (503 on every poll) longer than the error budget",
+        mode,
+        expected="task failed (polling error, not a job failure); 1 run; never cancelled; "
+        "AIDP run still ends SUCCESS",
+    )
+    emu = aidp_emulator
+    _use_connection(monkeypatch, max_retries=1)
+    job_key = seed_job(emu)
+    emu.inject_fault("status", POLL[1], "GET", status=503, times=None)
+    dag = run_job_dag(f"rel_gone_{mode}", job_key=job_key, deferrable=mode == "deferred", max_poll_errors=2)
+    states, _ = run_dag(dag)
+    state, runs = _observe(emu, job_key, states, row)
+    assert state == "failed"
+    assert len(runs) == 1
+    assert run_status(runs[0]) == "SUCCESS"
+    assert cancel_requests(emu) == []
