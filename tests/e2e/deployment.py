@@ -137,6 +137,10 @@ class AirflowDeployment:
         argv = [self.python, "-m", "airflow", component]
         if component == "api-server":
             argv += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        elif component in ("scheduler", "triggerer"):
+            # their log servers would listen on all interfaces at fixed ports (8793/8794); the
+            # api-server reads the task and trigger logs from the shared local log folder instead
+            argv.append("--skip-serve-logs")
         proc = ManagedProcess(component, argv, self.env, self.log_path(component), cwd=self.home).start()
         self.processes[component] = proc
         return proc
