@@ -18,6 +18,8 @@ import pytest
 
 from tests.reliability.dags import TASK_ID, run_job_dag
 from tests.reliability.support import (
+    CONN_ID,
+    FAST_RETRY_EXTRA,
     cancel_requests,
     conn_env_name,
     run_dag,
@@ -154,3 +156,90 @@ def test_api_gone_longer_than_budget(
     assert len(runs) == 1
     assert run_status(runs[0]) == "SUCCESS"
     assert cancel_requests(emu) == []
+
+
+@pytest.mark.aidp_emulator(time_scale=TIME_SCALE)
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_session_token_expired_then_refreshed(
+    mode: str, aidp_emulator: Any, api_key: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, scenario: Any
+) -> None:
+    """A 401 once: the session token expires mid-wait, `oci session refresh` rewrites the token file,
+    the next poll signs with the new token.  The 401 error says how to refresh and never shows a token."""
+    import asyncio
+    import secrets
+    import textwrap
+
+    from airflow_provider_aidp.exceptions import AIDPAuthError
+    from airflow_provider_aidp.hooks.aidp import AIDPHook, close_async_sessions
+
+    emu = aidp_emulator
+    row = scenario(
+        CATEGORY,
+        "401 once: session token expired, token file refreshed",
+        f"hook ({mode})",
+        expected="one 401 naming `oci session refresh`, no token in it; next poll succeeds; 1 run",
+    )
+    old, new = (f"st-{secrets.token_hex(12)}" for _ in range(2))
+    key_file, token_file, config = tmp_path / "key.pem", tmp_path / "token", tmp_path / "config"
+    key_file.write_text(api_key.private_key_pem)
+    token_file.write_text(old)
+    config.write_text(
+        textwrap.dedent(f"""\
+        [reliability]
+        user={api_key.user}
+        fingerprint={api_key.fingerprint}
+        tenancy={api_key.tenancy}
+        region=us-ashburn-1
+        key_file={key_file}
+        security_token_file={token_file}
+        """)
+    )
+    emu.register_session_token(old, api_key.public_key_pem)
+    extra = {
+        **emu.connection_extra(None),
+        **FAST_RETRY_EXTRA,
+        "auth_type": "security_token",
+        "config_file": str(config),
+        "profile": "reliability",
+    }
+    monkeypatch.setenv(conn_env_name(), json.dumps({"conn_type": "aidp", "host": emu.url, "extra": extra}))
+    hook = AIDPHook(aidp_conn_id=CONN_ID)
+    run = hook.create_job_run(seed_job(emu))
+
+    def refresh() -> None:
+        token_file.write_text(new)
+        stat = token_file.stat()
+        os.utime(token_file, (stat.st_atime, stat.st_mtime + 5))  # a visibly new file, as a refresh writes
+        emu.register_session_token(new, api_key.public_key_pem)
+
+    emu.expire_session_token(old)
+
+    async def poll_async() -> tuple[str, str | None]:
+        try:
+            try:
+                await hook.a_get_job_run(run.key)
+            except AIDPAuthError as exc:
+                refresh()
+                return str(exc), (await hook.a_get_job_run(run.key)).status
+            raise AssertionError("an expired token must be refused")
+        finally:
+            await close_async_sessions()
+
+    if mode == "sync":
+        with pytest.raises(AIDPAuthError) as info:
+            hook.get_job_run(run.key)
+        message = str(info.value)
+        refresh()
+        status = hook.get_job_run(run.key).status
+    else:
+        message, status = asyncio.run(poll_async())
+    statuses = [r.status for r in emu.requests if r.method == "GET"]
+    row.runs_created = len(runs_of(emu, run.job_key or ""))
+    row.observed = (
+        f"GET statuses {statuses}; then run {status}; hint in error: {'oci session refresh' in message}"
+    )
+    assert "oci session refresh --profile reliability" in message
+    assert old not in message and new not in message
+    assert statuses == [401, 200]
+    assert status is not None
+    assert row.runs_created == 1
