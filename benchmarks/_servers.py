@@ -133,13 +133,16 @@ class EmulatorSession:
         timings = self.control.config()["timings"]
         return float(timings.get("pending_s", 0)) + float(timings.get("queued_s", 0))
 
-    def api_request_counts(self) -> dict[str, int]:
-        """Recorded API requests (control routes excluded) by ``METHOD /resource``."""
+    def api_request_counts(self) -> tuple[dict[str, int], int]:
+        """Recorded API requests (control routes excluded) by ``METHOD /resource``, and the most
+        requests the emulator received in one wall-clock second."""
         from collections import Counter
 
         counts: Counter[str] = Counter()
+        per_second: Counter[int] = Counter()
         for rec in self.control.requests():
             if not rec["path"].startswith("/_emulator"):
                 tail = rec["path"].rsplit("/workspaces/", 1)[-1].split("/", 2)
                 counts[f"{rec['method']} /{tail[1] if len(tail) > 1 else rec['path']}"] += 1
-        return dict(counts)
+                per_second[int(rec["time"])] += 1
+        return dict(counts), max(per_second.values(), default=0)

@@ -34,6 +34,7 @@ class FakeDatabricks:
         self.first_poll: dict[int, float] = {}
         self.requests: Counter[str] = Counter()
         self.per_run: Counter[int] = Counter()
+        self.per_second: Counter[int] = Counter()  # API requests by wall-clock second
 
     def run_body(self, run_id: int) -> dict[str, Any]:
         now = time.monotonic()
@@ -66,6 +67,7 @@ class FakeDatabricks:
 async def runs_get(request: web.Request) -> web.Response:
     fake: FakeDatabricks = request.app["fake"]
     fake.requests[request.path] += 1
+    fake.per_second[int(time.time())] += 1
     if request.headers.get("Authorization") != f"Bearer {fake.token}":
         return web.json_response({"error_code": "UNAUTHENTICATED"}, status=401)
     run_id: Any = request.query.get("run_id")
@@ -96,7 +98,11 @@ async def create_runs(request: web.Request) -> web.Response:
 async def stats(request: web.Request) -> web.Response:
     fake: FakeDatabricks = request.app["fake"]
     return web.json_response(
-        {"requests": dict(fake.requests), "per_run": {str(k): v for k, v in fake.per_run.items()}}
+        {
+            "requests": dict(fake.requests),
+            "per_run": {str(k): v for k, v in fake.per_run.items()},
+            "peak_per_second": max(fake.per_second.values(), default=0),
+        }
     )
 
 

@@ -61,8 +61,9 @@ class Databricks:
                 "password": self.token}
         return {"runs": run_ids, "env": {f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(conn)}}
 
-    def requests(self, base: str) -> dict[str, int]:
-        return dict(http_json("GET", f"{base}/_fake/stats")["requests"])
+    def requests(self, base: str) -> tuple[dict[str, int], int]:
+        stats = http_json("GET", f"{base}/_fake/stats")
+        return dict(stats["requests"]), int(stats["peak_per_second"])
 
 
 class AIDP:
@@ -80,8 +81,12 @@ class AIDP:
     def server_cmd(self) -> list[str]:
         return [sys.executable, "-m", "airflow_provider_aidp.emulator", "--port", "0", "--time-scale", "0"]
 
+    rate: float | None = None  # connection extra max_requests_per_second (None: provider default)
+
     def setup(self, base: str, durations: list[float]) -> dict[str, Any]:
         self.session = emu = EmulatorSession.open(base)
+        if self.rate is not None:
+            emu.extra["max_requests_per_second"] = self.rate
         lead = emu.lead_seconds()
         job_for: dict[float, str] = {}
         runs = []
@@ -96,7 +101,7 @@ class AIDP:
             "start": {"method": "PUT", "url": f"{base}/_emulator/clock", "body": {"scale": 1.0}},
         }
 
-    def requests(self, base: str) -> dict[str, int]:
+    def requests(self, base: str) -> tuple[dict[str, int], int]:
         assert self.session is not None and self.session.base == base
         return self.session.api_request_counts()
 
@@ -117,7 +122,7 @@ def run_case(kind: str, n: int, args: argparse.Namespace, seed: int) -> dict[str
     base = f"http://127.0.0.1:{port}"
     try:
         setup = backend.setup(base, durations)
-        before = sum(backend.requests(base).values())
+        before = sum(backend.requests(base)[0].values())
         spec = {"kind": kind, "runs": setup["runs"], "poll": args.poll, "start": setup.get("start")}
         worker_env = {**env, **setup["env"]}
         out = subprocess.run(
@@ -132,7 +137,7 @@ def run_case(kind: str, n: int, args: argparse.Namespace, seed: int) -> dict[str
             tail = f"{out.stdout[-2000:]}\n{out.stderr[-2000:]}"
             raise RuntimeError(f"{kind} worker printed no result:\n{tail}")
         result = json.loads(marked[-1].removeprefix(RESULT))
-        by_route = backend.requests(base)
+        by_route, result["peak_req_per_s"] = backend.requests(base)
         result["requests"] = sum(by_route.values()) - before - result["warmup_requests"]
         result["by_route"] = by_route
     finally:
@@ -297,14 +302,14 @@ def summarize(results: dict[tuple[str, int], list[dict[str, Any]]], ns: list[int
                 BACKENDS[kind].name, n, len(rs), m("polls"), m("req_per_run_per_poll"), m("cpu_per_poll_ms"),
                 m("lag_p50_ms"), m("lag_p99_ms"), m("lag_max_ms"), m("peak_rss_mb"),
                 m("peak_rss_mb") - m("rss_before_mb"), int(sum(r["errors"] for r in rs)), m("wall_s"),
-                m("first_poll_cpu_ms"),
+                m("first_poll_cpu_ms"), m("peak_req_per_s"),
             ))
         ours, theirs = results.get(("aidp", n), []), results.get(("databricks", n), [])
         if ours and theirs:
             ratios = [o["cpu_per_poll_ms"] / t["cpu_per_poll_ms"] for o, t in zip(ours, theirs, strict=False)]
             ratio = median(ratios)
             rows.append(("AIDP / Databricks CPU per poll", n, len(ratios), "", "", f"{ratio:.2f}x",
-                         "", "", "", "", "", "", "", ""))
+                         "", "", "", "", "", "", "", "", ""))
             if ratio > 1.5:
                 misses.append(f"CPU/poll {ratio:.2f}x Databricks' at N={n} (target <= 1.5x)")
         if ours:
@@ -318,7 +323,7 @@ def summarize(results: dict[tuple[str, int], list[dict[str, Any]]], ns: list[int
                 misses.append(f"errors at N={n}: {ours[0]['error_samples']}")
     headers = ("provider", "N", "rounds", "polls", "req/run/poll", "CPU ms/poll", "lag p50 ms",
                "lag p99 ms", "lag max ms", "peak RSS MB", "RSS added MB", "errors", "wall s",
-               "first poll CPU ms")
+               "first poll CPU ms", "peak req/s")
     return table(headers, rows), misses
 
 
@@ -333,7 +338,15 @@ def main() -> int:
     parser.add_argument("--min-duration", type=float, default=2.0)
     parser.add_argument("--max-duration", type=float, default=20.0)
     parser.add_argument("--only", choices=sorted(BACKENDS), help="run one provider only")
+    parser.add_argument(
+        "--aidp-rate", type=float, default=0.0,
+        help="AIDP connection max_requests_per_second (triggerer-wide pacing); default 0 = off, so "
+             "both providers poll on their own schedules; -1 = the provider's default",
+    )
     args = parser.parse_args()
+    aidp_backend = BACKENDS["aidp"]
+    assert isinstance(aidp_backend, AIDP)
+    aidp_backend.rate = None if args.aidp_rate < 0 else args.aidp_rate
 
     import tempfile
 
@@ -341,8 +354,10 @@ def main() -> int:
     subprocess.run([sys.executable, "-c", "import airflow.sdk"], env=airflow_env(Path(args.home)),
                    check=True, capture_output=True)
     print_machine()
+    pacing = "provider default" if args.aidp_rate < 0 else (args.aidp_rate or "off")
     print(f"\npoll interval {args.poll}s, run durations {args.min_duration}-{args.max_duration}s, "
-          f"{args.repeats} rounds per N, {os.cpu_count()} cores shared by worker and server\n")
+          f"{args.repeats} rounds per N, {os.cpu_count()} cores shared by worker and server, "
+          f"AIDP pacing (max_requests_per_second): {pacing}\n")
     kinds = [args.only] if args.only else ["aidp", "databricks"]
     results: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for n in args.n:
