@@ -23,6 +23,11 @@ from airflow_provider_aidp.runs.polling import DEFAULT_MAX_POLL_ERRORS, ErrorBud
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
 
+#: Seconds the trigger waits before its first poll. An event fired within about a second of the
+#: task deferring can make Airflow 3.3's scheduler mark the task "killed externally"
+#: (apache/airflow#67287); a run that has just been started is not finished that soon anyway.
+SETTLE_SECONDS = 2.0
+
 
 class AIDPJobRunTrigger(BaseTrigger):
     """Poll ``GET /jobRuns/{run_key}`` until the run is terminal, the deadline passes or polling fails.
@@ -88,6 +93,7 @@ class AIDPJobRunTrigger(BaseTrigger):
         schedule = PollSchedule(self.poll_interval)
         budget = ErrorBudget(self.max_poll_errors)
         started = time.time()
+        await asyncio.sleep(self._bounded(min(SETTLE_SECONDS, self.poll_interval)))
         while True:
             remaining = self._remaining()
             if remaining is not None and remaining <= 0:
@@ -118,6 +124,10 @@ class AIDPJobRunTrigger(BaseTrigger):
 
     def _remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.time()
+
+    def _bounded(self, delay: float) -> float:
+        remaining = self._remaining()
+        return delay if remaining is None else max(0.0, min(delay, remaining))
 
     async def _timeout(self, hook: AIDPHook, waited: float) -> dict[str, Any]:
         cancel_error = None
