@@ -29,8 +29,7 @@ import pendulum
 from _example_settings import CLUSTER, POLL_SECONDS, RUN_DATE, WORKSPACE_PATH
 from airflow.sdk import XComArg, dag, task
 
-from airflow_provider_aidp.operators.aidp import AIDPRunJobOperator
-from airflow_provider_aidp.operators.job_definition import AIDPCreateJobOperator
+from airflow_provider_aidp.operators.aidp import AIDPCreateJobOperator, AIDPRunJobOperator
 from airflow_provider_aidp.sensors.aidp import AIDPJobRunSensor
 
 SESSIONIZE_JOB_SPEC: dict[str, Any] = {

@@ -28,8 +28,7 @@ import pendulum
 from _example_settings import CLUSTER, POLL_SECONDS, RUN_DATE, WORKSPACE_PATH
 from airflow.sdk import XComArg, dag, task
 
-from airflow_provider_aidp.operators.aidp import AIDPRunJobOperator
-from airflow_provider_aidp.operators.job_definition import AIDPCreateJobOperator
+from airflow_provider_aidp.operators.aidp import AIDPCreateJobOperator, AIDPRunJobOperator
 
 #: The AIDP job, as code. Run-time values (run_date, input_prefix) arrive as job-run parameters;
 #: the defaults below are what a run started from the AIDP console would use.

@@ -26,8 +26,7 @@ import pendulum
 from _example_settings import CLUSTER, POLL_SECONDS, RETRY_DELAY, RUN_DATE, WORKSPACE_PATH
 from airflow.sdk import dag, task
 
-from airflow_provider_aidp.operators.aidp import AIDPRunJobOperator
-from airflow_provider_aidp.operators.job_definition import AIDPCreateJobOperator
+from airflow_provider_aidp.operators.aidp import AIDPCreateJobOperator, AIDPRunJobOperator
 
 QUALITY_GATE_JOB_SPEC: dict[str, Any] = {
     "name": "customer_quality_gate",

@@ -31,7 +31,7 @@ import pendulum
 from _example_settings import CLUSTER, WORKSPACE_PATH
 from airflow.sdk import dag, task
 
-from airflow_provider_aidp.operators.job_definition import AIDPCreateJobOperator
+from airflow_provider_aidp.operators.aidp import AIDPCreateJobOperator
 
 CHURN_JOB: dict[str, Any] = {
     "name": "customer_churn.scoring",
