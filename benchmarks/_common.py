@@ -99,6 +99,9 @@ def airflow_env(home: Path | None = None, **extra: str) -> dict[str, str]:
     so no measured run pays for it.
     """
     env = dict(os.environ)
+    # Deployments import from bytecode caches (pip writes them at install); a benchmark that
+    # recompiles every module on every import would measure the compiler, not the imports.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if home is None:
         home = Path(tempfile.mkdtemp(prefix="aidp-bench-home-"))
     env.update(
@@ -113,9 +116,10 @@ def airflow_env(home: Path | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
-def prime_airflow_home(env: dict[str, str]) -> None:
-    """Run one throw-away ``import airflow.sdk`` so config files and .pyc caches exist."""
-    subprocess.run([sys.executable, "-c", "import airflow.sdk"], env=env, check=True, capture_output=True)
+def prime_airflow_home(env: dict[str, str], *imports: str) -> None:
+    """Run throw-away imports so Airflow's config files and every .pyc cache exist before timing."""
+    code = "\n".join(("import airflow.sdk", *imports))
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
 
 
 def run_child_timed(code: str, env: dict[str, str]) -> tuple[float, float]:

@@ -128,7 +128,7 @@ def main() -> int:
     args = parser.parse_args()
 
     env = airflow_env()
-    prime_airflow_home(env)
+    prime_airflow_home(env, HOOK_IMPORT, SDK_IMPORT, "import oci, aiohttp")
     print_machine()
     proc, base = start_emulator(env, "--time-scale", "0")
     try:

@@ -86,7 +86,7 @@ def main() -> int:
     args = parser.parse_args()
 
     env = airflow_env()
-    prime_airflow_home(env)
+    prime_airflow_home(env, AIDP_OPERATOR, AIDP_SENSOR, DATABRICKS_OPERATOR)
     print_machine()
     print(f"\n{args.runs} interleaved fresh-interpreter runs per variant; medians.\n")
     results = time_imports(VARIANTS, args.runs, env)

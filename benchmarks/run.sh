@@ -16,7 +16,8 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ benchmarks/requirem
     if ! "$VENV/bin/python" -m uv --version >/dev/null 2>&1; then
         "$VENV/bin/python" -m pip install -q --upgrade pip uv
     fi
-    "$VENV/bin/python" -m uv pip install -q --python "$VENV/bin/python" -r benchmarks/requirements.txt -e .
+    "$VENV/bin/python" -m uv pip install -q --compile-bytecode --python "$VENV/bin/python" \
+        -r benchmarks/requirements.txt -e .
     touch "$STAMP"
 fi
 
