@@ -127,6 +127,8 @@ def _task_runs(hook: AIDPHook, run: JobRun, log: Any) -> list[TaskRun]:
             except AIDPError as exc:
                 log.warning("Could not read AIDP task run %s: %s", task_run.key, exc)
         detailed.append(task_run)
+    # Execution order reads best in logs and summaries (listings come newest first); not-started last.
+    detailed.sort(key=lambda t: (t.start_time is None, t.start_time or 0, t.task_key or ""))
     return detailed
 
 
