@@ -59,6 +59,9 @@ STEPS: dict[str, tuple[str, tuple[str, str, str, float], bool]] = {
 
 def fork_worker(work: Callable[[], None], log: Path) -> int:
     """Run ``work`` in a forked child process (its output goes to ``log``); returns the child's pid."""
+    from airflow.sdk.execution_time.supervisor import in_process_api_server
+
+    assert in_process_api_server().app is not None  # build the app once, here; children reuse it
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -93,7 +96,10 @@ def _forget_parent_threads() -> None:
     from airflow.sdk.execution_time import task_runner
     from airflow.sdk.execution_time.supervisor import in_process_api_server
 
+    warm_app = in_process_api_server().app if in_process_api_server.cache_info().currsize else None
     in_process_api_server.cache_clear()
+    if warm_app is not None:  # keep the (costly to build) app, start a fresh loop thread for it
+        in_process_api_server()._app = warm_app
     if hasattr(task_runner, "SUPERVISOR_COMMS"):
         delattr(task_runner, "SUPERVISOR_COMMS")
     # asgiref runs sync_to_async work (async connection lookups) on one class-level executor whose
