@@ -12,6 +12,7 @@ import this); they load inside the functions that send requests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -53,7 +54,7 @@ from airflow_provider_aidp.models.runs import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
     import requests
 
@@ -73,6 +74,7 @@ class _AsyncState:
         self.config: AIDPConnectionConfig | None = None
         self.signer: Any = None
         self.session: Any = None
+        self.leases = 0  # long-lived users (triggers) holding the session open
 
 
 _ASYNC_STATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _AsyncState]] = (
@@ -534,6 +536,24 @@ class AIDPHook(BaseHook):
         )
 
     # --- async transport ----------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def session_lease(self) -> AsyncIterator[None]:
+        """Keep this connection's shared async session open while a long-lived caller (a trigger) works.
+
+        The last lease released on a loop closes the session. In a triggerer leases overlap and the
+        session lives on; a loop that ends (``dag.test()`` runs each trigger in its own
+        ``asyncio.run``) is left with no unclosed connections.
+        """
+        state = _async_state(self.aidp_conn_id)
+        state.leases += 1
+        try:
+            yield
+        finally:
+            state.leases -= 1
+            if state.leases == 0 and state.session is not None:
+                session, state.session = state.session, None
+                await session.close()
 
     async def _astate(self) -> _AsyncState:
         """Shared per (conn id, loop): async connection lookup, signer built off-loop, one session."""

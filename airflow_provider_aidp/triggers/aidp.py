@@ -86,7 +86,10 @@ class AIDPJobRunTrigger(BaseTrigger):
         return AIDPHook(aidp_conn_id=self.aidp_conn_id, workspace_key=self.workspace_key)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        yield TriggerEvent(await self.wait(self._hook()))
+        hook = self._hook()
+        async with hook.session_lease():
+            event = await self.wait(hook)
+        yield TriggerEvent(event)
 
     async def wait(self, hook: AIDPHook) -> dict[str, Any]:
         """The polling loop; returns the ``runs.outcome`` event (split out for direct testing)."""
@@ -153,8 +156,10 @@ class AIDPJobRunTrigger(BaseTrigger):
         if not self.cancel_on_kill:
             self.log.info("Task killed; leaving AIDP job run %s running (cancel_on_kill=False)", self.run_key)
             return
+        hook = self._hook()
         try:
-            await self._hook().a_cancel_job_run(self.run_key)
+            async with hook.session_lease():
+                await hook.a_cancel_job_run(self.run_key)
             self.log.info("Task killed by a user; cancelled AIDP job run %s", self.run_key)
         except Exception as exc:  # the triggerer would only log it anyway
             self.log.warning("Could not cancel AIDP job run %s: %s", self.run_key, describe(exc))

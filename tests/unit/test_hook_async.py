@@ -241,3 +241,21 @@ async def test_async_workspace_override(monkeypatch: pytest.MonkeyPatch, server:
     other = AIDPHook("aidp_test", workspace_key="other ws")
     assert (await other.a_get_task_run("t1")).key == "t1"
     assert server.seen[0]["path"] == ws_path("taskRuns", "t1", workspace="other%20ws")
+
+
+async def test_session_lease_closes_the_shared_session_when_the_last_user_leaves(
+    monkeypatch: pytest.MonkeyPatch, server: Server
+) -> None:
+    hook = make_hook(monkeypatch, host=server.url)
+    server.script = [(200, run_body()) for _ in range(3)]
+    state = aidp_module._async_state("aidp_test")
+    async with hook.session_lease():
+        async with hook.session_lease():
+            await hook.a_get_job_run("r1")
+            session = state.session
+        assert session is not None and not session.closed  # another trigger still polls
+        await hook.a_get_job_run("r1")
+        assert state.session is session  # still one shared session
+    assert session.closed and state.session is None and state.leases == 0
+    await hook.a_get_job_run("r1")  # the next user gets a fresh session
+    assert state.session is not None and not state.session.closed

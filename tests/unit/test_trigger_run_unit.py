@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ class FakeAsyncHook:
         self.cancel_error = cancel_error
         self.gets = 0
         self.cancels = 0
+        self.leases = 0
 
     async def a_get_job_run(self, run_key: str) -> JobRun:
         self.gets += 1
@@ -26,6 +29,11 @@ class FakeAsyncHook:
         if isinstance(item, BaseException):
             raise item
         return JobRun(key=run_key, state={"status": item})
+
+    @contextlib.asynccontextmanager
+    async def session_lease(self) -> AsyncIterator[None]:
+        self.leases += 1
+        yield
 
     async def a_cancel_job_run(self, run_key: str) -> JobRun:
         self.cancels += 1
