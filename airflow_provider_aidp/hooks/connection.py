@@ -215,8 +215,15 @@ class AIDPConnectionConfig:
         """The ONE URL builder: workspace base + percent-encoded resource segments + query string.
 
         ``segments`` are literal path parts (``"jobRuns"``, a run key, ``"actions"``...); each is
-        encoded as a single segment, so a hostile key cannot leave its segment.
+        encoded as a single segment, so a hostile key cannot leave its segment. An empty or missing
+        key is refused: ``/jobRuns/`` would address the collection, not the run.
         """
+        if any(s is None or str(s) == "" for s in segments):
+            raise AIDPConfigError(
+                "A key in the request path is empty or None: pass the job, run or task-run key "
+                "(the opaque string AIDP returned, e.g. from XCom 'run_key').",
+                field="key",
+            )
         path = "/".join(quote_segment(str(s)) for s in segments)
         url = (
             f"{self.workspace_base_url(workspace_key)}/{path}"

@@ -58,7 +58,7 @@ def test_endpoint_override(host: str, endpoint: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["../x", "..", ".", "a/b", "a?b=c", "a#frag", "a%2Fb", "ключ/名字", "a b", ""]
+    "key", ["../x", "..", ".", "a/b", "a?b=c", "a#frag", "a%2Fb", "ключ/名字", "a b"]
 )
 def test_hostile_keys_stay_in_one_segment(key: str) -> None:
     cfg = config()
@@ -69,6 +69,14 @@ def test_hostile_keys_stay_in_one_segment(key: str) -> None:
     assert segments[-4] == "jobRuns" and segments[-2:] == ["actions", "cancel"]
     assert unquote(segments[-3]) == key
     assert segments[-3] not in (".", "..")
+
+
+@pytest.mark.parametrize("key", ["", None])
+def test_empty_key_is_refused(key: str | None) -> None:
+    # "/jobRuns/" would address the collection, not a run (found by the reliability matrix).
+    with pytest.raises(AIDPConfigError) as info:
+        config().url("ws", "jobRuns", key)  # type: ignore[arg-type]
+    assert info.value.field == "key"
 
 
 def test_hostile_workspace_and_query_values() -> None:
