@@ -9,6 +9,7 @@ the key, on the route it was meant for.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -232,4 +233,48 @@ def test_empty_key_is_refused_before_sending(
     with pytest.raises(AIDPConfigError):
         hook.cancel_job_run(key)
     row.observed = f"AIDPConfigError; {len(aidp_emulator.requests)} received"
+    assert aidp_emulator.requests == []
+
+
+@pytest.mark.parametrize(
+    ("case", "change", "field"),
+    [
+        ("malformed instance OCID", {"ai_data_platform_id": "aidp-1234"}, "ai_data_platform_id"),
+        ("unknown auth type", {"auth_type": "password"}, "auth_type"),
+    ],
+)
+def test_bad_connection_through_a_real_task(
+    case: str,
+    change: dict[str, Any],
+    field: str,
+    aidp_emulator: Any,
+    aidp_conn: Any,
+    airflow_db: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    scenario: Any,
+) -> None:
+    """The same errors surface in the task log of a real Airflow task, and nothing reaches the API."""
+    from tests.reliability.dags import TASK_ID, run_job_dag
+    from tests.reliability.support import run_dag, seed_job
+
+    row = scenario(
+        CATEGORY,
+        f"connection through a DAG task: {case}",
+        "sync",
+        expected=f"task failed; log names '{field}'; nothing sent",
+    )
+    conn = json.loads(os.environ[conn_env_name()])
+    conn["extra"].update(change)
+    monkeypatch.setenv(conn_env_name(), json.dumps(conn))
+    job_key = seed_job(aidp_emulator)
+    capfd.readouterr()
+    states, _ = run_dag(run_job_dag(f"rel_badconn_{field}", job_key=job_key))
+    output = "".join(capfd.readouterr())
+    received = len(aidp_emulator.requests)
+    row.observed = (
+        f"task {states[TASK_ID]}; '{field}' in log: {field in output}; {received} requests received"
+    )
+    assert states[TASK_ID] == "failed"
+    assert f"'{field}'" in output
     assert aidp_emulator.requests == []
