@@ -291,7 +291,7 @@ def load_spec(data: JobSpec | Mapping[str, Any]) -> JobSpec:
         try:
             spec = JobSpec.model_validate(dict(data))
         except ValidationError as err:
-            lines = [f"{_where(e['loc'], data)}: {e['msg']}" for e in err.errors()]
+            lines = [_error_line(e, data) for e in err.errors()]
             raise AIDPConfigError(_message(data.get("name"), lines), field="spec") from None
     else:
         raise AIDPConfigError(
@@ -302,6 +302,20 @@ def load_spec(data: JobSpec | Mapping[str, Any]) -> JobSpec:
     if problems:
         raise AIDPConfigError(_message(spec.name, problems), field="spec")
     return spec
+
+
+def _error_line(error: Any, data: Any) -> str:
+    """One pydantic error as ``field: problem``; a task without ``type`` says how to write it."""
+    where = _where(error["loc"], data)
+    if error.get("type") == "union_tag_not_found":
+        task = error.get("input")
+        if isinstance(task, Mapping) and ("taskType" in task or "task_type" in task):
+            return (
+                f"{where}.type: missing; the task type field is 'type', not 'taskType' "
+                f"(rename it, e.g. \"type\": \"NOTEBOOK_TASK\")"
+            )
+        return f"{where}.type: required; one of {', '.join(TASK_TYPES)}"
+    return f"{where}: {error['msg']}"
 
 
 def _message(name: Any, lines: list[str]) -> str:
