@@ -114,6 +114,8 @@ def import_variants(spec: dict[str, Any]) -> dict[str, str]:
         "airflow.sdk + WorkflowClient": f"import airflow.sdk\n{SDK_IMPORT}",
         "AIDPHook + 1st call": first_hook,
         "WorkflowClient + 1st call": first_sdk,
+        "airflow.sdk + AIDPHook + 1st call": f"import airflow.sdk\n{first_hook}",
+        "airflow.sdk + WorkflowClient + 1st call": f"import airflow.sdk\n{first_sdk}",
     }
 
 
@@ -173,22 +175,28 @@ def main() -> int:
     sdk_added = wall["airflow.sdk + WorkflowClient"] - base_wall
     hook_added_cpu = cpu["airflow.sdk + AIDPHook"] - base_cpu
     sdk_added_cpu = cpu["airflow.sdk + WorkflowClient"] - base_cpu
-    import_ratio = sdk_added / hook_added if hook_added > 0 else float("inf")
-    standalone_ratio = wall["WorkflowClient"] / wall["AIDPHook"]
-    first_call_ratio = wall["WorkflowClient + 1st call"] / wall["AIDPHook + 1st call"]
+    # CPU is the cost a DAG processor or worker pays; on a shared machine it is also far less noisy
+    # than wall time, which includes waiting for a core.
+    import_ratio = sdk_added_cpu / max(hook_added_cpu, 1.0)
+    wall_ratio = sdk_added / max(hook_added, 1.0)
+    first_hook_cpu = cpu["airflow.sdk + AIDPHook + 1st call"] - base_cpu
+    first_sdk_cpu = cpu["airflow.sdk + WorkflowClient + 1st call"] - base_cpu
     print(
-        f"\nadded over `import airflow.sdk` (where a hook runs): AIDPHook {hook_added:.0f} ms wall / "
-        f"{hook_added_cpu:.0f} ms CPU, WorkflowClient {sdk_added:.0f} ms wall / {sdk_added_cpu:.0f} ms CPU "
-        f"-> SDK/hook {import_ratio:.1f}x.\nstandalone import: SDK/hook {standalone_ratio:.2f}x; "
-        f"import + client + first call: SDK/hook {first_call_ratio:.2f}x."
+        f"\nadded over `import airflow.sdk` (where a hook runs): AIDPHook {hook_added_cpu:.0f} ms CPU / "
+        f"{hook_added:.0f} ms wall, WorkflowClient {sdk_added_cpu:.0f} ms CPU / {sdk_added:.0f} ms wall "
+        f"-> SDK/hook {import_ratio:.1f}x CPU, {wall_ratio:.1f}x wall.\n"
+        f"import + client + first call, over airflow.sdk: AIDPHook {first_hook_cpu:.0f} ms CPU, "
+        f"WorkflowClient {first_sdk_cpu:.0f} ms CPU (the hook loads oci and requests on its first call).\n"
+        f"standalone, without Airflow: WorkflowClient {cpu['WorkflowClient']:.0f} ms CPU; AIDPHook needs "
+        f"Airflow ({cpu['AIDPHook']:.0f} ms CPU)."
     )
     ok_call = lat_ratio <= 1.0 and cpu_ratio <= 1.0
     ok_import = import_ratio >= 3
     verdict = "PASS" if ok_call and ok_import else "MISS"
     print(
         f"\nVERDICT: {verdict} — per call the hook takes {lat_ratio:.2f}x the SDK's latency and "
-        f"{cpu_ratio:.2f}x its CPU (target <= 1x); importing it costs 1/{import_ratio:.1f} of the SDK's "
-        f"over airflow.sdk (target >= 3x cheaper)."
+        f"{cpu_ratio:.2f}x its CPU (target <= 1x); importing it in Airflow costs 1/{import_ratio:.0f} of "
+        f"the SDK's CPU (target >= 3x cheaper)."
     )
     return 0
 
