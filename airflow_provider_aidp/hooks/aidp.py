@@ -1,9 +1,10 @@
 """AIDPHook: the ONE place that signs, sends, retries and parses AIDP Workflow API calls.
 
-Sync calls use ``requests``; async calls (triggers) use ``aiohttp`` and share one session and one
-signer per (connection id, event loop) across every hook instance in the process. Both paths use
-the same request preparation (:meth:`AIDPHook._prepare`), the same retry policy (:class:`RetryPolicy`)
-and the same response parsing (:func:`parse_response`), so they cannot drift apart.
+Sync calls use ``requests``; async calls (triggers) use ``aiohttp`` and share one session, one
+signer and one request pacer (``hooks/pacing.py``) per (connection id, event loop) across every hook
+instance in the process. Both paths use the same signer (``hooks/auth.py``), the same retry
+policy (:class:`RetryPolicy`) and the same response parsing (:func:`parse_response`), so they
+cannot drift apart.
 
 Importing this module imports neither ``oci`` nor ``aiohttp`` (DAG files import operators, which
 import this); they load inside the functions that send requests.
@@ -36,6 +37,11 @@ from airflow_provider_aidp.exceptions import (
 )
 from airflow_provider_aidp.hooks import auth
 from airflow_provider_aidp.hooks.connection import DEFAULT_CONN_ID, AIDPConnectionConfig
+from airflow_provider_aidp.hooks.pacing import (
+    DEFAULT_MAX_REQUESTS_PER_SECOND,
+    RequestRateLimiter,
+    rate_from_extra,
+)
 from airflow_provider_aidp.hooks.responses import (
     ApiResponse,
     header,
@@ -67,14 +73,41 @@ USER_AGENT = f"airflow-provider-aidp/{__version__}"
 
 
 class _AsyncState:
-    """One aiohttp session + config + signer for one connection id on one event loop."""
+    """One aiohttp session, config, signer and request pacer for one connection id on one event loop."""
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.config: AIDPConnectionConfig | None = None
         self.signer: Any = None
         self.session: Any = None
+        self.limiter = RequestRateLimiter(DEFAULT_MAX_REQUESTS_PER_SECOND)
+        self.proxy: Any = None
+        self.proxy_auth: Any = None
         self.leases = 0  # long-lived users (triggers) holding the session open
+
+
+def _signer_and_async_imports(config: AIDPConnectionConfig) -> Any:
+    """Build (or reuse) the signer and import the async transport, in a worker thread.
+
+    The first async call of a process imports ``oci`` and ``aiohttp`` (about a second of CPU on a
+    small machine); done on the event loop it would stall every other trigger of the triggerer.
+    """
+    import aiohttp  # noqa: F401
+    import requests.structures  # noqa: F401
+    import yarl  # noqa: F401
+
+    return auth.get_signer(config)
+
+
+def _env_proxy(endpoint: str) -> tuple[Any, Any]:
+    """(proxy URL, proxy auth) that the environment sets for ``endpoint`` (honours NO_PROXY)."""
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:
+        return get_env_proxy_for_url(URL(endpoint))
+    except LookupError:
+        return None, None
 
 
 _ASYNC_STATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _AsyncState]] = (
@@ -565,14 +598,18 @@ class AIDPHook(BaseHook):
                 conn = await self.aget_connection(self.aidp_conn_id)
                 config = AIDPConnectionConfig.from_connection(conn, register_secrets=False)
                 await config.aregister_secrets()
+                state.limiter = RequestRateLimiter(rate_from_extra(getattr(conn, "extra_dejson", None)))
                 state.config = config
             if state.signer is None:
-                state.signer = await asyncio.to_thread(auth.get_signer, state.config)
+                state.signer = await asyncio.to_thread(_signer_and_async_imports, state.config)
             if state.session is None or state.session.closed:
                 import aiohttp
 
+                # Proxies come from the environment once per session: aiohttp's trust_env would look
+                # up netrc and proxies in a worker thread on every request (two thread hops a poll).
+                state.proxy, state.proxy_auth = await asyncio.to_thread(_env_proxy, state.config.endpoint)
                 state.session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=100), auto_decompress=True, trust_env=True
+                    connector=aiohttp.TCPConnector(limit=100), auto_decompress=True, trust_env=False
                 )
         return state
 
@@ -601,18 +638,20 @@ class AIDPHook(BaseHook):
         attempt = 0
         while True:
             attempt += 1
-            prepared = self._prepare(state.signer, method, url, headers, body)
-            # Send exactly what was signed: the same URL bytes, headers (incl. host) and body.
-            send_headers = {k: v for k, v in prepared.headers.items()}
-            send_headers.setdefault("host", urlsplit(url).netloc)
+            await state.limiter.acquire()
+            # Signed after the pacing wait (the signed date must be fresh) and sent exactly as
+            # signed: the same URL bytes, headers (incl. host) and body.
+            send_headers = auth.sign_request(state.signer, method, url, headers, body)
             try:
                 async with state.session.request(
                     method,
-                    URL(str(prepared.url), encoded=True),
+                    URL(url, encoded=True),
                     headers=send_headers,
-                    data=prepared.body,
+                    data=body,
                     timeout=timeout,
                     allow_redirects=False,
+                    proxy=state.proxy,
+                    proxy_auth=state.proxy_auth,
                 ) as resp:
                     raw = await resp.read()
                     status, resp_headers = resp.status, resp.headers
@@ -628,6 +667,10 @@ class AIDPHook(BaseHook):
                     method=method,
                     path=path,
                 ) from None
+            if status == 429:
+                state.limiter.throttled()
+            else:
+                state.limiter.succeeded()
             if (
                 policy.retryable_status(status)
                 and attempt <= policy.max_retries
