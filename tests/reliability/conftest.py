@@ -47,6 +47,20 @@ def scenario(request: pytest.FixtureRequest) -> Iterator[Callable[..., Row]]:
         write_row(row)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_secrets_masker() -> None:
+    """Start each module with an empty secrets masker, as a new Airflow process does.
+
+    Airflow's masker recompiles one regex of every secret it knows for each new secret; a long test
+    session accumulates hundreds (each generated PEM adds ~30 lines), so one more key costs tens of
+    seconds. Every connection load registers its secrets again, which is what the secrets scenarios
+    rely on (and so they cannot pass thanks to an earlier test's registrations).
+    """
+    from airflow.sdk._shared.secrets_masker import reset_secrets_masker
+
+    reset_secrets_masker()
+
+
 @pytest.fixture(scope="session")
 def api_key() -> Any:
     """One API key for the whole suite.
