@@ -317,7 +317,7 @@ def summarize(results: dict[tuple[str, int], list[dict[str, Any]]], ns: list[int
             if abs(rpp - 1.0) > 0.005:
                 misses.append(f"{rpp:.3f} requests per run per poll at N={n} (target 1)")
             p99 = median(r["lag_p99_ms"] for r in ours)
-            if n >= 1000 and p99 > 50:
+            if n == 1000 and p99 > 50:  # the target is at N = 1,000; larger N is reported
                 misses.append(f"p99 lag {p99:.0f} ms at N={n} (target <= 50)")
             if any(r["errors"] for r in ours):
                 misses.append(f"errors at N={n}: {ours[0]['error_samples']}")
