@@ -33,3 +33,15 @@ def airflow_db() -> Iterator[Path]:
 
     db.resetdb()
     yield _AIRFLOW_HOME
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_secrets_masker() -> None:
+    """Start each test module with an empty secrets masker, as a new Airflow process does.
+
+    Airflow's masker recompiles one regex of every secret it knows for each new secret. Over a whole
+    session (every generated PEM adds ~30 lines) that made registering one more key cost ~30 s.
+    """
+    from airflow.sdk._shared.secrets_masker import reset_secrets_masker
+
+    reset_secrets_masker()

@@ -161,7 +161,7 @@ def test_no_secret_anywhere(
         error_trace=None if outcome == "SUCCESS" else "Traceback: ValueError: bad row 7",
     )
     if fault:
-        emu.inject_fault("status", "*/jobRuns/*", "GET", status=fault, times=1, after=1)
+        emu.inject_fault("status", "*/jobRuns/*", "GET", status=fault, times=1)
     dag_id = f"rel_secret_{list(SCENARIOS).index(name)}"
     dag = run_job_dag(dag_id, job_key=job_key, deferrable=deferrable, fetch_output="always")
     capfd.readouterr()
