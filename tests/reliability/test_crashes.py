@@ -46,7 +46,7 @@ TIME_SCALE = 10.0
 #: step -> (how the operator names the job, fault (kind, path glob, method, delay s), deferrable)
 STEPS: dict[str, tuple[str, tuple[str, str, str, float], bool]] = {
     "before the POST (looking the job up by name)": ("job_name", ("delay", "*/jobs", "GET", 3.0), False),
-    "after the POST, before the run key is stored": ("job_key", ("delay", "*/jobRuns", "POST", 1.0), False),
+    "after the POST, before the run key is stored": ("job_key", ("delay", "*/jobRuns", "POST", 2.0), False),
     "while polling": ("job_key", ("delay", "*/jobRuns/*", "GET", 3.0), False),
     "while deferred (trigger polling inline)": ("job_key", ("delay", "*/jobRuns/*", "GET", 3.0), True),
 }
