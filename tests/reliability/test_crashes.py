@@ -89,7 +89,11 @@ def test_worker_killed_then_task_retried(
     kill_when(pid, lambda: fault.fired >= 1, log, f"{method} {path}")
     if "after the POST" in step:
         # The emulator finishes the POST the dead worker sent: a run exists whose key nobody stored.
-        wait_for(lambda: len(runs_of(emu, job_key)) == 1, "the dead worker's POST creating its run")
+        # The request is recorded when its (undeliverable) answer is written, which can trail the run.
+        wait_for(
+            lambda: len(runs_of(emu, job_key)) == 1 and len(run_posts(emu)) == 1,
+            "the dead worker's POST creating its run, and its record",
+        )
     posts_before_retry = len(run_posts(emu))
 
     state = retry_task(run_job_dag(dag_id, **operator), TASK_ID)
