@@ -7,6 +7,7 @@ from .client import EmulatorClient
 from .clock import Clock
 from .credentials import ApiKeyCredentials, generate_api_key
 from .faults import Fault
+from .readings import Readings
 from .recorder import RecordedRequest
 from .scripting import TaskScript
 from .server import AIDPEmulator
@@ -18,6 +19,7 @@ __all__ = [
     "Clock",
     "EmulatorClient",
     "Fault",
+    "Readings",
     "RecordedRequest",
     "TaskScript",
     "Timings",

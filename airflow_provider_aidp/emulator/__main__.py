@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .readings import parse_assignments
 from .server import AIDPEmulator
 from .simulation import Timings
 from .validation import GA, LA
@@ -44,6 +45,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help='JSON file: {"scripts": [...], "faults": [...], "timings": {...}}',
     )
+    p.add_argument(
+        "--reading",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="play an alternative reading of the service, e.g. path_filter=ignored (docs/emulator.md)",
+    )
     p.add_argument("--url-file", type=Path, default=None, help="write the base URL here once listening")
     return p.parse_args(argv)
 
@@ -56,6 +64,8 @@ def load_scenario(emu: AIDPEmulator, path: Path) -> None:
         emu.inject_fault(**fault)
     for name, value in (data.get("timings") or {}).items():
         setattr(emu.state.timings, name, float(value))
+    if data.get("readings"):
+        emu.set_readings(data["readings"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.scenario:
         load_scenario(emu, args.scenario)
+    if args.reading:
+        emu.set_readings(parse_assignments(args.reading))
     emu.start()
     creds = emu.generate_api_key(pass_phrase=args.pass_phrase)
     key_file = None

@@ -13,9 +13,11 @@ from typing import Any
 
 from multidict import MultiMapping
 
+from . import views
 from .errors import bad_request, not_found
+from .outputs import output_data, output_text
 from .paging import paginate, sort_items
-from .records import RunRecord, TaskRunRecord, etag_of, rfc3339
+from .records import RunRecord, etag_of, rfc3339
 from .state import EmulatorState
 from .validation import render_task, validate_create, validate_update
 
@@ -79,6 +81,8 @@ def idempotent(fn: Callable[[Call], Result]) -> Callable[[Call], Result]:
 
     def wrapper(call: Call) -> Result:
         token = call.headers.get("opc-retry-token")
+        if call.state.readings.retry_tokens == "ignored":
+            token = None  # reading: the service does not honour retry tokens
         body = call.json()
         replay = call.state.store.replay(call.scope, call.path_key, token, body)
         if replay is not None:
@@ -104,7 +108,7 @@ def list_jobs(call: Call) -> Result:
         if (not keys or j.key in keys)
         and ("displayName" not in q or j.body.get("name") == q["displayName"])
         and ("displayNameContains" not in q or q["displayNameContains"] in str(j.body.get("name")))
-        and ("path" not in q or j.body.get("path") == q["path"])
+        and ("path" not in q or views.path_matches(call.state.readings, q["path"], j.body))
     ]
     jobs = sort_items(jobs, q, lambda j: j.created, lambda j: str(j.body.get("name")))
     page, headers = paginate(jobs, q)
@@ -114,29 +118,30 @@ def list_jobs(call: Call) -> Result:
 @idempotent
 def create_job(call: Call) -> Result:
     job = call.state.store.create_job(call.scope, validate_create(call.json()))
-    status, body, headers = with_etag(job.render(call.api_version), 201)
+    status, body, headers = with_etag(views.job(call.state.readings, job, call.api_version), 201)
     return status, body, {**headers, "location": job.key}
 
 
 def get_job(call: Call) -> Result:
-    return with_etag(call.state.store.get_job(call.scope, call.parts[1]).render(call.api_version))
+    job = call.state.store.get_job(call.scope, call.parts[1])
+    return with_etag(views.job(call.state.readings, job, call.api_version))
 
 
 def update_job(call: Call) -> Result:
     store = call.state.store
     with store.lock:
         job = store.get_job(call.scope, call.parts[1])
-        _check_if_match(call, etag_of(job.render(call.api_version)))
+        _check_if_match(call, etag_of(views.job(call.state.readings, job, call.api_version)))
         body = validate_update(call.json(), call.api_version)
         job = store.replace_job(call.scope, job.key, body)
-        return with_etag(job.render(call.api_version))
+        return with_etag(views.job(call.state.readings, job, call.api_version))
 
 
 def delete_job(call: Call) -> Result:
     store = call.state.store
     with store.lock:
         job = store.get_job(call.scope, call.parts[1])
-        _check_if_match(call, etag_of(job.render(call.api_version)))
+        _check_if_match(call, etag_of(views.job(call.state.readings, job, call.api_version)))
         store.delete_job(call.scope, job.key)
     return 204, None, {}
 
@@ -162,7 +167,8 @@ def manage_permission(call: Call) -> Result:
 
 def _run_view(call: Call, run: RunRecord) -> Result:
     summaries = call.query.get("shouldIncludeTaskRunSummaries", "false").lower() == "true"
-    return with_etag(run.render(call.api_version, include_summaries=summaries))
+    body = run.render(call.api_version, include_summaries=summaries)
+    return with_etag(views.run(call.state.readings, body))
 
 
 def _statuses(call: Call) -> set[str]:
@@ -191,7 +197,7 @@ def list_job_runs(call: Call, *, recent: bool = False) -> Result:
         runs = runs[: int(q["recordCount"])]
     page, headers = paginate(runs, q)
     headers.pop("opc-total-items", None)
-    return 200, {"items": [r.summary() for r in page]}, headers
+    return 200, {"items": [views.run(call.state.readings, r.summary()) for r in page]}, headers
 
 
 @idempotent
@@ -230,19 +236,22 @@ def repair_job_run(call: Call) -> Result:
 
 
 def list_task_runs(call: Call) -> Result:
+    readings = call.state.readings
+    if readings.listing_404(call.api_version):
+        raise not_found("no such resource: GET taskRuns (reading: no task-run listing on this surface)")
     run_key = call.query.get("jobRunKey")
     if not run_key:
         raise bad_request("jobRunKey is required")
     statuses = _statuses(call)
     items = [
         tr
-        for tr in call.state.store.task_runs_of(call.scope, run_key)
+        for tr in call.state.store.task_runs_of(call.scope, run_key, latest=readings.listed_attempts == "latest")
         if not statuses or tr.status in statuses
     ]
     items = sort_items(items, call.query, lambda t: t.created, lambda t: t.task_key)
     page, headers = paginate(items, call.query)
     headers.pop("opc-total-items", None)
-    return 200, {"items": [tr.summary(run_key) for tr in page]}, headers
+    return 200, {"items": [views.task_run(readings, tr.summary(run_key)) for tr in page]}, headers
 
 
 def get_task_run(call: Call) -> Result:
@@ -250,7 +259,7 @@ def get_task_run(call: Call) -> Result:
     body = tr.render(call.api_version)
     if call.query.get("shouldIncludeTaskRunRetries", "false").lower() == "true":
         body["retries"] = [*tr.retries, tr.retry_record()] if tr.retries else []
-    return with_etag(body)
+    return with_etag(views.task_run(call.state.readings, body))
 
 
 def list_task_run_retries(call: Call) -> Result:
@@ -265,34 +274,13 @@ def list_task_run_retries(call: Call) -> Result:
     return 200, {"items": page}, headers
 
 
-def _output_text(tr: TaskRunRecord) -> str:
-    if not tr.done:
-        return ""
-    if tr.script.output is not None:
-        return tr.script.output
-    return tr.state_message or ""
-
-
 @idempotent
 def fetch_output(call: Call) -> Result:
     tr = call.state.store.get_task_run(call.scope, call.parts[1])
     wanted = (call.json() or {}).get("outputKey")
     if wanted and wanted != tr.output_key:
         raise not_found(f"TaskRunOutput {wanted}")
-    text = _output_text(tr)
-    data = (
-        [
-            {
-                "type": "TEXT_PLAIN",
-                "value": text,
-                "length": str(len(text.encode())),
-                "charset": "UTF_8",
-                "isBase64": False,
-            }
-        ]
-        if text
-        else []
-    )
+    data = output_data(tr, call.state.readings)
     body = {
         "key": tr.output_key,
         "taskType": tr.task.get("type"),
@@ -315,7 +303,7 @@ def export_output(call: Call) -> Result:
         raise bad_request("format must be HTML or IPYNB")
     import html
 
-    text = _output_text(tr)
+    text = output_text(tr)
     if fmt == "HTML":
         content: Any = (
             f"<html><body><h1>{html.escape(tr.task_key)}</h1><pre>{html.escape(text)}</pre></body></html>"

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from .credentials import generate_api_key
 from .faults import Fault
+from .readings import Readings
 from .scripting import TaskScript
 from .state import EmulatorState
 from .validation import GA, LA
@@ -40,6 +41,8 @@ def add_routes(app: web.Application, state: EmulatorState) -> None:
     r.add_post(f"{PREFIX}/reset", json_handler(lambda req, d: _reset(state, d)))
     r.add_get(f"{PREFIX}/config", json_handler(lambda req, d: _config(state)))
     r.add_put(f"{PREFIX}/config", json_handler(lambda req, d: _set_config(state, d)))
+    r.add_get(f"{PREFIX}/readings", json_handler(lambda req, d: state.readings.to_dict()))
+    r.add_put(f"{PREFIX}/readings", json_handler(lambda req, d: _set_readings(state, d)))
     r.add_get(f"{PREFIX}/clock", json_handler(lambda req, d: _clock(state)))
     r.add_post(f"{PREFIX}/clock/advance", json_handler(lambda req, d: _advance(state, d)))
     r.add_put(f"{PREFIX}/clock", json_handler(lambda req, d: _set_scale(state, d)))
@@ -113,6 +116,14 @@ def _set_config(state: EmulatorState, data: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"unknown timing {name!r}; known: {sorted(vars(state.timings))}")
         setattr(state.timings, name, float(value))
     return _config(state)
+
+
+def _set_readings(state: EmulatorState, data: dict[str, Any]) -> dict[str, Any]:
+    """Change some readings (``{"reset": true}`` first restores the defaults)."""
+    data = dict(data)
+    base = Readings() if data.pop("reset", False) else state.readings
+    state.readings = base.updated(data)
+    return state.readings.to_dict()
 
 
 def _clock(state: EmulatorState) -> dict[str, float]:

@@ -110,7 +110,8 @@ class TaskRunRecord:
     state_message: str | None = None
     error_trace: str | None = None
     user_canceled: bool = False
-    attempt: int = 0  # retryAttempt: 0 = first attempt
+    attempt: int = 0  # retries of this task run (maxRetries): 0 = first attempt
+    earlier_attempts: int = 0  # attempts of the same task in earlier task runs (before a repair)
     child: RunRecord | None = None  # the nested run of a JOB_TASK
     retries: list[dict[str, Any]] = field(default_factory=list)  # earlier attempts (TaskRunRetry)
 
@@ -143,7 +144,7 @@ class TaskRunRecord:
                 "startTime": ms(self.start),
                 "endTime": ms(self.end),
                 "state": self.state(),
-                "retryAttempt": self.attempt,
+                "retryAttempt": self.earlier_attempts + self.attempt,
             }
         )
 

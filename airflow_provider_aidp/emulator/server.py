@@ -14,6 +14,7 @@ from .app import build_app
 from .clock import Clock
 from .credentials import ApiKeyCredentials, generate_api_key
 from .faults import Fault
+from .readings import Readings
 from .recorder import RecordedRequest
 from .scripting import TaskScript
 from .simulation import Timings
@@ -40,6 +41,7 @@ class AIDPEmulator:
         time_scale: float = 1.0,
         timings: Timings | None = None,
         max_clock_skew: float = 300.0,
+        readings: Readings | dict[str, Any] | None = None,
     ) -> None:
         self._requested_port = port
         self.clock = Clock(time_scale)
@@ -48,6 +50,8 @@ class AIDPEmulator:
             self.clock,
             timings or Timings(),
         )
+        if readings is not None:
+            self.set_readings(readings)
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -251,6 +255,20 @@ class AIDPEmulator:
 
     def reset(self, *, keys: bool = False) -> None:
         self.state.reset(keys=keys)
+
+    @property
+    def readings(self) -> Readings:
+        """How this emulator reads the service's open behaviours (see readings.py)."""
+        return self.state.readings
+
+    def set_readings(self, readings: Readings | dict[str, Any] | None = None, **changes: Any) -> Readings:
+        """Replace the readings (a ``Readings``), or change some (a dict / keywords); returns them."""
+        if isinstance(readings, Readings):
+            base = readings
+        else:
+            base = self.state.readings.updated(dict(readings or {}))
+        self.state.readings = base.updated(changes)
+        return self.state.readings
 
     def set_surfaces(self, *surfaces: str) -> None:
         self.state.config.surfaces = set(surfaces)

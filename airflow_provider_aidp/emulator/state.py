@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .clock import Clock
 from .faults import FaultBook
+from .readings import Readings
 from .recorder import Recorder
 from .scripting import ScriptBook
 from .signing import MAX_CLOCK_SKEW_SECONDS, KeyRegistry
@@ -38,6 +39,8 @@ class EmulatorState:
         self.recorder = Recorder()
         self.store = Store(clock, self.scripts, timings)
         self.allowed_hosts: frozenset[str] | None = None  # set once the port is known
+        #: how the emulator reads the service's open behaviours (kept across reset())
+        self.readings = Readings()
 
     def reset(self, *, keys: bool = False) -> None:
         """Forget jobs, runs, scripts, faults and recorded requests (and keys if asked)."""

@@ -219,6 +219,9 @@ class Store:
                 output_key=str(uuid.uuid4()),
                 created=now,
             )
+            earlier = run.task_runs.get(tr.task_key)
+            if earlier is not None:  # a repair: the new attempt gets a new key and counts on
+                tr.earlier_attempts = earlier.earlier_attempts + earlier.attempt + 1
             run.task_runs[tr.task_key] = tr
             self.task_runs[tr.key] = tr
 
@@ -303,9 +306,12 @@ class Store:
             self._advance(self.runs[tr.run_key], self.clock.now())
             return tr
 
-    def task_runs_of(self, scope: Scope, run_key: str) -> list[TaskRunRecord]:
+    def task_runs_of(self, scope: Scope, run_key: str, *, latest: bool = False) -> list[TaskRunRecord]:
+        """Every task run of the run, superseded (repaired) attempts too unless ``latest``."""
         with self.lock:
             run = self.get_run(scope, run_key)
+            if latest:
+                return list(run.task_runs.values())
             return [tr for tr in self.task_runs.values() if tr.run_key == run.key]
 
 

@@ -6,6 +6,8 @@ shape the real service would not produce (or the SDK could not read) fails here.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from airflow_provider_aidp.emulator import AIDPEmulator, ApiKeyCredentials
@@ -96,7 +98,9 @@ def test_sdk_full_lifecycle(emu: AIDPEmulator) -> None:
         PLATFORM, WS, tr.key, models.FetchOutputDetails(output_key=tr.output_key)
     ).data
     assert isinstance(output, models.TaskRunOutput)
-    assert isinstance(output.data[0], models.RunOutputData) and "extract" in output.data[0].value
+    # The default reading answers a notebook task with ipynb JSON (field notes: "NOTEBOOK payload").
+    assert isinstance(output.data[0], models.RunOutputData) and output.data[0].type == "NOTEBOOK"
+    assert "cells" in json.loads(output.data[0].value)
     exported = client.export_task_run_output(
         PLATFORM, WS, tr.key, tr.output_key, models.ExportTaskRunOutputDetails(format="HTML")
     ).data

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from airflow_provider_aidp.emulator import AIDPEmulator
 
 from .conftest import Api, task
@@ -79,7 +81,9 @@ def test_scripts_by_task_key_and_path(emu: AIDPEmulator, api: Api) -> None:
     out = api(
         "POST", f"/taskRuns/{report_tr}/actions/fetchOutput", json={"outputKey": tr["outputKey"]}
     ).json()
-    assert out["data"][0]["value"] == "42 rows" and out["taskType"] == "NOTEBOOK_TASK"
+    assert out["data"][0]["type"] == "NOTEBOOK" and out["taskType"] == "NOTEBOOK_TASK"
+    (stream,) = json.loads(out["data"][0]["value"])["cells"][0]["outputs"]
+    assert stream["text"] == ["42 rows"]
     assert tr["state"]["stateMessage"] == "Successfully executed notebook report"
 
 
@@ -197,6 +201,7 @@ def test_repair_default_and_chosen_tasks(emu: AIDPEmulator, api: Api) -> None:
 
 
 def test_outputs_and_export(emu: AIDPEmulator, api: Api) -> None:
+    emu.set_readings(output_format="text")  # the notebook reading is covered in test_readings.py
     key = api.create_job(tasks=[task("a")])
     run = api.run(key)
     tr_key = run["taskToTaskRunMap"]["a"]

@@ -1,0 +1,166 @@
+"""Readings: how the emulator fills the gaps the field notes and Oracle's SDK leave open.
+
+Only ``/work/shared/seeds`` (the field notes) was verified against the live service; Oracle's SDK
+documents shapes but not every behaviour. Where both leave a behaviour open, the emulator can play
+each plausible reading, so tests prove the provider works under all of them instead of under the
+one the client happens to assume. ``Readings()`` is the most likely reading (docs/emulator.md says
+why, reading by reading, with the source line that makes each alternative plausible).
+
+Set them with ``AIDPEmulator(readings=Readings(...))`` or ``readings={"path_filter": ...}``, the CLI
+flag ``--reading name=value`` (repeatable), a scenario file's ``"readings"`` key, or
+``PUT /_emulator/readings`` at run time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+#: ``GET /jobs?path=X`` keeps jobs whose folder is X | whose folder + "/" + name is X | ignores X.
+PATH_FILTERS = ("folder", "folder_and_name", "ignored")
+#: ``fetchOutput`` data of a notebook task: ipynb JSON (field notes) | plain text | HTML.
+OUTPUT_FORMATS = ("notebook", "text", "html")
+#: Which surfaces answer ``GET /taskRuns`` (the listing) with 404.
+NO_LISTING = ("none", "20260430", "20240831", "all")
+#: What ``GET /taskRuns?jobRunKey=`` returns after a repair: every attempt | only the latest.
+LISTED_ATTEMPTS = ("all", "latest")
+#: ``opc-retry-token``: honoured as the SDK documents | ignored (every POST acts anew).
+RETRY_TOKENS = ("honoured", "ignored")
+#: The status a queued run (and a not-yet-started task) reports when ``unknown_statuses`` is on.
+UNKNOWN_RUN_STATUS = "WAITING_FOR_RESOURCES"
+UNKNOWN_TASK_STATUS = "NOT_STARTED"
+
+
+@dataclass
+class Readings:
+    """One choice per open behaviour; the defaults are the most likely reading."""
+
+    path_filter: str = "folder"
+    fill_defaults: bool = False
+    output_format: str = "notebook"
+    no_task_run_listing: str = "none"
+    listed_attempts: str = "all"
+    loose_types: bool = False
+    unknown_statuses: bool = False
+    retry_tokens: str = "honoured"
+
+    def __post_init__(self) -> None:
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"reading {name} must be one of {list(allowed)}, got {value!r}")
+        for name in BOOLEANS:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, _bool(name, value))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Readings:
+        return cls().updated(data)
+
+    def updated(self, data: dict[str, Any]) -> Readings:
+        """A copy with ``data`` applied (unknown names are an error naming the known ones)."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown reading(s) {unknown}; known: {sorted(known)}")
+        return dataclasses.replace(self, **data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def listing_404(self, api_version: str) -> bool:
+        return self.no_task_run_listing in ("all", api_version)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "path_filter": PATH_FILTERS,
+    "output_format": OUTPUT_FORMATS,
+    "no_task_run_listing": NO_LISTING,
+    "listed_attempts": LISTED_ATTEMPTS,
+    "retry_tokens": RETRY_TOKENS,
+}
+BOOLEANS = ("fill_defaults", "loose_types", "unknown_statuses")
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"reading {name} must be true or false, got {value!r}")
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``["path_filter=ignored", "fill_defaults=true"]`` (the CLI's ``--reading``) -> a dict."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--reading takes name=value, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+# --- what each reading changes in an answer ----------------------------------------------------
+
+#: Job fields a defaults-filling server adds when the body left them out.
+JOB_DEFAULTS: dict[str, Any] = {
+    "description": "",
+    "timeoutSeconds": 0,
+    "parameters": [],
+    "jobClusters": [],
+    "tasks": [],
+    "queue": {"isEnabled": False},
+}
+#: Task fields a defaults-filling server adds when the body left them out.
+TASK_DEFAULTS: dict[str, Any] = {
+    "runIf": "ALL_SUCCESS",
+    "dependsOn": [],
+    "maxRetries": 0,
+    "minRetryIntervalMillis": 0,
+    "isRetryOnTimeout": False,
+    "timeoutSeconds": 0,
+}
+CLUSTER_TASK_DEFAULTS: dict[str, Any] = {"source": "WORKSPACE", "isStreaming": False, "parameters": []}
+
+
+def fill_job_defaults(body: dict[str, Any]) -> dict[str, Any]:
+    """The job as a server that fills every optional field with its default would answer it."""
+    out = {**JOB_DEFAULTS, **body}
+    out["tasks"] = [fill_task_defaults(t) for t in out.get("tasks") or []]
+    return out
+
+
+def fill_task_defaults(task: dict[str, Any]) -> dict[str, Any]:
+    defaults = dict(TASK_DEFAULTS)
+    if task.get("type") in ("NOTEBOOK_TASK", "PYTHON_TASK", "JAR_TASK"):
+        defaults.update(CLUSTER_TASK_DEFAULTS)
+        if task.get("type") == "PYTHON_TASK":
+            defaults.pop("parameters")
+    out = {**defaults, **task}
+    if isinstance(out.get("cluster"), dict):
+        out["cluster"] = {"clusterId": f"cid-{out['cluster'].get('clusterKey')}", **out["cluster"]}
+    return out
+
+
+def iso_times(body: dict[str, Any]) -> dict[str, Any]:
+    """``startTime``/``endTime`` as RFC 3339 strings instead of epoch milliseconds."""
+    from .records import rfc3339
+
+    out = dict(body)
+    for name in ("startTime", "endTime"):
+        if isinstance(out.get(name), int):
+            out[name] = rfc3339(out[name] / 1000)
+    return out
+
+
+def matches_path(reading: str, wanted: str, folder: Any, name: Any) -> bool:
+    """Whether a job in ``folder`` named ``name`` passes the ``path`` filter under ``reading``."""
+    if reading == "ignored":
+        return True
+    if reading == "folder_and_name":
+        return f"{folder}/{name}" == wanted
+    return folder == wanted

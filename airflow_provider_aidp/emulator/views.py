@@ -1,0 +1,64 @@
+"""How answers look under the active :class:`~.readings.Readings` (applied to rendered JSON).
+
+The records render the SDK's documented shape; these functions bend that shape the way an
+alternative reading of the service would: defaults filled into jobs, times as RFC 3339 strings,
+numbers where the SDK says string, status values the SDK does not list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .readings import (
+    UNKNOWN_RUN_STATUS,
+    UNKNOWN_TASK_STATUS,
+    Readings,
+    fill_job_defaults,
+    iso_times,
+    matches_path,
+)
+from .records import JobRecord
+
+
+def path_matches(readings: Readings, wanted: str, body: dict[str, Any]) -> bool:
+    return matches_path(readings.path_filter, wanted, body.get("path"), body.get("name"))
+
+
+def job(readings: Readings, record: JobRecord, api_version: str) -> dict[str, Any]:
+    body = record.render(api_version)
+    return fill_job_defaults(body) if readings.fill_defaults else body
+
+
+def run(readings: Readings, body: dict[str, Any]) -> dict[str, Any]:
+    """A JobRun (or JobRunSummary) body, with its task-run summaries, under ``readings``."""
+    out = dict(body)
+    if readings.unknown_statuses:
+        out["state"] = _restate(out.get("state"), "QUEUED", UNKNOWN_RUN_STATUS)
+    if readings.loose_types:
+        out = iso_times(out)
+        for name in ("executionDuration", "runDuration", "repairKey"):
+            if isinstance(out.get(name), int):
+                out[name] = str(out[name])
+    summaries = out.get("taskRunSummaryMap")
+    if isinstance(summaries, dict):
+        out["taskRunSummaryMap"] = {k: task_run(readings, v) for k, v in summaries.items()}
+    return out
+
+
+def task_run(readings: Readings, body: dict[str, Any]) -> dict[str, Any]:
+    """A TaskRun (or TaskRunSummary) body under ``readings``."""
+    out = dict(body)
+    if readings.unknown_statuses:
+        out["state"] = _restate(out.get("state"), "PENDING", UNKNOWN_TASK_STATUS)
+    if readings.loose_types:
+        out = iso_times(out)
+        for name in ("retryAttempt", "executionDuration"):
+            if isinstance(out.get(name), int):
+                out[name] = str(out[name])
+    return out
+
+
+def _restate(state: Any, known: str, unknown: str) -> Any:
+    if isinstance(state, dict) and state.get("status") == known:
+        return {**state, "status": unknown}
+    return state
