@@ -243,9 +243,10 @@ def list_task_runs(call: Call) -> Result:
     if not run_key:
         raise bad_request("jobRunKey is required")
     statuses = _statuses(call)
+    latest = readings.listed_attempts == "latest"
     items = [
         tr
-        for tr in call.state.store.task_runs_of(call.scope, run_key, latest=readings.listed_attempts == "latest")
+        for tr in call.state.store.task_runs_of(call.scope, run_key, latest=latest)
         if not statuses or tr.status in statuses
     ]
     items = sort_items(items, call.query, lambda t: t.created, lambda t: t.task_key)

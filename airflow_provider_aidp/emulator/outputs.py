@@ -12,8 +12,8 @@ import html
 import json
 from typing import Any
 
-from .records import TaskRunRecord
 from .readings import Readings
+from .records import TaskRunRecord
 
 ANSI_RED, ANSI_RESET = "\x1b[0;31m", "\x1b[0m"
 

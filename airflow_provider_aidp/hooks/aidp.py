@@ -388,12 +388,14 @@ class AIDPHook(BaseHook):
             yield parse_model(JobSummary, item, "GET", "/jobs", None)
 
     def find_jobs(self, name: str, path: str | None = None) -> list[JobSummary]:
-        """Every job named exactly ``name`` (and in ``path``), reading every page."""
-        return [
-            job
-            for job in self.list_jobs(name=name, path=path)
-            if job.name == name and (path is None or job.path == path)
-        ]
+        """Every job named exactly ``name`` (and in folder ``path``), reading every page.
+
+        Only the name goes to the server: what its ``path`` filter means (the folder, folder +
+        name, or nothing) is not documented, so the folder is matched here (``jobs.same_folder``).
+        """
+        from airflow_provider_aidp.hooks.jobs import matches
+
+        return [job for job in self.list_jobs(name=name) if matches(job, name, path)]
 
     def find_job(self, name: str, path: str | None = None) -> JobSummary | None:
         jobs = self.find_jobs(name, path)
@@ -447,8 +449,10 @@ class AIDPHook(BaseHook):
         resp = self._call("POST", "jobRuns", payload=payload, retry_token=retry_token or new_retry_token())
         return parse_model(JobRun, resp.body, "POST", "/jobRuns", resp.request_id)
 
-    def get_job_run(self, run_key: str) -> JobRun:
-        resp = self._call("GET", "jobRuns", run_key)
+    def get_job_run(self, run_key: str, *, include_task_runs: bool = False) -> JobRun:
+        """The run; ``include_task_runs`` asks for ``taskRunSummaryMap`` (each task's latest attempt)."""
+        query = [("shouldIncludeTaskRunSummaries", "true")] if include_task_runs else None
+        resp = self._call("GET", "jobRuns", run_key, query=query)
         return parse_model(JobRun, resp.body, "GET", "/jobRuns/{key}", resp.request_id)
 
     def list_job_runs(
@@ -468,7 +472,7 @@ class AIDPHook(BaseHook):
         return parse_model(TaskRun, resp.body, "GET", "/taskRuns/{key}", resp.request_id)
 
     def fetch_task_run_output(self, task_run_key: str, output_key: str | None = None) -> TaskRunOutput:
-        payload = {"outputKey": output_key} if output_key else {}
+        payload = {"outputKey": output_key} if output_key else None  # no body rather than "{}"
         resp = self._call(
             "POST",
             "taskRuns",
@@ -735,7 +739,7 @@ class AIDPHook(BaseHook):
     async def a_fetch_task_run_output(
         self, task_run_key: str, output_key: str | None = None
     ) -> TaskRunOutput:
-        payload = {"outputKey": output_key} if output_key else {}
+        payload = {"outputKey": output_key} if output_key else None
         resp = await self._acall(
             "POST",
             "taskRuns",

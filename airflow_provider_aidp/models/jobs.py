@@ -312,7 +312,7 @@ def _error_line(error: Any, data: Any) -> str:
         if isinstance(task, Mapping) and ("taskType" in task or "task_type" in task):
             return (
                 f"{where}.type: missing; the task type field is 'type', not 'taskType' "
-                f"(rename it, e.g. \"type\": \"NOTEBOOK_TASK\")"
+                f'(rename it, e.g. "type": "NOTEBOOK_TASK")'
             )
         return f"{where}.type: required; one of {', '.join(TASK_TYPES)}"
     return f"{where}: {error['msg']}"

@@ -1,16 +1,56 @@
 """Response models for job runs, task runs and their outputs, plus run-status classification.
 
-These are read-side models: they accept unknown fields (the service adds fields over time) and
-unknown status values (a newer service than this provider), and keep them.  Python names are
-snake_case; JSON names are the API's camelCase via aliases; either may be used to build one.
+These are read-side models, lenient in what they accept because only the field notes were
+verified live: unknown fields are kept (the service adds fields over time), unknown status values
+are kept and logged once (a newer service than this provider), numbers are accepted where the SDK
+says string (``length``, keys), and times may be epoch milliseconds or RFC 3339 strings. Python
+names are snake_case; JSON names are the API's camelCase via aliases; either may build one.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+import logging
+from typing import Annotated, Any
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic import AliasGenerator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+
+log = logging.getLogger(__name__)
+
+
+def _text(value: Any) -> Any:
+    """A number (or bool) where the SDK says string: keep it, as text."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _millis(value: Any) -> Any:
+    """Epoch milliseconds from an int, a numeric string or an RFC 3339 / ISO 8601 string."""
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None  # a time we cannot read is not worth failing a run over
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.timezone.utc)
+        return int(parsed.timestamp() * 1000)
+    return value
+
+
+#: A string field that tolerates numbers.
+Text = Annotated[str, BeforeValidator(_text)]
+OptText = Annotated[str | None, BeforeValidator(_text)]
+#: A time as epoch milliseconds, whichever form the service sends.
+Millis = Annotated[int | None, BeforeValidator(_millis)]
 
 
 class ResponseModel(BaseModel):
@@ -41,6 +81,32 @@ TERMINAL_STATUSES = frozenset({SUCCESS}) | FAILED_STATUSES | CANCELED_STATUSES |
 KNOWN_STATUSES = ACTIVE_STATUSES | TERMINAL_STATUSES
 
 
+#: Other spellings of known statuses that are clearly the same thing.
+STATUS_SPELLINGS = {
+    "SUCCEEDED": SUCCESS,
+    "SUCCESSFUL": SUCCESS,
+    "CANCELLED": "CANCELED",
+    "CANCELLING": "CANCELING",
+    "TIMEDOUT": "TIMED_OUT",
+    "UPSTREAM_CANCELLED": "UPSTREAM_CANCELED",
+}
+_REPORTED_UNKNOWN: set[str] = set()
+
+
+def normalize_status(value: Any) -> Any:
+    """A known status in its canonical spelling; an unknown one is kept as sent (and logged once)."""
+    if not isinstance(value, str):
+        return _text(value)
+    upper = value.strip().upper().replace(" ", "_")
+    status = STATUS_SPELLINGS.get(upper, upper)
+    if status in KNOWN_STATUSES:
+        return status
+    if value not in _REPORTED_UNKNOWN:
+        _REPORTED_UNKNOWN.add(value)
+        log.warning("AIDP reported status %r, unknown to this provider; treating it as not finished", value)
+    return value
+
+
 def is_terminal(status: str | None) -> bool:
     """True when a run or task run will not change state again.
 
@@ -59,27 +125,32 @@ def is_active(status: str | None) -> bool:
 
 
 class State(ResponseModel):
-    status: str | None = None
-    state_message: str | None = None
-    error_trace: str | None = None
+    status: OptText = None
+    state_message: OptText = None
+    error_trace: OptText = None
     is_user_canceled_or_timed_out: bool | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: Any) -> Any:
+        return normalize_status(value)
 
 
 class Parameter(ResponseModel):
-    name: str
-    value: str | None = None
+    name: Text
+    value: OptText = None
 
 
 class JobSummary(ResponseModel):
-    key: str
-    name: str | None = None
-    path: str | None = None
+    key: Text
+    name: OptText = None
+    path: OptText = None
 
 
 class Job(ResponseModel):
     """A full job definition as GET /jobs/{key} returns it (the write-side spec lives in models.jobs)."""
 
-    key: str
+    key: Text
     name: str | None = None
     path: str | None = None
     max_concurrent_runs: int | None = None
@@ -92,25 +163,25 @@ class RepairHistory(ResponseModel):
     type: str | None = None
     key: int | None = None
     state: State | None = None
-    task_to_task_run_map: dict[str, str] | None = None
+    task_to_task_run_map: dict[str, Text] | None = None
     repaired_tasks: list[str] | None = None
 
 
 class JobRun(ResponseModel):
-    key: str
-    name: str | None = None
-    job_key: str | None = None
-    job_name: str | None = None
-    root_job_run_key: str | None = None
+    key: Text
+    name: OptText = None
+    job_key: OptText = None
+    job_name: OptText = None
+    root_job_run_key: OptText = None
     state: State = Field(default_factory=State)
-    task_to_task_run_map: dict[str, str] | None = None
+    task_to_task_run_map: dict[str, Text] | None = None
     task_run_summary_map: dict[str, Any] | None = None
     parameters: list[Parameter] | None = None
     repair_history: list[RepairHistory] | None = None
     repair_key: int | None = None
     repaired_tasks: list[str] | None = None
-    start_time: int | None = None
-    end_time: int | None = None
+    start_time: Millis = None
+    end_time: Millis = None
     execution_duration: int | None = None
     run_duration: int | None = None
 
@@ -120,12 +191,12 @@ class JobRun(ResponseModel):
 
 
 class JobRunSummary(ResponseModel):
-    key: str
-    name: str | None = None
-    job_key: str | None = None
+    key: Text
+    name: OptText = None
+    job_key: OptText = None
     state: State = Field(default_factory=State)
-    start_time: int | None = None
-    end_time: int | None = None
+    start_time: Millis = None
+    end_time: Millis = None
 
     @property
     def status(self) -> str | None:
@@ -135,16 +206,16 @@ class JobRunSummary(ResponseModel):
 class TaskRun(ResponseModel):
     """A task run (GET /taskRuns/{key}) or a task-run summary (GET /taskRuns?jobRunKey=...)."""
 
-    key: str
-    name: str | None = None
-    task_key: str | None = None
-    job_run_key: str | None = None
+    key: Text
+    name: OptText = None
+    task_key: OptText = None
+    job_run_key: OptText = None
     state: State = Field(default_factory=State)
-    start_time: int | None = None
-    end_time: int | None = None
+    start_time: Millis = None
+    end_time: Millis = None
     execution_duration: int | None = None
     retry_attempt: int | None = None
-    output_key: str | None = None
+    output_key: OptText = None
     task: dict[str, Any] | None = None
 
     @property
@@ -153,24 +224,24 @@ class TaskRun(ResponseModel):
 
 
 class RunOutputData(ResponseModel):
-    type: str | None = None
-    value: str | None = None
+    type: OptText = None
+    value: OptText = None
     is_base64: bool | None = None
-    compression: str | None = None
-    charset: str | None = None
-    length: str | None = None
+    compression: OptText = None
+    charset: OptText = None
+    length: OptText = None
 
 
 class OutputParameter(ResponseModel):
-    name: str
-    value: str | None = None
+    name: Text
+    value: OptText = None
 
 
 class TaskRunOutput(ResponseModel):
-    key: str | None = None
-    task_type: str | None = None
+    key: OptText = None
+    task_type: OptText = None
     is_truncated: bool | None = None
-    error_trace: str | None = None
+    error_trace: OptText = None
     data: list[RunOutputData] = Field(default_factory=list)
     output_parameters: list[OutputParameter] | None = None
 

@@ -26,7 +26,8 @@ from airflow_provider_aidp.models.runs import SUCCESS, is_active, is_terminal
 from airflow_provider_aidp.operators.job_definition import AIDPCreateJobOperator, AIDPDeleteJobOperator
 from airflow_provider_aidp.runs import polling, report
 from airflow_provider_aidp.runs.identity import TaskIdentity
-from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS, TASK_FAILED
+from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS
+from airflow_provider_aidp.runs.task_runs import failed_task_keys
 from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
 
 # The job-definition operators live in their own module; re-exported so DAGs have one import path.
@@ -365,7 +366,7 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
     ) -> JobRun:
         """The previous try's run failed: repair it (repair_on_retry) or deliberately start a new one."""
         if self.repair_on_retry:
-            tasks = failed_task_keys(self.hook, run.key)
+            tasks = failed_task_keys(self.hook, run, self.log)
             if tasks:
                 self.log.info("repair_on_retry: repairing tasks %s of AIDP job run %s", tasks, run.key)
                 token = identity.retry_token("repair", f"{run.key}#{run.repair_key or 0}")
@@ -412,11 +413,6 @@ def idempotent_post(call: Callable[[], JobRun], what: str, log: Any) -> JobRun:
             log.warning("%s failed (%s); resending with the same opc-retry-token", what, exc)
             time.sleep(min(2.0 ** (attempt - 1), 4.0))
     raise AssertionError("unreachable")
-
-
-def failed_task_keys(hook: AIDPHook, run_key: str) -> list[str]:
-    """Task keys of the run's failed tasks (``UPSTREAM_*`` ones follow via include_downstream)."""
-    return [t.task_key for t in hook.list_task_runs(run_key) if t.status in TASK_FAILED and t.task_key]
 
 
 def repair_tasks_body(
@@ -554,7 +550,7 @@ class AIDPRepairJobRunOperator(_AIDPRunWaitOperator):
                 f"AIDP job run {run.key} is {run.status}; only a finished run can be repaired.",
                 field="run_key",
             )
-        tasks = list(self.task_keys) if self.task_keys else failed_task_keys(self.hook, run.key)
+        tasks = list(self.task_keys) if self.task_keys else failed_task_keys(self.hook, run, self.log)
         if not tasks:
             raise AIDPConfigError(
                 f"AIDP job run {run.key} ({run.status}) has no failed tasks; pass task_keys to choose tasks.",

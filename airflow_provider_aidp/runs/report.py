@@ -9,22 +9,15 @@ failure semantics cannot drift apart.
 
 from __future__ import annotations
 
-import base64
-import gzip
 import logging
-import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aidp.exceptions import AIDPError, AIDPJobRunError
-from airflow_provider_aidp.models.runs import (
-    FAILED_STATUSES,
-    SUCCESS,
-    JobRun,
-    TaskRun,
-    TaskRunOutput,
-)
+from airflow_provider_aidp.models.runs import SUCCESS, JobRun, TaskRun, TaskRunOutput
 from airflow_provider_aidp.runs import outcome
+from airflow_provider_aidp.runs.outputs import RenderedOutput, render
+from airflow_provider_aidp.runs.task_runs import TASK_FAILED, latest_task_runs
 
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
@@ -33,8 +26,6 @@ FETCH_OUTPUT_CHOICES = ("on_failure", "always", "never")
 DEFAULT_MAX_OUTPUT_CHARS = 20_000
 TRACE_HEAD_CHARS = 600
 TRUNCATION_MARKER = "... [truncated {omitted} more characters]"
-#: Task statuses that count as "this task failed" (UPSTREAM_* are consequences, listed apart).
-TASK_FAILED = (FAILED_STATUSES - {"UPSTREAM_FAILED"}) | {"CANCELED"}
 
 
 class AIDPPollError(AIDPError):
@@ -91,51 +82,25 @@ def finish(
     if kind != outcome.TERMINAL:
         raise AIDPError(f"Unexpected wait result for AIDP job run {run_key}: {event!r}")
     run = JobRun.model_validate(event["run"])
-    task_runs = _task_runs(hook, run, log)
+    task_runs = latest_task_runs(hook, run, log)
     succeeded = run.status == SUCCESS
+    errors: dict[str, list[str]] = {}
     if fetch_output == "always" or (fetch_output == "on_failure" and not succeeded):
         wanted = task_runs if fetch_output == "always" else [t for t in task_runs if t.status != SUCCESS]
-        log_outputs(hook, wanted, max_output_chars=max_output_chars, log=log)
+        errors = log_outputs(hook, wanted, max_output_chars=max_output_chars, log=log)
     summary = build_summary(run, task_runs, run_url)
     log.info("AIDP job run %s ended %s:\n%s", run.key, run.status, format_summary(summary))
     if on_summary is not None:
         on_summary(summary)
     if not succeeded:
         raise AIDPJobRunError(
-            failure_message(run, task_runs, run_url), run_key=run.key, status=str(run.status)
+            failure_message(run, task_runs, run_url, errors), run_key=run.key, status=str(run.status)
         )
     return summary
 
 
 def _with_url(message: str, run_url: str | None) -> str:
     return f"{message} Run: {run_url}" if run_url else message
-
-
-def _task_runs(hook: AIDPHook, run: JobRun, log: Any) -> list[TaskRun]:
-    """Task runs of the run, failed ones read in full (the listing may omit traces and output keys)."""
-    try:
-        listed = list(hook.list_task_runs(run.key))
-    except AIDPError as exc:
-        log.warning("Could not list the task runs of AIDP job run %s: %s", run.key, exc)
-        return []
-    detailed = []
-    for task_run in listed:
-        if task_run.status in TASK_FAILED:
-            try:
-                full = hook.get_task_run(task_run.key)
-                task_run = _merge(task_run, full)
-            except AIDPError as exc:
-                log.warning("Could not read AIDP task run %s: %s", task_run.key, exc)
-        detailed.append(task_run)
-    # Execution order reads best in logs and summaries (listings come newest first); not-started last.
-    detailed.sort(key=lambda t: (t.start_time is None, t.start_time or 0, t.task_key or ""))
-    return detailed
-
-
-def _merge(listed: TaskRun, full: TaskRun) -> TaskRun:
-    data = listed.model_dump(exclude_none=True)
-    data.update(full.model_dump(exclude_none=True))
-    return TaskRun.model_validate(data)
 
 
 def duration_seconds(
@@ -178,8 +143,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines) or "  (no task runs reported)"
 
 
-def failure_message(run: JobRun, task_runs: list[TaskRun], run_url: str | None) -> str:
-    """One message: the run, each failed task with its stateMessage and the start of its errorTrace."""
+def failure_message(
+    run: JobRun,
+    task_runs: list[TaskRun],
+    run_url: str | None,
+    errors: dict[str, list[str]] | None = None,
+) -> str:
+    """One message: the run, each failed task (once) with its stateMessage, the errors its output
+    reports (``ename: evalue``, keyed by task-run key in ``errors``) and the start of its errorTrace."""
     job = run.job_name or run.job_key or "?"
     if run.status == "SKIPPED":
         head = (
@@ -197,6 +168,10 @@ def failure_message(run: JobRun, task_runs: list[TaskRun], run_url: str | None) 
         if task.state.state_message:
             line += f": {task.state.state_message}"
         lines.append(line)
+        trace = task.state.error_trace or ""
+        for error in (errors or {}).get(task.key, []):
+            if error not in line and error not in trace:
+                lines.append(f"    {error}")
         if task.state.error_trace:
             lines.append("    " + trace_head(task.state.error_trace).replace("\n", "\n    "))
     others = [t for t in task_runs if t.status not in TASK_FAILED and t.status != SUCCESS]
@@ -221,47 +196,47 @@ def truncate(text: str, limit: int) -> str:
     return text[:limit] + TRUNCATION_MARKER.format(omitted=len(text) - limit)
 
 
-def log_outputs(hook: AIDPHook, task_runs: list[TaskRun], *, max_output_chars: int, log: Any) -> None:
-    """Write each task run's output text to the Airflow log; a failed fetch is a warning, not an error."""
+def log_outputs(
+    hook: AIDPHook, task_runs: list[TaskRun], *, max_output_chars: int, log: Any
+) -> dict[str, list[str]]:
+    """Write each task run's output, as text, to the Airflow log; a failed fetch is a warning.
+
+    Returns the errors each output reports (``ename: evalue``), by task-run key, for the failure
+    message. A task run with no ``outputKey`` gets no fetch with a body the service may reject.
+    """
+    errors: dict[str, list[str]] = {}
     for task in task_runs:
         name = task.task_key or task.name or task.key
-        try:
-            output = hook.fetch_task_run_output(task.key, task.output_key)
-        except AIDPError as exc:
-            log.warning("Could not fetch the output of AIDP task %s (%s): %s", name, task.key, exc)
+        rendered = _fetch(hook, task, name, log)
+        if rendered is None:
             continue
-        text = output_text(output)
-        if output.error_trace and output.error_trace not in text:
-            text = f"{text}\n{output.error_trace}" if text else output.error_trace
-        if not text:
+        errors[task.key] = rendered.errors
+        if not rendered.text:
             log.info("AIDP task %s (%s) produced no output.", name, task.status)
             continue
-        marker = " (already truncated by AIDP)" if output.is_truncated else ""
+        marker = " (AIDP says this output is truncated)" if rendered.truncated else ""
         log.info(
-            "Output of AIDP task %s (%s)%s:\n%s", name, task.status, marker, truncate(text, max_output_chars)
+            "Output of AIDP task %s (%s)%s:\n%s",
+            name,
+            task.status,
+            marker,
+            truncate(rendered.text, max_output_chars),
         )
+    return errors
+
+
+def _fetch(hook: AIDPHook, task: TaskRun, name: str, log: Any) -> RenderedOutput | None:
+    try:
+        output_key = task.output_key or hook.get_task_run(task.key).output_key
+        if not output_key:
+            log.info("AIDP task %s (%s) has no output key; no output to fetch.", name, task.status)
+            return None
+        return render(hook.fetch_task_run_output(task.key, output_key))
+    except AIDPError as exc:
+        log.warning("Could not fetch the output of AIDP task %s (%s): %s", name, task.key, exc)
+        return None
 
 
 def output_text(output: TaskRunOutput) -> str:
-    """Decode every text-like data item (base64 and gzip/deflate aware) and join them."""
-    parts = []
-    for item in output.data:
-        if item.value is None:
-            continue
-        try:
-            parts.append(_decode(item.value, item.is_base64, item.compression, item.charset))
-        except (ValueError, OSError, zlib.error) as exc:
-            parts.append(f"[output item of type {item.type} could not be decoded: {exc}]")
-    return "\n".join(p for p in parts if p)
-
-
-def _decode(value: str, is_base64: bool | None, compression: str | None, charset: str | None) -> str:
-    if not is_base64 and not compression:
-        return value
-    raw = base64.b64decode(value, validate=True) if is_base64 else value.encode("latin-1")
-    kind = (compression or "").upper()
-    if kind in ("GZIP", "GZ"):
-        raw = gzip.decompress(raw)
-    elif kind in ("DEFLATE", "ZLIB"):
-        raw = zlib.decompress(raw)
-    return raw.decode(charset or "utf-8", errors="replace")
+    """The output as log text (every data type rendered; see ``runs.outputs``)."""
+    return render(output).text
