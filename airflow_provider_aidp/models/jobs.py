@@ -215,6 +215,8 @@ Task = Annotated[
     NotebookTask | PythonTask | JarTask | IfElseTask | JobTask | AgentTask,
     Field(discriminator="type"),
 ]
+#: Task types the field notes send with ``"source": "WORKSPACE"`` (the default here, overridable).
+WORKSPACE_SOURCED = ("NOTEBOOK_TASK", "PYTHON_TASK")
 TASK_TYPES = ("NOTEBOOK_TASK", "PYTHON_TASK", "JAR_TASK", "IF_ELSE_TASK", "JOB_TASK", "AGENT_TASK")
 
 
@@ -245,8 +247,14 @@ class JobSpec(SpecModel):
         return {k: v for k, v in body.items() if v is not None}
 
     def to_wire(self, depends_on_format: DependsOnFormat = "objects") -> dict[str, Any]:
-        """The full body for ``PUT /jobs/{key}``: camelCase, no nulls, ``runIf``/``dependsOn`` always set."""
+        """The full body for ``PUT /jobs/{key}``, shaped like the field notes' live-verified bodies.
+
+        camelCase, no nulls; every task carries ``runIf`` and ``dependsOn`` (``[]`` when none), a
+        workspace-sourced notebook/python task ``"source": "WORKSPACE"`` and its ``cluster`` both
+        ``clusterKey`` and ``clusterName`` (taken from ``jobClusters`` when only the key is given).
+        """
         body = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        names = {c.get("clusterKey"): c.get("clusterName") for c in body.get("jobClusters", [])}
         for task in body.get("tasks", []):
             task["runIf"] = task.get("runIf") or "ALL_SUCCESS"
             deps = task.get("dependsOn", [])
@@ -254,7 +262,20 @@ class JobSpec(SpecModel):
                 task["dependsOn"] = [d["taskKey"] for d in deps]
             else:
                 task["dependsOn"] = deps
+            if task["type"] in WORKSPACE_SOURCED and "source" not in task and not self._git(task):
+                task["source"] = "WORKSPACE"
+            cluster = task.get("cluster")
+            if (
+                isinstance(cluster, dict)
+                and not cluster.get("clusterName")
+                and names.get(cluster.get("clusterKey"))
+            ):
+                cluster["clusterName"] = names[cluster.get("clusterKey")]
         return body
+
+    def _git(self, task: Mapping[str, Any]) -> bool:
+        """The task's code comes from git (its own git_config or the job's), not the workspace."""
+        return bool(task.get("gitConfig")) or self.git_config is not None
 
     def to_json(self, depends_on_format: DependsOnFormat = "objects") -> str:
         return json.dumps(self.to_wire(depends_on_format), indent=2, sort_keys=True)
@@ -330,14 +351,34 @@ def spec_from_server(body: Mapping[str, Any]) -> JobSpec:
     return JobSpec.model_validate(dict(body), context=SERVER_CONTEXT)
 
 
+#: Values a server may fill in for fields the body left out: the same as leaving them out. The
+#: diff drops them on both sides, so a defaults-filling server does not look like a change.
+JOB_DEFAULTS: dict[str, Any] = {"description": "", "timeoutSeconds": 0, "queue": {"isEnabled": False}}
+TASK_DEFAULTS: dict[str, Any] = {
+    "maxRetries": 0,
+    "minRetryIntervalMillis": 0,
+    "isRetryOnTimeout": False,
+    "timeoutSeconds": 0,
+    "isStreaming": False,
+    "source": "WORKSPACE",
+}
+
+
 def canonical(spec: JobSpec) -> dict[str, Any]:
-    """A comparable form: objects for dependsOn, empty lists dropped, order-free lists sorted."""
-    body = spec.to_wire("objects")
-    body["tasks"] = sorted(body.get("tasks", []), key=lambda t: t["taskKey"])
+    """A comparable form of what the spec owns: objects for dependsOn, order-free lists sorted,
+    and empty values and service defaults dropped (the same on both sides of a diff)."""
+    body = _without_defaults(spec.to_wire("objects"), JOB_DEFAULTS)
+    body["tasks"] = sorted(
+        (_without_defaults(t, TASK_DEFAULTS) for t in body.get("tasks", [])), key=lambda t: t["taskKey"]
+    )
     body["jobClusters"] = sorted(body.get("jobClusters", []), key=lambda c: json.dumps(c, sort_keys=True))
     for task in body["tasks"]:
         task["dependsOn"] = sorted(task["dependsOn"], key=lambda d: d["taskKey"])
     return _drop_empty(body)
+
+
+def _without_defaults(body: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in defaults or defaults[k] != v}
 
 
 def _drop_empty(value: Any) -> Any:
