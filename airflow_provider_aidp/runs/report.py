@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_aidp.exceptions import AIDPError, AIDPJobRunError
 from airflow_provider_aidp.models.runs import SUCCESS, JobRun, TaskRun, TaskRunOutput
 from airflow_provider_aidp.runs import outcome
-from airflow_provider_aidp.runs.outputs import RenderedOutput, render
+from airflow_provider_aidp.runs.outputs import RenderedOutput, render, strip_ansi
 from airflow_provider_aidp.runs.task_runs import TASK_FAILED, latest_task_runs
 
 if TYPE_CHECKING:
@@ -187,7 +187,13 @@ def failure_message(
 
 
 def trace_head(trace: str, limit: int = TRACE_HEAD_CHARS) -> str:
-    return truncate(trace.strip(), limit)
+    """The start of a trace; when cut, its last line too (a Python traceback ends with the error)."""
+    text = strip_ansi(trace).strip()
+    head = truncate(text, limit)
+    last = text.splitlines()[-1] if text else ""
+    if head != text and last and last not in head:
+        head += f"\n{last}"
+    return head
 
 
 def truncate(text: str, limit: int) -> str:

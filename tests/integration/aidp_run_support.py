@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
 
 from airflow_provider_aidp.emulator import AIDPEmulator
 
@@ -55,6 +56,33 @@ def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[AIDPEmulator]:
         creds = server.generate_api_key()
         monkeypatch.setenv("AIRFLOW_CONN_AIDP_DEFAULT", server.connection_json(creds))
         yield server
+
+
+class FakeTI:
+    """Just enough task instance for calling ``execute`` directly (no Airflow DB)."""
+
+    def __init__(self, task: Any, try_number: int = 1) -> None:
+        self.dag_id, self.run_id, self.task_id = "direct", f"r_{uuid.uuid4().hex}", task.task_id
+        self.map_index, self.try_number, self.max_tries, self.task = -1, try_number, task.retries, task
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+    def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
+        return self.xcoms.get(key)
+
+
+def execute(op: Any) -> tuple[Any, FakeTI, list[str]]:
+    """Run ``op.execute`` with a fake context; returns (result or exception, ti, rendered log lines)."""
+    ti = FakeTI(op)
+    with structlog.testing.capture_logs() as logs:
+        try:
+            result: Any = op.execute({"ti": ti})
+        except Exception as exc:
+            result = exc
+    lines = [str(e["event"]) % tuple(e.get("positional_args", ())) for e in logs]
+    return result, ti, lines
 
 
 def build_dag(*factories: Any) -> Any:

@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import structlog
 
 from airflow_provider_aidp.emulator import AIDPEmulator
 from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPJobRunError
@@ -30,8 +29,10 @@ from airflow_provider_aidp.runs.report import AIDPPollError, AIDPRunTimeoutError
 from airflow_provider_aidp.sensors.aidp import AIDPJobRunSensor
 from tests.integration.aidp_run_support import (
     TIME_SCALE,
+    FakeTI,
     build_dag,
     create_job,
+    execute,
     notebook_task,
     run_dag,
     xcoms,
@@ -75,33 +76,6 @@ def cancels(emu: AIDPEmulator, run_key: str) -> list[Any]:
 
 def body(request: Any) -> Any:
     return json.loads(request.body) if isinstance(request.body, str | bytes) else request.body
-
-
-class FakeTI:
-    """Just enough task instance for calling ``execute`` directly (no Airflow DB)."""
-
-    def __init__(self, task: Any, try_number: int = 1) -> None:
-        self.dag_id, self.run_id, self.task_id = "direct", f"r_{uuid.uuid4().hex}", task.task_id
-        self.map_index, self.try_number, self.max_tries, self.task = -1, try_number, task.retries, task
-        self.xcoms: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-    def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
-        return self.xcoms.get(key)
-
-
-def execute(op: Any) -> tuple[Any, FakeTI, list[str]]:
-    """Run ``op.execute`` with a fake context; returns (result or exception, ti, rendered log lines)."""
-    ti = FakeTI(op)
-    with structlog.testing.capture_logs() as logs:
-        try:
-            result: Any = op.execute({"ti": ti})
-        except Exception as exc:
-            result = exc
-    lines = [str(e["event"]) % tuple(e.get("positional_args", ())) for e in logs]
-    return result, ti, lines
 
 
 # --- success, XCom, extra link -----------------------------------------------------------------

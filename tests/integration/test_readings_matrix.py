@@ -1,0 +1,237 @@
+"""The main flows under every reading of the service the emulator can play, on both API surfaces.
+
+Only the field notes were verified live; where they and Oracle's SDK leave a behaviour open, the
+emulator plays each plausible reading (docs/emulator.md). Every test here runs once per
+(reading, surface): upsert twice, run by job_name + job_path, a failing run's diagnostics,
+repair_on_retry, the sensor and a deferred run. One in-process emulator serves the module with a
+fast clock; dag.test() is used where Airflow itself is part of the flow (retries, deferral, XCom
+templating).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from airflow_provider_aidp.emulator import AIDPEmulator, Readings
+from airflow_provider_aidp.emulator.validation import GA, LA
+from airflow_provider_aidp.exceptions import AIDPJobRunError
+from airflow_provider_aidp.hooks.aidp import AIDPHook
+from airflow_provider_aidp.operators.aidp import AIDPRunJobOperator
+from airflow_provider_aidp.sensors.aidp import AIDPJobRunSensor
+from tests.integration.aidp_run_support import FakeTI, build_dag, execute, run_dag, xcoms
+
+#: (id, readings) -- the default first, then one alternative reading at a time.
+READINGS: list[tuple[str, dict[str, Any]]] = [
+    ("default", {}),
+    ("path=folder_and_name", {"path_filter": "folder_and_name"}),
+    ("path=ignored", {"path_filter": "ignored"}),
+    ("filled_defaults", {"fill_defaults": True}),
+    ("output=text", {"output_format": "text"}),
+    ("output=html", {"output_format": "html"}),
+    ("no_task_run_listing", {"no_task_run_listing": "all"}),
+    ("listing=latest_only", {"listed_attempts": "latest"}),
+    ("loose_types", {"loose_types": True}),
+    ("unknown_statuses", {"unknown_statuses": True}),
+    ("retry_tokens_ignored", {"retry_tokens": "ignored"}),
+]
+FOLDER = "/Workspace/Shared"
+TASKS = ("extract", "transform", "load")
+#: Longer than the failure message's trace head: the error line comes from the output / trace tail.
+LONG_TRACE = (
+    "Traceback (most recent call last):\n"
+    + "".join(f'  File "cell {i}", line {i}, in step_{i}\n' for i in range(60))
+    + "ValueError: bad rows in orders"
+)
+
+
+@pytest.fixture(scope="module")
+def shared(airflow_db: Any) -> Iterator[tuple[AIDPEmulator, dict[str, str]]]:
+    with AIDPEmulator(time_scale=100.0) as server:
+        creds = server.generate_api_key()
+        conns = {}
+        for version in (GA, LA):
+            conn = json.loads(server.connection_json(creds, api_version=version))
+            conn["extra"]["max_retries"] = 1
+            conns[version] = json.dumps(conn)
+        yield server, conns
+
+
+@pytest.fixture(params=[GA, LA])
+def surface(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=[r for _, r in READINGS], ids=[i for i, _ in READINGS])
+def emu(
+    request: pytest.FixtureRequest,
+    shared: tuple[AIDPEmulator, dict[str, str]],
+    surface: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[AIDPEmulator]:
+    server, conns = shared
+    server.set_readings(Readings.from_dict(request.param))
+    server.state.scripts.clear()
+    monkeypatch.setenv("AIRFLOW_CONN_AIDP_DEFAULT", conns[surface])
+    yield server
+    server.set_readings(Readings())
+
+
+def spec(name: str, **extra: Any) -> dict[str, Any]:
+    """A three-task notebook job as a DAG author writes it (source, runIf, cluster name left out)."""
+    return {
+        "name": name,
+        "path": FOLDER,
+        "jobClusters": [{"clusterKey": "ck1", "clusterName": "demo_cluster"}],
+        "tasks": [
+            {
+                "type": "NOTEBOOK_TASK",
+                "taskKey": key,
+                "cluster": {"clusterKey": "ck1"},
+                "notebookPath": f"{FOLDER}/{key}.ipynb",
+                "dependsOn": list(TASKS[:i][-1:]),
+            }
+            for i, key in enumerate(TASKS)
+        ],
+        **extra,
+    }
+
+
+def new_job(emu: AIDPEmulator, **extra: Any) -> tuple[str, str]:
+    name = f"m_{uuid.uuid4().hex[:10]}"
+    return name, str(AIDPHook().upsert_job(spec(name, **extra)).job_key)
+
+
+def summary_tasks(summary: dict[str, Any]) -> dict[str, str]:
+    """task key -> status, asserting each task appears once."""
+    keys = [t["task_key"] for t in summary["tasks"]]
+    assert sorted(keys) == sorted(TASKS), summary
+    return {t["task_key"]: t["status"] for t in summary["tasks"]}
+
+
+def test_upsert_twice_leaves_one_job_and_sends_no_second_put(emu: AIDPEmulator) -> None:
+    hook = AIDPHook()
+    name = f"m_{uuid.uuid4().hex[:10]}"
+    hook.create_job({"name": name, "path": "/Workspace/Other", "maxConcurrentRuns": 1})  # same name
+    first = hook.upsert_job(spec(name))
+    mark = emu.requests[-1].seq
+    second = hook.upsert_job(spec(name))
+    dry = hook.upsert_job(spec(name), dry_run=True)
+    writes = [r for r in emu.requests if r.seq > mark and r.method != "GET"]
+    assert first.action == "created" and second.action == dry.action == "unchanged"
+    assert second.job_key == first.job_key and writes == [] and dry.diff == ""
+    mine = [j for j in emu.jobs() if j["name"] == name and j.get("path") == FOLDER]
+    assert len(mine) == 1 and mine[0]["tasks"][0]["source"] == "WORKSPACE"
+    changed = hook.upsert_job(spec(name, description="nightly"), dry_run=True)
+    edits = [x for x in changed.diff.splitlines() if x[:1] in "+-" and x[:3] not in ("+++", "---")]
+    assert changed.action == "updated" and edits == ['+  "description": "nightly",']
+
+
+def test_run_by_name_costs_one_post_the_polls_and_one_get(emu: AIDPEmulator) -> None:
+    name, job_key = new_job(emu)
+    mark = emu.requests[-1].seq
+    op = AIDPRunJobOperator(task_id="t", job_name=name, job_path=FOLDER, poll_interval=0.1)
+    result, ti, _ = execute(op)
+    assert result == ti.xcoms["run_key"] and ti.xcoms["job_key"] == job_key, result
+    after = [r for r in emu.requests if r.seq > mark]
+    post_at = [i for i, r in enumerate(after) if r.method == "POST"]
+    assert len(post_at) == 1 and after[post_at[0]].path.endswith("/jobRuns")
+    rest = after[post_at[0] + 1 :]
+    assert all(r.method == "GET" and r.path.endswith(f"/jobRuns/{result}") for r in rest), rest
+    assert sum("shouldIncludeTaskRunSummaries" in r.query for r in rest) <= 1
+    assert not any("/taskRuns" in r.path for r in after)
+    assert set(summary_tasks(ti.xcoms["run_summary"]).values()) == {"SUCCESS"}
+
+
+def test_failing_run_names_each_failed_task_once_with_its_error_and_logs_its_output(
+    emu: AIDPEmulator,
+) -> None:
+    name, job_key = new_job(emu)
+    emu.script_task(
+        job_name=name,
+        task_key="transform",
+        outcome="FAILED",
+        state_message="transform failed",
+        error_trace=LONG_TRACE,
+        output="rows read: 10",
+    )
+    result, ti, lines = execute(AIDPRunJobOperator(task_id="t", job_key=job_key, poll_interval=0.1))
+    assert isinstance(result, AIDPJobRunError), result
+    message = str(result)
+    assert message.count("- task transform FAILED: transform failed") == 1
+    assert message.count("- task ") == 1 and "ValueError: bad rows in orders" in message
+    (output,) = [line for line in lines if line.startswith("Output of AIDP task transform")]
+    assert "rows read: 10" in output and "ValueError: bad rows in orders" in output
+    assert '"cells"' not in output and "\x1b[" not in output and "<pre>" not in output
+    assert summary_tasks(ti.xcoms["run_summary"]) == {
+        "extract": "SUCCESS",
+        "transform": "FAILED",
+        "load": "UPSTREAM_FAILED",
+    }
+
+
+def test_repair_on_retry_sensor_and_deferred_run_through_dag_test(emu: AIDPEmulator) -> None:
+    name, job_key = new_job(emu)
+    _, other_key = new_job(emu)
+    # try 1: extract fails; try 2 repairs extract, then transform fails; try 3 repairs transform only.
+    # (A task run takes its script when created, so transform's first use goes to its not-run attempt.)
+    emu.script_task(job_name=name, task_key="extract", outcome="FAILED", times=1)
+    emu.script_task(job_name=name, task_key="transform", outcome="FAILED", times=2)
+    mark = emu.requests[-1].seq
+    dag = build_dag(
+        lambda: AIDPRunJobOperator(
+            task_id="repairing",
+            job_key=job_key,
+            poll_interval=0.1,
+            retries=2,
+            retry_delay=0,
+            repair_on_retry=True,
+        )
+        >> AIDPJobRunSensor(
+            task_id="sensor",
+            run_key="{{ ti.xcom_pull(task_ids='repairing', key='run_key') }}",
+            poke_interval=0.1,
+        ),
+        lambda: AIDPRunJobOperator(task_id="deferred", job_key=other_key, poll_interval=0.1, deferrable=True),
+    )
+    states, run_id = run_dag(dag)
+    assert states == {"repairing": "success", "sensor": "success", "deferred": "success"}
+    runs = [r for r in emu.find_requests("POST", path="*/jobRuns") if r.seq > mark]
+    assert sorted(r.json()["jobKey"] for r in runs) == sorted([job_key, other_key])
+    repairs = [r for r in emu.find_requests("POST", path="*/actions/repair") if r.seq > mark]
+    assert [[t["taskKey"] for t in r.json()["repairTasks"]] for r in repairs] == [["extract"], ["transform"]]
+    for task_id in ("repairing", "sensor", "deferred"):
+        summary = xcoms(dag, run_id, task_id)["run_summary"]
+        assert set(summary_tasks(summary).values()) == {"SUCCESS"}, (task_id, summary)
+
+
+@pytest.mark.parametrize("surface", [GA], indirect=True)
+@pytest.mark.parametrize("tokens", ["honoured", "ignored"])
+def test_crash_between_post_and_saving_the_key_without_a_state_store(
+    shared: tuple[AIDPEmulator, dict[str, str]], surface: str, tokens: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow < 3.3 has no task_state_store: only the retry token links a retry to the lost run.
+
+    A service that ignores retry tokens therefore starts a second run (with maxConcurrentRuns 1
+    the service SKIPs it instead and the retry fails); README says so.
+    """
+    emu, conns = shared
+    monkeypatch.setenv("AIRFLOW_CONN_AIDP_DEFAULT", conns[surface])
+    emu.set_readings(Readings(retry_tokens=tokens))
+    try:
+        _, job_key = new_job(emu, maxConcurrentRuns=2)
+        op = AIDPRunJobOperator(task_id="t", job_key=job_key, wait_for_completion=False, retries=1)
+        first_try = FakeTI(op)
+        op.execute({"ti": first_try})  # type: ignore[arg-type]  # ... and the worker dies here
+        retry = FakeTI(op, try_number=2)
+        retry.run_id = first_try.run_id  # the same task instance, retried
+        op.execute({"ti": retry})  # type: ignore[arg-type]
+        runs = [r for r in emu.runs() if r["jobKey"] == job_key]
+        assert len(runs) == (1 if tokens == "honoured" else 2)
+        assert (retry.xcoms["run_key"] == first_try.xcoms["run_key"]) == (tokens == "honoured")
+    finally:
+        emu.set_readings(Readings())
