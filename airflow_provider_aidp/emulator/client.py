@@ -36,6 +36,12 @@ class EmulatorClient:
         """Read the config, or change it: surfaces=[...], accept_any_signature=..., timings={...}."""
         return self._call("PUT", "/config", changes) if changes else self._call("GET", "/config")
 
+    def readings(self, **changes: Any) -> dict[str, Any]:
+        """The active readings; with keywords, change them first (``reset=True`` restores defaults)."""
+        if changes:
+            return dict(self._call("PUT", "/readings", json=changes))
+        return dict(self._call("GET", "/readings"))
+
     def advance(self, seconds: float) -> float:
         return float(self._call("POST", "/clock/advance", {"seconds": seconds})["now"])
 

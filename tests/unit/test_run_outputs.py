@@ -1,0 +1,119 @@
+"""Output rendering (runs/outputs.py), lenient response models and local job matching."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from airflow_provider_aidp.hooks.jobs import normalize_folder, same_folder
+from airflow_provider_aidp.models.runs import JobRun, TaskRun, TaskRunOutput, is_terminal
+from airflow_provider_aidp.runs.outputs import render
+from airflow_provider_aidp.runs.task_runs import from_run, latest_per_task
+
+NOTEBOOK = {
+    "cells": [
+        {
+            "cell_type": "code",
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": ["a\n", "b\n"]}],
+        },
+        {"cell_type": "code", "outputs": []},
+        {
+            "cell_type": "code",
+            "outputs": [
+                {"output_type": "execute_result", "data": {"text/plain": ["42"], "text/html": ["<b>42</b>"]}},
+                {
+                    "output_type": "error",
+                    "ename": "KeyError",
+                    "evalue": "'id'",
+                    "traceback": ["\x1b[0;31m---------\x1b[0m", "\x1b[0;31mKeyError\x1b[0m: 'id'"],
+                },
+            ],
+        },
+    ],
+    "nbformat": 4,
+}
+
+
+def output(kind: str, value: str, **kw: Any) -> TaskRunOutput:
+    return TaskRunOutput.model_validate(
+        {"data": [{"type": kind, "value": value, "length": len(value)}], **kw}
+    )
+
+
+def test_notebook_renders_text_and_errors_never_raw_json() -> None:
+    rendered = render(output("NOTEBOOK", json.dumps(NOTEBOOK), isTruncated=True))
+    assert rendered.text == "a\nb\n42\n---------\nKeyError: 'id'"
+    assert rendered.errors == ["KeyError: 'id'"] and rendered.truncated
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "text"),
+    [
+        ("TEXT_PLAIN", "\x1b[1mrows\x1b[0m: 3", "rows: 3"),
+        (
+            "TEXT_HTML",
+            "<html><style>p{}</style><body><p>rows &amp; cols</p><pre>x\ny</pre></body></html>",
+            "rows & cols\nx\ny",
+        ),
+        ("NOTEBOOK", "not json {", "not json {"),
+    ],
+)
+def test_text_html_and_broken_notebook(kind: str, value: str, text: str) -> None:
+    assert render(output(kind, value)).text == text
+
+
+def test_models_accept_numbers_for_strings_iso_times_and_unknown_statuses() -> None:
+    run = JobRun.model_validate(
+        {
+            "key": 7,
+            "state": {"status": "Cancelled"},
+            "startTime": "2026-01-01T00:00:00Z",
+            "endTime": "1767225605000",
+            "taskToTaskRunMap": {"a": 1},
+            "surprise": {"x": 1},
+        }
+    )
+    assert (run.key, run.status, run.task_to_task_run_map) == ("7", "CANCELED", {"a": "1"})
+    assert run.end_time - run.start_time == 5000  # type: ignore[operator]
+    odd = TaskRun.model_validate({"key": "t", "state": {"status": "DRAINING"}, "retryAttempt": "2"})
+    assert odd.status == "DRAINING" and not is_terminal(odd.status) and odd.retry_attempt == 2
+
+
+def test_task_runs_come_from_the_run_maps_latest_attempt_per_task() -> None:
+    run = JobRun.model_validate(
+        {
+            "key": "r",
+            "taskToTaskRunMap": {"a": "a2", "b": "b1"},
+            "taskRunSummaryMap": {
+                "a2": {"key": "a2", "taskKey": "a", "state": {"status": "SUCCESS"}},
+                "b1": {"key": "b1", "taskKey": "b", "state": {"status": "FAILED"}},
+            },
+        }
+    )
+    assert {t.task_key: (t.key, t.status) for t in from_run(run) or []} == {
+        "a": ("a2", "SUCCESS"),
+        "b": ("b1", "FAILED"),
+    }
+    listed = [
+        TaskRun(key="a1", task_key="a", retry_attempt=0, state={"status": "FAILED"}),
+        TaskRun(key="a2", task_key="a", retry_attempt=1, state={"status": "SUCCESS"}),
+    ]
+    assert [t.key for t in latest_per_task(reversed(listed))] == ["a2"]
+
+
+@pytest.mark.parametrize(
+    ("job_path", "folder", "same"),
+    [
+        ("/Workspace/Shared", "/Workspace/Shared/", True),
+        ("/Workspace/Shared/", "/Workspace/Shared", True),
+        ("/Workspace/Shared/etl.job", "/Workspace/Shared", True),
+        ("/Workspace/Shared/sub", "/Workspace/Shared", False),
+        ("/Workspace/Other", "/Workspace/Shared", False),
+        (None, "/Workspace/Shared", False),
+    ],
+)
+def test_folder_matching_tolerates_both_path_readings(job_path: str | None, folder: str, same: bool) -> None:
+    assert same_folder(job_path, "etl.job", folder) is same
+    assert normalize_folder("/") == "/"
