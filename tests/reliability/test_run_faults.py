@@ -252,14 +252,14 @@ def test_session_token_expired_then_refreshed(
 
 
 DIAGNOSTIC_ROUTES = {
-    "task-run list (GET /taskRuns) answers 500": ("status", "*/taskRuns", "GET", {"status": 500}),
+    "task-run read (GET /taskRuns/{key}) answers 500": ("status", "*/taskRuns/*", "GET", {"status": 500}),
     "task-run output (POST .../fetchOutput) answers 503": (
         "status",
         "*/actions/fetchOutput",
         "POST",
         {"status": 503},
     ),
-    "task-run list is a 200 HTML page": ("non_json", "*/taskRuns", "GET", {}),
+    "task-run read is a 200 HTML page": ("non_json", "*/taskRuns/*", "GET", {}),
 }
 
 
