@@ -368,6 +368,8 @@ def canonical(spec: JobSpec) -> dict[str, Any]:
     """A comparable form of what the spec owns: objects for dependsOn, order-free lists sorted,
     and empty values and service defaults dropped (the same on both sides of a diff)."""
     body = _without_defaults(spec.to_wire("objects"), JOB_DEFAULTS)
+    if isinstance(body.get("path"), str):  # "/Workspace/Shared/" and "/Workspace/Shared" are one folder
+        body["path"] = body["path"].rstrip("/") or "/"
     body["tasks"] = sorted(
         (_without_defaults(t, TASK_DEFAULTS) for t in body.get("tasks", [])), key=lambda t: t["taskKey"]
     )

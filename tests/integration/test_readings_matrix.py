@@ -126,6 +126,8 @@ def test_upsert_twice_leaves_one_job_and_sends_no_second_put(emu: AIDPEmulator) 
     assert second.job_key == first.job_key and writes == [] and dry.diff == ""
     mine = [j for j in emu.jobs() if j["name"] == name and j.get("path") == FOLDER]
     assert len(mine) == 1 and mine[0]["tasks"][0]["source"] == "WORKSPACE"
+    slash = hook.upsert_job({**spec(name), "path": FOLDER + "/"}, dry_run=True)  # the same folder
+    assert (slash.action, slash.job_key) == ("unchanged", first.job_key)
     changed = hook.upsert_job(spec(name, description="nightly"), dry_run=True)
     edits = [x for x in changed.diff.splitlines() if x[:1] in "+-" and x[:3] not in ("+++", "---")]
     assert changed.action == "updated" and edits == ['+  "description": "nightly",']
