@@ -31,14 +31,9 @@ def job(readings: Readings, record: JobRecord, api_version: str) -> dict[str, An
 
 def run(readings: Readings, body: dict[str, Any]) -> dict[str, Any]:
     """A JobRun (or JobRunSummary) body, with its task-run summaries, under ``readings``."""
-    out = dict(body)
-    if readings.unknown_statuses:
-        out["state"] = _restate(out.get("state"), "QUEUED", UNKNOWN_RUN_STATUS)
-    if readings.loose_types:
-        out = iso_times(out)
-        for name in ("executionDuration", "runDuration", "repairKey"):
-            if isinstance(out.get(name), int):
-                out[name] = str(out[name])
+    out = _bend(
+        readings, body, ("QUEUED", UNKNOWN_RUN_STATUS), ("executionDuration", "runDuration", "repairKey")
+    )
     summaries = out.get("taskRunSummaryMap")
     if isinstance(summaries, dict):
         out["taskRunSummaryMap"] = {k: task_run(readings, v) for k, v in summaries.items()}
@@ -47,12 +42,19 @@ def run(readings: Readings, body: dict[str, Any]) -> dict[str, Any]:
 
 def task_run(readings: Readings, body: dict[str, Any]) -> dict[str, Any]:
     """A TaskRun (or TaskRunSummary) body under ``readings``."""
+    return _bend(readings, body, ("PENDING", UNKNOWN_TASK_STATUS), ("retryAttempt", "executionDuration"))
+
+
+def _bend(
+    readings: Readings, body: dict[str, Any], renamed: tuple[str, str], numbers: tuple[str, ...]
+) -> dict[str, Any]:
+    """``renamed`` status reported as an unknown one; times as strings and ``numbers`` as text."""
     out = dict(body)
     if readings.unknown_statuses:
-        out["state"] = _restate(out.get("state"), "PENDING", UNKNOWN_TASK_STATUS)
+        out["state"] = _restate(out.get("state"), *renamed)
     if readings.loose_types:
         out = iso_times(out)
-        for name in ("retryAttempt", "executionDuration"):
+        for name in numbers:
             if isinstance(out.get(name), int):
                 out[name] = str(out[name])
     return out
