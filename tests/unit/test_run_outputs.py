@@ -117,3 +117,39 @@ def test_task_runs_come_from_the_run_maps_latest_attempt_per_task() -> None:
 def test_folder_matching_tolerates_both_path_readings(job_path: str | None, folder: str, same: bool) -> None:
     assert same_folder(job_path, "etl.job", folder) is same
     assert normalize_folder("/") == "/"
+
+
+class _Hook:
+    """Answers get_task_run / fetch_task_run_output from dicts and records the calls."""
+
+    def __init__(self, outputs: dict[str, TaskRunOutput], output_keys: dict[str, str | None]) -> None:
+        self.outputs, self.output_keys, self.calls = outputs, output_keys, []  # type: list[tuple]
+
+    def get_task_run(self, key: str) -> TaskRun:
+        self.calls.append(("get", key))
+        return TaskRun(key=key, output_key=self.output_keys[key])
+
+    def fetch_task_run_output(self, key: str, output_key: str | None = None) -> TaskRunOutput:
+        self.calls.append(("fetch", key, output_key))
+        return self.outputs[key]
+
+
+def test_log_outputs_says_truncated_cuts_to_max_and_skips_tasks_without_output_key() -> None:
+    from airflow_provider_aidp.runs.report import log_outputs
+
+    hook = _Hook({"t1": output("TEXT_PLAIN", "x" * 50, isTruncated=True)}, {"t1": "o1", "t2": None})
+    tasks = [TaskRun(key="t1", task_key="a", state={"status": "FAILED"}), TaskRun(key="t2", task_key="b")]
+    logged: list[str] = []
+
+    class Log:
+        def info(self, msg: str, *args: Any) -> None:
+            logged.append(msg % args)
+
+        warning = info
+
+    errors = log_outputs(hook, tasks, max_output_chars=10, log=Log())  # type: ignore[arg-type]
+    assert hook.calls == [("get", "t1"), ("fetch", "t1", "o1"), ("get", "t2")]  # no fetch without a key
+    assert errors == {"t1": []}
+    assert logged[0].startswith("Output of AIDP task a (FAILED) (AIDP says this output is truncated):")
+    assert logged[0].endswith("x" * 10 + "... [truncated 40 more characters]")
+    assert logged[1] == "AIDP task b (None) has no output key; no output to fetch."
