@@ -126,6 +126,7 @@ def test_upsert_twice_leaves_one_job_and_sends_no_second_put(emu: AIDPEmulator) 
     assert second.job_key == first.job_key and writes == [] and dry.diff == ""
     mine = [j for j in emu.jobs() if j["name"] == name and j.get("path") == FOLDER]
     assert len(mine) == 1 and mine[0]["tasks"][0]["source"] == "WORKSPACE"
+    assert mine[0]["tasks"][0]["cluster"] == {"clusterKey": "ck1", "clusterName": "demo_cluster"}
     slash = hook.upsert_job({**spec(name), "path": FOLDER + "/"}, dry_run=True)  # the same folder
     assert (slash.action, slash.job_key) == ("unchanged", first.job_key)
     changed = hook.upsert_job(spec(name, description="nightly"), dry_run=True)
@@ -185,18 +186,20 @@ def test_repair_on_retry_sensor_and_deferred_run_through_dag_test(emu: AIDPEmula
     emu.script_task(job_name=name, task_key="transform", outcome="FAILED", times=2)
     mark = emu.requests[-1].seq
     dag = build_dag(
-        lambda: AIDPRunJobOperator(
-            task_id="repairing",
-            job_key=job_key,
-            poll_interval=0.1,
-            retries=2,
-            retry_delay=0,
-            repair_on_retry=True,
-        )
-        >> AIDPJobRunSensor(
-            task_id="sensor",
-            run_key="{{ ti.xcom_pull(task_ids='repairing', key='run_key') }}",
-            poke_interval=0.1,
+        lambda: (
+            AIDPRunJobOperator(
+                task_id="repairing",
+                job_key=job_key,
+                poll_interval=0.1,
+                retries=2,
+                retry_delay=0,
+                repair_on_retry=True,
+            )
+            >> AIDPJobRunSensor(
+                task_id="sensor",
+                run_key="{{ ti.xcom_pull(task_ids='repairing', key='run_key') }}",
+                poke_interval=0.1,
+            )
         ),
         lambda: AIDPRunJobOperator(task_id="deferred", job_key=other_key, poll_interval=0.1, deferrable=True),
     )

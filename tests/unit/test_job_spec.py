@@ -407,3 +407,32 @@ def test_min_interval_matches_brute_force_enumeration(case: Any) -> None:
     fires.sort()
     expected = min((b - a).total_seconds() for a, b in itertools.pairwise(fires)) if len(fires) > 1 else None
     assert min_interval_seconds(parse_quartz(expression), years=1) == expected
+
+
+def test_wire_body_sends_what_the_field_notes_send_and_the_author_can_override() -> None:
+    spec = good()
+    spec["tasks"][0]["cluster"] = {"clusterKey": "ck"}  # name filled from jobClusters
+    spec["tasks"][2]["source"] = "GIT_PROVIDER"
+    spec["tasks"][2]["gitConfig"] = {"provider": "GITHUB", "repositoryUrl": "https://x/y", "branch": "main"}
+    tasks = {t["taskKey"]: t for t in load_spec(spec).to_wire()["tasks"]}
+    assert tasks["extract"]["cluster"] == CLUSTER and tasks["extract"]["source"] == "WORKSPACE"
+    assert tasks["transform"]["source"] == "WORKSPACE" and tasks["extract"]["dependsOn"] == []
+    assert all(t["runIf"] == "ALL_SUCCESS" for t in tasks.values())
+    assert tasks["load"]["source"] == "GIT_PROVIDER"
+    job_git = {
+        **good(),
+        "gitConfig": {"provider": "GITHUB", "repositoryUrl": "https://x/y", "branch": "main"},
+    }
+    assert all("source" not in t for t in load_spec(job_git).to_wire()["tasks"])  # git: not guessed
+
+
+def test_service_defaults_and_a_trailing_slash_are_not_a_change() -> None:
+    spec = load_spec(good())
+    served = spec.to_wire()
+    served.update(description="", timeoutSeconds=0, path="/Workspace/Shared/", createdBy="ocid1.user")
+    for task in served["tasks"]:
+        task.update(maxRetries=0, minRetryIntervalMillis=0, isRetryOnTimeout=False, timeoutSeconds=0)
+        task.update(isStreaming=False, cluster={**task["cluster"], "clusterId": "cid"})
+    assert canonical(spec_from_server(served)) == canonical(spec)
+    served["tasks"][0]["maxRetries"] = 2
+    assert canonical(spec_from_server(served)) != canonical(spec)
