@@ -157,7 +157,7 @@ class AIDPJobRunEventTrigger(BaseEventTrigger):
             while True:
                 try:
                     keys = keys or await self._resolve(hook)
-                    runs = [run for key in keys for run in await hook.a_list_job_runs(job_key=key)]
+                    runs = await self._list(hook, keys)
                 except (asyncio.CancelledError, AIDPDuplicateJobError):
                     raise
                 except Exception as exc:  # the watcher outlives outages; it reports them in its log
@@ -180,6 +180,13 @@ class AIDPJobRunEventTrigger(BaseEventTrigger):
                             await asyncio.sleep(self.commit_delay)
                         await store.save(mark)
                 await asyncio.sleep(self.poll_interval)
+
+    async def _list(self, hook: AIDPHook, keys: list[str]) -> list[Any]:
+        """One listing (every page) per watched job."""
+        runs: list[Any] = []
+        for key in keys:
+            runs += await hook.a_list_job_runs(job_key=key, statuses=self.statuses)
+        return runs
 
     async def _resolve(self, hook: AIDPHook) -> list[str]:
         """Job keys to list: the given keys plus one key per job name (a missing job is retried)."""
