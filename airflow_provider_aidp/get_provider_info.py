@@ -112,7 +112,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": _INTEGRATION,
-                "python-modules": ["airflow_provider_aidp.triggers.aidp", "airflow_provider_aidp.triggers.run_events"],
+                "python-modules": [
+                    "airflow_provider_aidp.triggers.aidp",
+                    "airflow_provider_aidp.triggers.run_events",
+                ],
             }
         ],
         "extra-links": ["airflow_provider_aidp.links.aidp.AIDPJobRunLink"],

@@ -88,7 +88,9 @@ class AIDPJobRunEventTrigger(BaseEventTrigger):
         self.job_keys = _names(job_keys, "job_keys")
         self.job_names = _names(job_names, "job_names")
         if not self.job_keys and not self.job_names:
-            raise AIDPConfigError("Pass job_keys or job_names: the jobs whose runs to watch.", field="job_keys")
+            raise AIDPConfigError(
+                "Pass job_keys or job_names: the jobs whose runs to watch.", field="job_keys"
+            )
         self.statuses = sorted(set(_names(statuses, "statuses")))
         unknown = set(self.statuses) - TERMINAL_STATUSES
         if not self.statuses or unknown:
@@ -129,7 +131,14 @@ class AIDPJobRunEventTrigger(BaseEventTrigger):
     @property
     def state_key(self) -> str:
         """Asset-state key of this watcher: stable across restarts, distinct per watched set."""
-        what = [self.aidp_conn_id, self.workspace_key, self.job_keys, self.job_names, self.folder, self.statuses]
+        what = [
+            self.aidp_conn_id,
+            self.workspace_key,
+            self.job_keys,
+            self.job_names,
+            self.folder,
+            self.statuses,
+        ]
         return f"{STATE_KEY_PREFIX}:{hashlib.sha256(json.dumps(what).encode()).hexdigest()[:16]}"
 
     @property
