@@ -1,0 +1,135 @@
+"""Event-driven DAGs: AIDP runs that Airflow never started trigger the downstream DAG, once each.
+
+``example_aidp_scheduled_export_setup`` defines a job with a Quartz schedule; the emulator's
+clock (frozen for the test, moved by hand) makes the schedule fire. The asset watcher of
+``example_aidp_on_export_finished`` must turn each SUCCESS run into exactly one asset event and
+DAG run, skip FAILED runs, and keep doing so across a SIGKILL of the triggerer: a run that ends
+while no triggerer runs is reported after the restart (from the watermark in the asset state
+store), and no run reported before the kill is reported again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import urllib.parse
+from typing import Any
+
+import pytest
+
+from .conftest import TIME_SCALE, EmulatorProcess
+from .deployment import AirflowDeployment
+
+pytestmark = pytest.mark.e2e
+
+SETUP_DAG = "example_aidp_scheduled_export_setup"
+DOWNSTREAM_DAG = "example_aidp_on_export_finished"
+JOB_NAME = "sales.nightly_export"
+ASSET_URI = "aidp://sales.nightly_export/succeeded"
+HALF_HOUR = 1800.0
+#: the example's commit_delay (5 s) plus a poll (1 s) and a margin: the watermark is saved
+COMMITTED_AFTER_SECONDS = 8.0
+
+
+def fire_schedule(emu: Any, *, fail: bool = False) -> None:
+    """Move the frozen emulator clock past one :00/:30 boundary and let the run finish."""
+    if fail:
+        emu.script_task(job_name=JOB_NAME, task_key="export", outcome="FAILED", times=1)
+    emu.advance(HALF_HOUR)
+    emu.advance(60)
+
+
+def job_runs(emu: Any, job_key: str, exclude: set[str]) -> dict[str, str]:
+    return {r["key"]: r["status"] for r in emu.runs() if r["job_key"] == job_key and r["key"] not in exclude}
+
+
+def reported_run_keys(d: AirflowDeployment) -> list[str]:
+    """Run keys carried by the watched asset's events (one entry per event)."""
+    assets = d.api("GET", "assets", params={"uri_pattern": ASSET_URI})["assets"]
+    (asset,) = [a for a in assets if a["uri"] == ASSET_URI]
+    events = d.api("GET", "assets/events", params={"asset_id": asset["id"], "limit": 100})["asset_events"]
+    return [e["extra"]["payload"]["run_key"] for e in events]
+
+
+def downstream_run_keys(d: AirflowDeployment) -> list[list[str]] | None:
+    """Per finished downstream DAG run, the AIDP run keys its task read; None while one is running."""
+    runs = d.api("GET", f"dags/{DOWNSTREAM_DAG}/dagRuns", params={"limit": 100})["dag_runs"]
+    if any(r["state"] not in ("success", "failed") for r in runs):
+        return None
+    out = []
+    for run in runs:
+        assert run["state"] == "success", run
+        run_id = urllib.parse.quote(run["dag_run_id"], safe="")
+        xcom = d.api(
+            "GET",
+            f"dags/{DOWNSTREAM_DAG}/dagRuns/{run_id}/taskInstances/load_export/xcomEntries/return_value",
+        )
+        out.append(list(xcom["value"]))
+    return out
+
+
+def wait_reported(d: AirflowDeployment, expected: set[str], what: str) -> None:
+    def done() -> bool:
+        d.check_alive()
+        got = downstream_run_keys(d)
+        return got is not None and {k for keys in got for k in keys} >= expected
+
+    d.wait_for(done, 120, what, interval=1.0)
+
+
+def test_runs_started_outside_airflow_trigger_the_dag_once_each_across_a_triggerer_kill(
+    airflow_deployment: AirflowDeployment, emulator_process: EmulatorProcess
+) -> None:
+    d, emu = airflow_deployment, emulator_process.client
+    d.wait_for_dag(SETUP_DAG)
+    d.wait_for_dag(DOWNSTREAM_DAG)
+    d.unpause(SETUP_DAG)
+    setup_run = d.trigger(SETUP_DAG)
+    assert d.wait_for_dag_run(SETUP_DAG, setup_run, timeout=120) == "success", d.log_tails()
+    (job_key,) = [j["key"] for j in emu.jobs() if j["body"]["name"] == JOB_NAME]
+
+    emu.set_time_scale(0)  # nothing fires or finishes unless the test moves the clock
+    try:
+        history = set(job_runs(emu, job_key, set()))
+        seq = max((r["seq"] for r in emu.requests()), default=0)
+        d.unpause(DOWNSTREAM_DAG)  # starts the asset watcher in the triggerer
+        d.wait_for(
+            lambda: [
+                r for r in emu.requests(method="GET", since=seq) if r["query"].get("jobKey") == [job_key]
+            ],
+            120,
+            "the watcher's first listing of the job's runs (its baseline)",
+        )
+
+        fire_schedule(emu)  # SUCCESS
+        fire_schedule(emu, fail=True)  # FAILED: not reported
+        wait_reported(d, {k for k, s in job_runs(emu, job_key, history).items() if s == "SUCCESS"}, "run 1")
+        fire_schedule(emu)  # SUCCESS
+        before_kill = {k for k, s in job_runs(emu, job_key, history).items() if s == "SUCCESS"}
+        wait_reported(d, before_kill, "run 2")
+        time.sleep(COMMITTED_AFTER_SECONDS)
+
+        triggerer = d.processes["triggerer"]
+        assert triggerer.pid is not None
+        os.killpg(triggerer.pid, signal.SIGKILL)
+        d.stop_component("triggerer")
+        fire_schedule(emu, fail=True)  # both end while no triggerer runs
+        fire_schedule(emu)
+        d.start_component("triggerer")
+
+        finished = job_runs(emu, job_key, history)
+        succeeded = {k for k, s in finished.items() if s == "SUCCESS"}
+        assert len(succeeded) == 3 and len(finished) == 5, finished
+        wait_reported(d, succeeded, "the run that ended while the triggerer was down")
+        time.sleep(COMMITTED_AFTER_SECONDS)  # room for a (wrong) duplicate to show up
+        d.wait_for(lambda: downstream_run_keys(d) is not None, 60, "the downstream DAG to be idle")
+    finally:
+        emu.set_time_scale(TIME_SCALE)
+        d.api("PATCH", f"dags/{DOWNSTREAM_DAG}", {"is_paused": True}, params={"update_mask": "is_paused"})
+
+    events = reported_run_keys(d)
+    assert sorted(events) == sorted(succeeded), (events, finished)
+    per_dag_run = downstream_run_keys(d)
+    assert per_dag_run is not None
+    assert sorted(k for keys in per_dag_run for k in keys) == sorted(succeeded)
