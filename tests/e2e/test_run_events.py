@@ -37,6 +37,7 @@ def fire_schedule(emu: Any, *, fail: bool = False) -> None:
     if fail:
         emu.script_task(job_name=JOB_NAME, task_key="export", outcome="FAILED", times=1)
     emu.advance(HALF_HOUR)
+    emu.runs()  # a read starts the due run now (runs are created lazily), taking the script above
     emu.advance(60)
 
 
@@ -70,12 +71,17 @@ def downstream_run_keys(d: AirflowDeployment) -> list[list[str]] | None:
 
 
 def wait_reported(d: AirflowDeployment, expected: set[str], what: str) -> None:
+    """Wait until the watched asset has an event for each of ``expected`` run keys."""
+
     def done() -> bool:
         d.check_alive()
-        got = downstream_run_keys(d)
-        return got is not None and {k for keys in got for k in keys} >= expected
+        return set(reported_run_keys(d)) >= expected
 
     d.wait_for(done, 120, what, interval=1.0)
+
+
+def succeeded(emu: Any, job_key: str, exclude: set[str]) -> set[str]:
+    return {k for k, s in job_runs(emu, job_key, exclude).items() if s == "SUCCESS"}
 
 
 def test_runs_started_outside_airflow_trigger_the_dag_once_each_across_a_triggerer_kill(
@@ -102,13 +108,14 @@ def test_runs_started_outside_airflow_trigger_the_dag_once_each_across_a_trigger
             "the watcher's first listing of the job's runs (its baseline)",
         )
 
-        fire_schedule(emu)  # SUCCESS
+        # one run at a time: two events in one poll can race Airflow's scheduler, which then
+        # starts the DAG for the first and leaves the second for the next DAG run
         fire_schedule(emu, fail=True)  # FAILED: not reported
-        wait_reported(d, {k for k, s in job_runs(emu, job_key, history).items() if s == "SUCCESS"}, "run 1")
         fire_schedule(emu)  # SUCCESS
-        before_kill = {k for k, s in job_runs(emu, job_key, history).items() if s == "SUCCESS"}
-        wait_reported(d, before_kill, "run 2")
-        time.sleep(COMMITTED_AFTER_SECONDS)
+        wait_reported(d, succeeded(emu, job_key, history), "the first successful run")
+        fire_schedule(emu)  # SUCCESS
+        wait_reported(d, succeeded(emu, job_key, history), "the second successful run")
+        time.sleep(COMMITTED_AFTER_SECONDS)  # its watermark is saved
 
         triggerer = d.processes["triggerer"]
         assert triggerer.pid is not None
@@ -119,17 +126,21 @@ def test_runs_started_outside_airflow_trigger_the_dag_once_each_across_a_trigger
         d.start_component("triggerer")
 
         finished = job_runs(emu, job_key, history)
-        succeeded = {k for k, s in finished.items() if s == "SUCCESS"}
-        assert len(succeeded) == 3 and len(finished) == 5, finished
-        wait_reported(d, succeeded, "the run that ended while the triggerer was down")
+        ok = succeeded(emu, job_key, history)
+        assert len(ok) == 3 and len(finished) == 5, finished
+        wait_reported(d, ok, "the run that ended while the triggerer was down")
         time.sleep(COMMITTED_AFTER_SECONDS)  # room for a (wrong) duplicate to show up
-        d.wait_for(lambda: downstream_run_keys(d) is not None, 60, "the downstream DAG to be idle")
+
+        def all_consumed() -> list[list[str]] | None:
+            got = downstream_run_keys(d)
+            return got if got is not None and sum(len(keys) for keys in got) >= len(ok) else None
+
+        per_dag_run = d.wait_for(all_consumed, 60, "the downstream DAG runs to consume every event")
     finally:
         emu.set_time_scale(TIME_SCALE)
         d.api("PATCH", f"dags/{DOWNSTREAM_DAG}", {"is_paused": True}, params={"update_mask": "is_paused"})
 
     events = reported_run_keys(d)
-    assert sorted(events) == sorted(succeeded), (events, finished)
-    per_dag_run = downstream_run_keys(d)
-    assert per_dag_run is not None
-    assert sorted(k for keys in per_dag_run for k in keys) == sorted(succeeded)
+    assert sorted(events) == sorted(ok), (events, finished)  # each successful run once, no other
+    assert sorted(k for keys in per_dag_run for k in keys) == sorted(ok)
+    assert len(per_dag_run) == len(ok), per_dag_run  # one downstream DAG run per AIDP run
