@@ -76,14 +76,17 @@ def airflow_task_event(path: Path, task_id: str, state: str) -> dict[str, Any]:
     return found[0]
 
 
-def test_successful_run_links_the_task_to_the_aidp_run(emu: AIDPEmulator, lineage_file: Path) -> None:
-    job_key = create_job(
-        emu, "lineage.ok", [notebook_task("extract"), notebook_task("load", depends=["extract"])]
-    )
+def run_job(emu: AIDPEmulator, name: str) -> tuple[str | None, str]:
+    """Run a two-task job through ``dag.test()``; (task state, AIDP run key)."""
+    job_key = create_job(emu, name, [notebook_task("extract"), notebook_task("load", depends=["extract"])])
     dag = build_dag(lambda: AIDPRunJobOperator(task_id="run", job_key=job_key, poll_interval=0.1))
     states, run = run_dag(dag)
-    assert states == {"run": "success"}
-    run_key = xcoms(dag, run, "run")["run_key"]
+    return states["run"], xcoms(dag, run, "run")["run_key"]
+
+
+def test_successful_run_links_the_task_to_the_aidp_run(emu: AIDPEmulator, lineage_file: Path) -> None:
+    state, run_key = run_job(emu, "lineage.ok")
+    assert state == "success"
 
     task = airflow_task_event(lineage_file, "run", "COMPLETE")
     assert task["run"]["facets"]["externalQuery"]["externalQueryId"] == run_key
@@ -106,13 +109,8 @@ def test_successful_run_links_the_task_to_the_aidp_run(emu: AIDPEmulator, lineag
 
 def test_failed_run_and_its_repair_report_the_failed_tasks(emu: AIDPEmulator, lineage_file: Path) -> None:
     emu.script_task(task_key="load", outcome="FAILED", state_message="table locked", times=1)
-    job_key = create_job(
-        emu, "lineage.bad", [notebook_task("extract"), notebook_task("load", depends=["extract"])]
-    )
-    dag = build_dag(lambda: AIDPRunJobOperator(task_id="run", job_key=job_key, poll_interval=0.1))
-    states, run = run_dag(dag)
-    assert states == {"run": "failed"}
-    run_key = xcoms(dag, run, "run")["run_key"]
+    state, run_key = run_job(emu, "lineage.bad")
+    assert state == "failed"
 
     task = airflow_task_event(lineage_file, "run", "FAIL")
     assert task["run"]["facets"]["externalQuery"]["externalQueryId"] == run_key
