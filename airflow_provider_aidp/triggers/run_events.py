@@ -25,6 +25,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -163,32 +164,50 @@ class AIDPJobRunEventTrigger(BaseEventTrigger):
             )
             keys: list[str] = []
             errors = 0
+            last_yield: float | None = None
+            saved = mark
             while True:
                 try:
                     keys = keys or await self._resolve(hook)
                     runs = await self._list(hook, keys)
+                    if mark is None:
+                        mark = wm.baseline(runs, self._lookback_ms)
+                        await store.save(mark)
+                        saved = mark
+                    else:
+                        emit, target = wm.select(mark, runs, self.statuses, self._lookback_ms)
+                        for run in emit:
+                            yield TriggerEvent(await self._payload(hook, run))
+                            last_yield = time.monotonic()
+                            mark = wm.record(mark, run, self._lookback_ms)
+                        mark = saved = await self._commit(store, saved, target, last_yield)
+                    errors = 0
                 except (asyncio.CancelledError, AIDPDuplicateJobError):
                     raise
                 except Exception as exc:  # the watcher outlives outages; it reports them in its log
                     errors += 1
-                    self.log.warning("Listing AIDP job runs failed (%s); will retry.", describe(exc))
+                    self.log.warning("Polling AIDP job runs failed (%s); will retry.", describe(exc))
                     await asyncio.sleep(min(MAX_ERROR_DELAY, max(1.0, self.poll_interval) * errors))
                     continue
-                errors = 0
-                if mark is None:
-                    mark = wm.baseline(runs, self._lookback_ms)
-                    await store.save(mark)
-                else:
-                    emit, target = wm.select(mark, runs, self.statuses, self._lookback_ms)
-                    for run in emit:
-                        yield TriggerEvent(await self._payload(hook, run))
-                        mark = wm.record(mark, run, self._lookback_ms)
-                    if target != mark or emit:
-                        mark = target
-                        if emit:
-                            await asyncio.sleep(self.commit_delay)
-                        await store.save(mark)
                 await asyncio.sleep(self.poll_interval)
+
+    async def _commit(
+        self,
+        store: WatermarkStore,
+        saved: wm.Watermark | None,
+        target: wm.Watermark,
+        last_yield: float | None,
+    ) -> wm.Watermark:
+        """Save ``target`` (if it moved) once the events it covers have had ``commit_delay`` s to
+        reach the database. Only reached after every event of the poll was yielded, so ``target``
+        covers no run that was not reported.
+        """
+        if target == saved:
+            return target
+        if last_yield is not None:
+            await asyncio.sleep(max(0.0, self.commit_delay - (time.monotonic() - last_yield)))
+        await store.save(target)
+        return target
 
     async def _list(self, hook: AIDPHook, keys: list[str]) -> list[Any]:
         """One listing (every page) per watched job."""

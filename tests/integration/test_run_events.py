@@ -147,6 +147,19 @@ async def test_restart_reports_runs_that_ended_while_down_and_nothing_twice(emu:
     await second.stop()
 
 
+async def test_a_failed_read_while_reporting_neither_loses_nor_repeats_the_run(emu: AIDPEmulator) -> None:
+    key = job(emu, "events.flaky")
+    state = FakeAssetState()
+    watcher = Watcher(AIDPJobRunEventTrigger(job_keys=[key], **FAST), state)
+    await settle(state, 1)
+    emu.inject_fault("status", path="*/jobRuns/*", method="GET", status=400, times=1)
+    run = start(key)
+    assert (await watcher.next())["run_key"] == run  # reported on the poll after the failed read
+    assert await watcher.quiet() == []
+    await watcher.stop()
+    assert emu.state.faults.all()[0].fired == 1
+
+
 async def test_restart_inside_the_commit_delay_reports_the_last_event_again(emu: AIDPEmulator) -> None:
     """The documented at-least-once window: stopped before its watermark was saved."""
     key = job(emu, "events.window")
