@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from .conftest import TIME_SCALE, EmulatorProcess
-from .deployment import AirflowDeployment
+from .deployment import AirflowDeployment, DeploymentError
 
 pytestmark = pytest.mark.e2e
 
@@ -70,12 +70,22 @@ def downstream_run_keys(d: AirflowDeployment) -> list[list[str]] | None:
     return out
 
 
+def transient(exc: DeploymentError) -> bool:
+    """A 5xx from the api-server (SQLite busy while scheduler and triggerer write): ask again."""
+    return " -> 5" in str(exc).split("\n", 1)[0]
+
+
 def wait_reported(d: AirflowDeployment, expected: set[str], what: str) -> None:
     """Wait until the watched asset has an event for each of ``expected`` run keys."""
 
     def done() -> bool:
         d.check_alive()
-        return set(reported_run_keys(d)) >= expected
+        try:
+            return set(reported_run_keys(d)) >= expected
+        except DeploymentError as exc:
+            if transient(exc):
+                return False
+            raise
 
     d.wait_for(done, 120, what, interval=1.0)
 
@@ -132,7 +142,12 @@ def test_runs_started_outside_airflow_trigger_the_dag_once_each_across_a_trigger
         time.sleep(3)  # a few more polls: room for a (wrong) duplicate to show up
 
         def all_consumed() -> list[list[str]] | None:
-            got = downstream_run_keys(d)
+            try:
+                got = downstream_run_keys(d)
+            except DeploymentError as exc:
+                if transient(exc):
+                    return None
+                raise
             return got if got is not None and sum(len(keys) for keys in got) >= len(ok) else None
 
         per_dag_run = d.wait_for(all_consumed, 60, "the downstream DAG runs to consume every event")
