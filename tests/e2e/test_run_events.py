@@ -155,7 +155,15 @@ def test_runs_started_outside_airflow_trigger_the_dag_once_each_across_a_trigger
         emu.set_time_scale(TIME_SCALE)
         d.api("PATCH", f"dags/{DOWNSTREAM_DAG}", {"is_paused": True}, params={"update_mask": "is_paused"})
 
-    events = reported_run_keys(d)
+    def events_read() -> list[str] | None:
+        try:
+            return reported_run_keys(d)
+        except DeploymentError as exc:
+            if transient(exc):
+                return None
+            raise
+
+    events = d.wait_for(events_read, 30, "the asset events")
     assert sorted(events) == sorted(ok), (events, finished)  # each successful run once, no other
     assert sorted(k for keys in per_dag_run for k in keys) == sorted(ok)
     assert len(per_dag_run) == len(ok), per_dag_run  # one downstream DAG run per AIDP run
