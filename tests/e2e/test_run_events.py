@@ -14,7 +14,8 @@ import os
 import signal
 import time
 import urllib.parse
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 
@@ -28,6 +29,7 @@ DOWNSTREAM_DAG = "example_aidp_on_export_finished"
 JOB_NAME = "sales.nightly_export"
 ASSET_URI = "aidp://sales.nightly_export/succeeded"
 HALF_HOUR = 1800.0
+T = TypeVar("T")
 #: the example's commit_delay (5 s) plus a poll (1 s) and a margin: the watermark is saved
 COMMITTED_AFTER_SECONDS = 8.0
 
@@ -70,9 +72,14 @@ def downstream_run_keys(d: AirflowDeployment) -> list[list[str]] | None:
     return out
 
 
-def transient(exc: DeploymentError) -> bool:
-    """A 5xx from the api-server (SQLite busy while scheduler and triggerer write): ask again."""
-    return " -> 5" in str(exc).split("\n", 1)[0]
+def read(fetch: Callable[[], T]) -> T | None:
+    """``fetch()``, or None on a 5xx from the api-server (SQLite busy while others write): ask again."""
+    try:
+        return fetch()
+    except DeploymentError as exc:
+        if " -> 5" in str(exc).split("\n", 1)[0]:
+            return None
+        raise
 
 
 def wait_reported(d: AirflowDeployment, expected: set[str], what: str) -> None:
@@ -80,12 +87,8 @@ def wait_reported(d: AirflowDeployment, expected: set[str], what: str) -> None:
 
     def done() -> bool:
         d.check_alive()
-        try:
-            return set(reported_run_keys(d)) >= expected
-        except DeploymentError as exc:
-            if transient(exc):
-                return False
-            raise
+        got = read(lambda: reported_run_keys(d))
+        return got is not None and set(got) >= expected
 
     d.wait_for(done, 120, what, interval=1.0)
 
@@ -142,12 +145,7 @@ def test_runs_started_outside_airflow_trigger_the_dag_once_each_across_a_trigger
         time.sleep(3)  # a few more polls: room for a (wrong) duplicate to show up
 
         def all_consumed() -> list[list[str]] | None:
-            try:
-                got = downstream_run_keys(d)
-            except DeploymentError as exc:
-                if transient(exc):
-                    return None
-                raise
+            got = read(lambda: downstream_run_keys(d))
             return got if got is not None and sum(len(keys) for keys in got) >= len(ok) else None
 
         per_dag_run = d.wait_for(all_consumed, 60, "the downstream DAG runs to consume every event")
@@ -155,15 +153,7 @@ def test_runs_started_outside_airflow_trigger_the_dag_once_each_across_a_trigger
         emu.set_time_scale(TIME_SCALE)
         d.api("PATCH", f"dags/{DOWNSTREAM_DAG}", {"is_paused": True}, params={"update_mask": "is_paused"})
 
-    def events_read() -> list[str] | None:
-        try:
-            return reported_run_keys(d)
-        except DeploymentError as exc:
-            if transient(exc):
-                return None
-            raise
-
-    events = d.wait_for(events_read, 30, "the asset events")
+    events = d.wait_for(lambda: read(lambda: reported_run_keys(d)), 30, "the asset events")
     assert sorted(events) == sorted(ok), (events, finished)  # each successful run once, no other
     assert sorted(k for keys in per_dag_run for k in keys) == sorted(ok)
     assert len(per_dag_run) == len(ok), per_dag_run  # one downstream DAG run per AIDP run
