@@ -50,7 +50,26 @@ def lineage_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
         listener._openlineage_listener = None
 
     reset()
+    # The provider's plugin registers its listener once per process, when first loaded: if an
+    # earlier test loaded it without a transport it registered none. Register a fresh one (built
+    # from the configuration above) with both listener managers, and restore them afterwards.
+    from airflow.listeners.listener import get_listener_manager as core_manager
+    from airflow.sdk.listener import get_listener_manager as task_manager
+
+    fresh = listener.get_openlineage_listener()
+    managers = [core_manager(), task_manager()]
+    previous = []
+    for manager in managers:
+        old = [p for p in manager.pm.get_plugins() if isinstance(p, listener.OpenLineageListener)]
+        for plugin in old:
+            manager.pm.unregister(plugin)
+        manager.add_listener(fresh)
+        previous.append(old)
     yield out
+    for manager, old in zip(managers, previous, strict=True):
+        manager.pm.unregister(fresh)
+        for plugin in old:
+            manager.add_listener(plugin)
     reset()
 
 
