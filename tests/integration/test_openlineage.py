@@ -118,6 +118,7 @@ def test_successful_run_links_the_task_to_the_aidp_run(emu: AIDPEmulator, lineag
     assert {e["run"]["runId"] for e in pair} == {run_id(run_key)}
     parent = pair[1]["run"]["facets"]["parent"]
     assert parent["run"]["runId"] == task["run"]["runId"]
+    assert parent["root"]["run"]["runId"]  # the DAG run's lineage run
     assert (parent["job"]["namespace"], parent["job"]["name"]) == (
         task["job"]["namespace"],
         task["job"]["name"],
@@ -146,3 +147,18 @@ def test_failed_run_and_its_repair_report_the_failed_tasks(emu: AIDPEmulator, li
     pair = aidp_events(lineage_file)
     assert [e["eventType"] for e in pair] == ["START", "COMPLETE"]
     assert {e["run"]["runId"] for e in pair} == {run_id(run_key)}
+
+
+def test_lineage_problems_never_fail_the_task(
+    emu: AIDPEmulator, lineage_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The AIDP run cannot be read (404): the task's facets still come back, with a warning."""
+    from airflow_provider_aidp.openlineage import operator_lineage
+
+    op = AIDPRunJobOperator(task_id="run", job_key="k")
+    op._lineage["run_key"] = "no-such-run"
+    facets = operator_lineage(op, task_instance=None, failed=False)
+    assert facets.run_facets["externalQuery"].externalQueryId == "no-such-run"
+    assert "could not emit the events of AIDP job run no-such-run" in caplog.text
+    assert not lineage_file.exists()
+    assert operator_lineage(AIDPRunJobOperator(task_id="x", job_key="k"), None, failed=True).run_facets == {}
