@@ -36,11 +36,11 @@ def connection_extra(
     if creds is not None:
         extra.update(tenancy=creds.tenancy, user=creds.user, fingerprint=creds.fingerprint)
         if private_key_file:
-            extra["private_key_file"] = private_key_file
+            extra["key_file"] = private_key_file
         else:
             extra["private_key"] = creds.private_key_pem
         if creds.pass_phrase:
-            extra["pass_phrase"] = creds.pass_phrase
+            extra["passphrase"] = creds.pass_phrase
     return extra
 
 

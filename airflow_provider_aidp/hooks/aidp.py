@@ -37,11 +37,7 @@ from airflow_provider_aidp.exceptions import (
 )
 from airflow_provider_aidp.hooks import auth
 from airflow_provider_aidp.hooks.connection import DEFAULT_CONN_ID, AIDPConnectionConfig
-from airflow_provider_aidp.hooks.pacing import (
-    DEFAULT_MAX_REQUESTS_PER_SECOND,
-    RequestRateLimiter,
-    rate_from_extra,
-)
+from airflow_provider_aidp.hooks.pacing import DEFAULT_MAX_REQUESTS_PER_SECOND, RequestRateLimiter
 from airflow_provider_aidp.hooks.responses import (
     ApiResponse,
     header,
@@ -166,6 +162,20 @@ class AIDPHook(BaseHook):
         #: Injection points for tests (and nothing else): how to wait between retries.
         self._sleep: Callable[[float], None] = time.sleep
         self._asleep: Callable[[float], Any] = asyncio.sleep
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's extra fields for Airflow 3.0/3.1 (3.2+ reads ``conn-fields`` instead)."""
+        from airflow_provider_aidp.hooks.form import connection_form_widgets
+
+        return connection_form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden and relabelled standard fields for Airflow 3.0/3.1 (3.2+ reads provider info)."""
+        from airflow_provider_aidp.hooks.form import ui_field_behaviour
+
+        return ui_field_behaviour()
 
     def __repr__(self) -> str:
         return (
@@ -602,7 +612,7 @@ class AIDPHook(BaseHook):
                 conn = await self.aget_connection(self.aidp_conn_id)
                 config = AIDPConnectionConfig.from_connection(conn, register_secrets=False)
                 await config.aregister_secrets()
-                state.limiter = RequestRateLimiter(rate_from_extra(getattr(conn, "extra_dejson", None)))
+                state.limiter = RequestRateLimiter(config.max_requests_per_second)
                 state.config = config
             if state.signer is None:
                 state.signer = await asyncio.to_thread(_signer_and_async_imports, state.config)

@@ -35,7 +35,7 @@ def _wrong_key_connection(emu: EmulatorProcess, workdir: Path) -> dict[str, Any]
     key_file = workdir / "unregistered_key.pem"
     key_file.write_text(creds.private_key_pem)
     key_file.chmod(0o600)
-    extra = dict(emu.connection["extra"], fingerprint=creds.fingerprint, private_key_file=str(key_file))
+    extra = dict(emu.connection["extra"], fingerprint=creds.fingerprint, key_file=str(key_file))
     extra.pop("private_key", None)
     return dict(emu.connection, extra=extra)
 

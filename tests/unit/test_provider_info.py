@@ -37,7 +37,7 @@ def test_every_extra_is_a_conn_field_and_secrets_are_password_format() -> None:
     fields = connection_type()["conn-fields"]
     assert set(fields) == set(EXTRA_FIELDS)
     sensitive = {name for name, f in fields.items() if f["schema"].get("format") == "password"}
-    assert sensitive == {"private_key", "pass_phrase"}
+    assert sensitive == {"private_key", "passphrase"}
     assert fields["api_version"]["schema"]["default"] == "20260430"
     for name, field in fields.items():
         assert field["label"] and field["description"], name
