@@ -7,9 +7,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from .credentials import ApiKeyCredentials
+from .tenancy import DEFAULT_PLATFORM_ID, DEFAULT_WORKSPACE
 
-DEFAULT_PLATFORM_ID = "ocid1.aidataplatform.oc1.iad.emulator"
-DEFAULT_WORKSPACE = "emulator_ws"
 DEFAULT_REGION = "us-ashburn-1"
 CONSOLE_TEMPLATE = "{endpoint}/_emulator/console/runs/{run_key}"
 
