@@ -27,11 +27,8 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_aidp import __version__
 from airflow_provider_aidp.exceptions import (
-    AIDPAuthError,
     AIDPConfigError,
     AIDPDuplicateJobError,
-    AIDPError,
-    AIDPNotFoundError,
     AIDPResponseError,
     AIDPTransportError,
 )
@@ -563,24 +560,18 @@ class AIDPHook(BaseHook):
         )
 
     def test_connection(self) -> tuple[bool, str]:
-        """A cheap authenticated GET (``/jobs?limit=1``); used by the UI's Test button."""
+        """The UI's Test and ``airflow connections test``: one fast, explained check (``hooks/diagnosis``).
+
+        One attempt per request with a short timeout (no retry ladder); the message names the host
+        and what failed. ``python -m airflow_provider_aidp.doctor`` prints every step.
+        """
+        from airflow_provider_aidp.hooks.diagnosis import diagnose, summary
+
         try:
-            config = self.config
-            workspace = self._workspace_for(config)
-            self._call("GET", "jobs", query=[("limit", 1)])
-        except AIDPAuthError as exc:
-            return False, f"Authentication failed ({exc.status}): {exc.message}"
-        except AIDPNotFoundError as exc:
-            return False, (
-                f"Not found (404): wrong ai_data_platform_id, workspace_key or api_version "
-                f"({exc.path}): {exc.message}"
-            )
-        except AIDPError as exc:
-            return False, str(exc)
-        return True, (
-            f"Connected to {config.endpoint} ({config.surface}, api_version {config.api_version}), "
-            f"workspace {workspace!r}."
-        )
+            conn = self.get_connection(self.aidp_conn_id)
+        except Exception as exc:
+            return False, f"Cannot read connection {self.aidp_conn_id!r}: {type(exc).__name__}: {exc}"
+        return summary(diagnose(conn, self.workspace_key))
 
     # --- async transport ----------------------------------------------------------------
 
