@@ -24,10 +24,13 @@ HIDDEN_FIELDS = ["schema", "port", "login", "password"]
 
 
 def _schema(setting: Setting) -> dict[str, Any]:
-    """JSON schema of one field. No ``null`` among the choices: an empty field is simply not set."""
+    """JSON schema of one field. No ``null`` among the choices: an empty field is simply not set.
+
+    No ``default`` either: Airflow's form saves a field's default into the connection's extra,
+    which would freeze today's defaults into every saved connection. The description states the
+    default and the parser applies it when the field is empty.
+    """
     schema: dict[str, Any] = {"type": [setting.kind, "null"]}
-    if setting.default is not None:
-        schema["default"] = setting.default
     if setting.secret:
         schema["format"] = "password"
     if setting.choices:
@@ -74,8 +77,6 @@ def connection_form_widgets() -> dict[str, Any]:
         if s.choices:
             validators.append(any_of(list(s.choices)))
         kwargs: dict[str, Any] = {"validators": validators, "description": s.description}
-        if s.default is not None:
-            kwargs["default"] = s.default
         if s.secret:
             field = PasswordField(lazy_gettext(s.label), widget=BS3PasswordFieldWidget(), **kwargs)
         elif s.kind == "integer":

@@ -64,8 +64,8 @@ class Setting:
         """Help text as the form shows it: the help, then the example and the default."""
         text = self.help
         if self.example is not None:
-            text += f" Example: {self.example}"
-        if self.default is not None and not self.choices:
+            text += f" Example: {self.example}" + ("" if self.example.endswith(".") else ".")
+        if self.default is not None:
             text += f" Default: {self.default}."
         return text
 
@@ -121,7 +121,6 @@ SETTINGS: tuple[Setting, ...] = (
         "profile",
         "OCI config profile",
         "api_key / security_token: profile in that file.",
-        example="DEFAULT",
         default="DEFAULT",
         auth_types=_PROFILE_AUTH,
     ),
