@@ -288,3 +288,19 @@ def test_region_lookup_does_not_import_the_oci_package() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_diagnosis_lists_deprecated_names_and_stops_at_the_first_failure(tmp_path: Path) -> None:
+    from airflow.models.connection import Connection
+
+    from airflow_provider_aidp.hooks.diagnosis import diagnose, summary
+
+    missing = str(tmp_path / "missing.pem")
+    extra = {"ai_data_platform_id": OCID, "workspace_key": "ws", "tenancy": TENANCY, "user": USER}
+    extra |= {"fingerprint": FP, "private_key_file": missing}
+    conn = Connection(conn_id="x", conn_type="aidp", host="http://127.0.0.1:1", extra=extra)
+    checks = diagnose(conn)
+    assert [(c.name, c.ok) for c in checks] == [("settings", True), ("credentials", False)]
+    assert "'private_key_file' (rename to 'key_file')" in checks[0].message
+    assert checks[1].line().startswith("✘ credentials: Cannot read the private key file")
+    assert summary(checks) == (False, checks[1].message)
