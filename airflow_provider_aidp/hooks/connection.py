@@ -20,12 +20,10 @@ from airflow_provider_aidp.exceptions import AIDPConfigError
 from airflow_provider_aidp.hooks.settings import (
     ALIASES,
     AUTH_TYPE_ALIASES,
-    AUTH_TYPES,
     BY_NAME,
     DEFAULT_API_VERSION,
     DEFAULT_CONSOLE_URL_TEMPLATE,
     DEPENDS_ON_FORMATS,
-    EXTRA_FIELDS,
     INLINE_KEY_FIELDS,
     SECRET_FIELDS,
     SURFACES,
@@ -33,17 +31,7 @@ from airflow_provider_aidp.hooks.settings import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
-
-__all__ = [
-    "AUTH_TYPES",
-    "DEFAULT_API_VERSION",
-    "DEPENDS_ON_FORMATS",
-    "EXTRA_FIELDS",
-    "SECRET_FIELDS",
-    "SURFACES",
-    "AIDPConnectionConfig",
-]
+    from collections.abc import Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -506,6 +494,3 @@ def _check_template(template: str) -> None:
             field="console_url_template",
         )
 
-
-def iter_extra_fields() -> Iterable[str]:
-    return iter(EXTRA_FIELDS)

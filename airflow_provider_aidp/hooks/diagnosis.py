@@ -268,7 +268,7 @@ def _explain_404(config: AIDPConnectionConfig, workspace: str, said: str, exc: A
             continue
         try:
             _probe(config, workspace, other)
-        except (_Unreachable, AIDPApiError):
+        except Exception:  # best effort: any failure means "not there either"
             continue
         return (
             f"Not found ({said}) on api_version={config.api_version} (/{config.surface}/), but this "

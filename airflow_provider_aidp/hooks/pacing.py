@@ -18,7 +18,7 @@ from airflow_provider_aidp.hooks.connection import parse_number
 from airflow_provider_aidp.hooks.settings import BY_NAME
 
 #: Default ceiling of requests per second, per connection, per event loop (one triggerer).
-DEFAULT_MAX_REQUESTS_PER_SECOND = 20.0  # == the settings table's default (a test checks)
+DEFAULT_MAX_REQUESTS_PER_SECOND = float(BY_NAME["max_requests_per_second"].default or 0)
 #: A 429 halves the pace, never below this fraction of the ceiling.
 MIN_RATE_FRACTION = 1 / 16
 #: Each request that is not throttled wins back this fraction of the ceiling.

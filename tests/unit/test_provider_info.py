@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_aidp.get_provider_info import get_provider_info
 from airflow_provider_aidp.hooks.aidp import AIDPHook
-from airflow_provider_aidp.hooks.connection import EXTRA_FIELDS
+from airflow_provider_aidp.hooks.settings import EXTRA_FIELDS
 
 
 def connection_type() -> dict[str, Any]:
