@@ -159,13 +159,18 @@ def _doctor(env_conn: dict[str, Any], *args: str) -> subprocess.CompletedProcess
     )
 
 
-def test_doctor_prints_each_check(emu: AIDPEmulator, extra: dict) -> None:
-    conn = {"conn_type": "aidp", "host": emu.url, "extra": dict(extra, pass_phrase=None)}
-    good = _doctor(conn)
-    assert good.returncode == 0, good.stdout + good.stderr
-    lines = [line for line in good.stdout.splitlines() if line[:1] in "✔✘"]
+def test_doctor_prints_each_check(
+    emu: AIDPEmulator, extra: dict, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_provider_aidp.doctor import main
+
+    conn = {"conn_type": "aidp", "host": emu.url, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_AIDP_DOCTOR", json.dumps(conn))
+    assert main(["--conn-id", "aidp_doctor"]) == 0
+    good = capsys.readouterr().out
+    lines = [line for line in good.splitlines() if line[:1] in "✔✘"]
     assert [line.split(":")[0] for line in lines] == ["✔ settings", "✔ credentials", "✔ DNS", "✔ API"]
-    bad = _doctor(conn, "--workspace-key", "elsewhere")
+    bad = _doctor(conn, "--workspace-key", "elsewhere")  # the command as users run it
     assert bad.returncode == 1
     assert bad.stdout.splitlines()[-1].startswith("✘ API: Workspace 'elsewhere' was not found")
-    assert extra["private_key"].splitlines()[1] not in good.stdout + bad.stdout + bad.stderr
+    assert extra["private_key"].splitlines()[1] not in good + bad.stdout + bad.stderr
