@@ -83,6 +83,7 @@ def _conn_fields() -> dict[str, Any]:
             "objects (GA) or keys (LA); default follows the API version.",
             enum=["objects", "keys"],
         ),
+        "ca_bundle": _text("CA bundle", "PEM file of CAs to trust for https (e.g. the emulator's --tls)."),
     }
 
 

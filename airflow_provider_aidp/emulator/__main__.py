@@ -22,7 +22,23 @@ from .validation import GA, LA
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m airflow_provider_aidp.emulator", description=__doc__)
-    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (0 = any free port)")
+    p.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        help="address to listen on; a non-loopback one (e.g. 0.0.0.0 in a container) is an explicit opt-in",
+    )
+    p.add_argument(
+        "--public-url",
+        default=None,
+        help="URL clients use, e.g. https://aidp-emulator:8443 (its host is the one signatures must "
+        "carry; the port defaults to --port's)",
+    )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve https with a self-signed certificate for the public host (written next to --key-file)",
+    )
     p.add_argument(
         "--surfaces", default=f"{GA},{LA}", help=f"comma-separated API versions to serve ({GA},{LA})"
     )
@@ -69,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         accept_any_signature=args.accept_any_signature,
         time_scale=args.time_scale,
         timings=timings,
+        bind=args.bind,
+        public_url=args.public_url,
+        tls=args.tls,
+        tls_dir=args.key_file.resolve().parent if args.key_file else None,
     )
     if args.scenario:
         load_scenario(emu, args.scenario)
@@ -84,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         "workspace_key": args.workspace_key,
         "private_key_file": key_file,
     }
-    print(f"AIDP emulator listening on {emu.url}")
+    print(f"AIDP emulator listening on {args.bind}:{emu.port}, public URL {emu.url}")
+    if emu.ca_bundle is not None:
+        print(f"TLS certificate (the CA bundle clients trust): {emu.ca_bundle}")
+        print(f"  export REQUESTS_CA_BUNDLE={emu.ca_bundle}   # requests, OCI SDK/CLI, the provider")
+        print(f"  export SSL_CERT_FILE={emu.ca_bundle}        # Python ssl / aiohttp defaults")
     print(f"Control API: {emu.url}/_emulator/  (health, scripts, faults, requests, clock, runs)")
     print("Connection JSON (AIRFLOW_CONN_AIDP_DEFAULT):")
     print(emu.connection_json(creds, **extra_kwargs))

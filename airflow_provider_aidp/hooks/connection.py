@@ -9,6 +9,7 @@ It imports neither ``oci`` nor ``aiohttp``.
 from __future__ import annotations
 
 import ipaddress
+import os
 import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,7 @@ EXTRA_FIELDS = (
     "timeout",
     "console_url_template",
     "depends_on_format",
+    "ca_bundle",
 )
 #: Values that must never be logged; registered with Airflow's secrets masker.
 SECRET_FIELDS = ("private_key", "pass_phrase")
@@ -99,7 +101,7 @@ async def amask_secret(value: str | None) -> None:
     """:func:`mask_secret` for code running on an event loop (no blocking supervisor round-trip)."""
     if not value:
         return
-    from airflow.sdk.log import amask_secret as _amask
+    from airflow_provider_aidp.compat import amask_secret as _amask
 
     await _amask(value)
     if "\n" in value:
@@ -182,6 +184,7 @@ class AIDPConnectionConfig:
     timeout: float = DEFAULT_TIMEOUT
     console_url_template: str = DEFAULT_CONSOLE_URL_TEMPLATE
     depends_on_format: str = "objects"
+    ca_bundle: str | None = None  # PEM file of CAs to trust instead of the system's (not a secret)
 
     # --- derived --------------------------------------------------------------------------
 
@@ -358,6 +361,7 @@ class AIDPConnectionConfig:
             timeout=_number(get, "timeout", DEFAULT_TIMEOUT),
             console_url_template=template,
             depends_on_format=depends_on_format,
+            ca_bundle=_ca_bundle(get("ca_bundle")),
         )
         if register_secrets:
             config.register_secrets()
@@ -486,3 +490,18 @@ def _check_template(template: str) -> None:
 
 def iter_extra_fields() -> Iterable[str]:
     return iter(EXTRA_FIELDS)
+
+
+def _ca_bundle(value: Any) -> str | None:
+    """The ``ca_bundle`` extra: an existing PEM file or ``c_rehash`` directory of trusted CAs."""
+    if value in (None, ""):
+        return None
+    path = os.path.expanduser(str(value))
+    if not os.path.exists(path):
+        raise AIDPConfigError(
+            f"Connection extra 'ca_bundle' names {path!r}, which does not exist: give the path of a PEM "
+            "file of CA certificates readable by the worker and triggerer (or remove it to trust the "
+            "system's CAs).",
+            field="ca_bundle",
+        )
+    return path

@@ -87,9 +87,15 @@ def register_dag(dag: Any) -> None:
 
     DagBundlesManager().sync_bundles_to_db()
     with create_session() as session:
-        update_dag_parsing_results_in_db(
-            "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
-        )
+        if hasattr(LazyDeserializedDAG, "from_dag"):  # Airflow >= 3.1
+            lazy = LazyDeserializedDAG.from_dag(dag)
+            update_dag_parsing_results_in_db("dags-folder", None, [lazy], {}, None, set(), session=session)
+        else:  # Airflow 3.0: no parse duration; the DagBag (not the DAG) sets relative_fileloc
+            from airflow.serialization.serialized_objects import SerializedDAG
+
+            dag.relative_fileloc = dag.relative_fileloc or dag.fileloc
+            lazy = LazyDeserializedDAG(data=SerializedDAG.to_dict(dag))
+            update_dag_parsing_results_in_db("dags-folder", None, [lazy], {}, set(), session=session)
 
 
 def task_states(dag_id: str, run_id: str) -> dict[str, str | None]:
