@@ -32,6 +32,7 @@ except ImportError:  # Airflow 3.0
 __all__ = [
     "AIRFLOW_VERSION",
     "HAS_AMASK_SECRET",
+    "HAS_TASK_STATE_STORE",
     "HAS_TRIGGER_ON_KILL",
     "NO_STATE_STORE_NOTE",
     "NO_TRIGGER_ON_KILL_NOTE",
@@ -43,6 +44,15 @@ __all__ = [
 ]
 
 AIRFLOW_VERSION: str = airflow.__version__
+
+def _context_has(key: str) -> bool:
+    from airflow.sdk.definitions.context import Context
+
+    return key in getattr(Context, "__annotations__", {})
+
+
+#: Task contexts carry ``task_state_store`` (Airflow >= 3.3).
+HAS_TASK_STATE_STORE: bool = _context_has("task_state_store")
 
 #: The triggerer calls ``BaseTrigger.on_kill`` when a user kills a deferred task (Airflow >= 3.3).
 HAS_TRIGGER_ON_KILL: bool = "on_kill" in vars(BaseTrigger)

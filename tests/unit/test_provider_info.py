@@ -63,6 +63,8 @@ def test_providers_manager_builds_widgets_and_behaviour() -> None:
     """Feed our metadata through ProvidersManager's own UI-metadata loader."""
     from airflow.providers_manager import ProviderInfo, ProvidersManager
 
+    if not hasattr(ProvidersManager, "_load_ui_metadata"):
+        pytest.skip("Airflow < 3.2 has no declarative conn-fields loader; the hook's widgets serve there")
     pm = ProvidersManager.__new__(ProvidersManager)
     pm._connection_form_widgets = {}
     pm._field_behaviours = {}
