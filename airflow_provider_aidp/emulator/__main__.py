@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .credentials import api_key_from_pem
 from .server import AIDPEmulator
 from .simulation import Timings
 from .validation import GA, LA
@@ -50,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--key-file",
         type=Path,
         default=None,
-        help="write a generated private key here (mode 600); the connection names the file",
+        help="API key file the connection names: reused if it exists, else generated (mode 600)",
     )
     p.add_argument("--pass-phrase", default=None, help="encrypt the generated key with this pass phrase")
     p.add_argument("--workspace-key", default="emulator_ws")
@@ -74,6 +75,21 @@ def load_scenario(emu: AIDPEmulator, path: Path) -> None:
         setattr(emu.state.timings, name, float(value))
 
 
+def api_key(emu: AIDPEmulator, key_file: Path | None, pass_phrase: str | None) -> tuple[Any, str | None]:
+    """(credentials, key file path): an existing ``--key-file`` is reused (same connection on every
+    start), a missing one is created (mode 600); without one the key is only printed."""
+    if key_file is None:
+        return emu.generate_api_key(pass_phrase=pass_phrase), None
+    if key_file.exists():
+        creds = api_key_from_pem(key_file.read_text(), pass_phrase=pass_phrase)
+        emu.register_api_key(creds)
+    else:
+        creds = emu.generate_api_key(pass_phrase=pass_phrase)
+        key_file.write_text(creds.private_key_pem)
+        os.chmod(key_file, 0o600)
+    return creds, str(key_file.resolve())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     timings = Timings()
@@ -93,12 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario:
         load_scenario(emu, args.scenario)
     emu.start()
-    creds = emu.generate_api_key(pass_phrase=args.pass_phrase)
-    key_file = None
-    if args.key_file:
-        args.key_file.write_text(creds.private_key_pem)
-        os.chmod(args.key_file, 0o600)
-        key_file = str(args.key_file.resolve())
+    creds, key_file = api_key(emu, args.key_file, args.pass_phrase)
     extra_kwargs = {
         "api_version": args.api_version,
         "workspace_key": args.workspace_key,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +67,11 @@ class ApiKeyCredentials:
         return out
 
 
+def _identity_suffix(fingerprint: str) -> str:
+    """Tenancy/user OCID suffix: derived from the key, so a reused key file keeps its identity."""
+    return hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+
+
 def generate_api_key(*, pass_phrase: str | None = None, key_size: int = 2048) -> ApiKeyCredentials:
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     encryption: serialization.KeySerializationEncryption = (
@@ -78,12 +83,35 @@ def generate_api_key(*, pass_phrase: str | None = None, key_size: int = 2048) ->
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    suffix = secrets.token_hex(8)
+    fingerprint = public_key_fingerprint(key.public_key())
+    suffix = _identity_suffix(fingerprint)
     return ApiKeyCredentials(
         tenancy=f"ocid1.tenancy.oc1..emulator{suffix}",
         user=f"ocid1.user.oc1..emulator{suffix}",
-        fingerprint=public_key_fingerprint(key.public_key()),
+        fingerprint=fingerprint,
         private_key_pem=private_pem.decode(),
+        public_key_pem=public_pem.decode(),
+        pass_phrase=pass_phrase,
+    )
+
+
+def api_key_from_pem(private_key_pem: str, *, pass_phrase: str | None = None) -> ApiKeyCredentials:
+    """Credentials for an existing private key; tenancy/user derive from its fingerprint, so the same
+    key file gives the same connection on every start (a fixed ``AIRFLOW_CONN_...`` in a compose file)."""
+    password = pass_phrase.encode() if pass_phrase else None
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=password)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("the emulator key file must hold an RSA private key (OCI API keys are RSA)")
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    fingerprint = public_key_fingerprint(key.public_key())
+    suffix = _identity_suffix(fingerprint)
+    return ApiKeyCredentials(
+        tenancy=f"ocid1.tenancy.oc1..emulator{suffix}",
+        user=f"ocid1.user.oc1..emulator{suffix}",
+        fingerprint=fingerprint,
+        private_key_pem=private_key_pem,
         public_key_pem=public_pem.decode(),
         pass_phrase=pass_phrase,
     )

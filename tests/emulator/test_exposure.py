@@ -64,3 +64,25 @@ def test_tls_certificate_covers_public_host_and_bind_address(tmp_path: Path) -> 
     assert {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} == {"127.0.0.2", "127.0.0.1"}
     assert "PRIVATE KEY" not in exp.ca_bundle.read_text()  # only the public certificate is written
     assert list(tmp_path.iterdir()) == [exp.ca_bundle]
+
+
+def test_an_existing_key_file_is_reused_so_the_printed_connection_is_stable(tmp_path: Path) -> None:
+    """A compose file can hold a fixed AIRFLOW_CONN_AIDP_DEFAULT: restarts keep the same identity."""
+    import requests
+
+    from airflow_provider_aidp.emulator import AIDPEmulator
+    from airflow_provider_aidp.emulator.__main__ import api_key
+
+    key_file = tmp_path / "emulator_key.pem"
+    with AIDPEmulator(time_scale=0) as first:
+        created, path = api_key(first, key_file, None)
+        assert path == str(key_file.resolve()) and oct(key_file.stat().st_mode & 0o777) == "0o600"
+        extra = first.connection_extra(created, private_key_file=path)
+    with AIDPEmulator(time_scale=0) as second:
+        reused, _ = api_key(second, key_file, None)
+        assert second.connection_extra(reused, private_key_file=path) == {
+            **extra,
+            "console_url_template": extra["console_url_template"].replace(first.url, second.url),
+        }
+        resp = requests.get(f"{second.base_path()}/jobs", auth=reused.signer(), timeout=10)
+        assert resp.status_code == 200, resp.text  # the reused key is registered with the new server
