@@ -67,11 +67,6 @@ class ApiKeyCredentials:
         return out
 
 
-def _identity_suffix(fingerprint: str) -> str:
-    """Tenancy/user OCID suffix: derived from the key, so a reused key file keeps its identity."""
-    return hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
-
-
 def generate_api_key(*, pass_phrase: str | None = None, key_size: int = 2048) -> ApiKeyCredentials:
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     encryption: serialization.KeySerializationEncryption = (
@@ -80,19 +75,7 @@ def generate_api_key(*, pass_phrase: str | None = None, key_size: int = 2048) ->
         else serialization.NoEncryption()
     )
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    fingerprint = public_key_fingerprint(key.public_key())
-    suffix = _identity_suffix(fingerprint)
-    return ApiKeyCredentials(
-        tenancy=f"ocid1.tenancy.oc1..emulator{suffix}",
-        user=f"ocid1.user.oc1..emulator{suffix}",
-        fingerprint=fingerprint,
-        private_key_pem=private_pem.decode(),
-        public_key_pem=public_pem.decode(),
-        pass_phrase=pass_phrase,
-    )
+    return _credentials(key, private_pem.decode(), pass_phrase)
 
 
 def api_key_from_pem(private_key_pem: str, *, pass_phrase: str | None = None) -> ApiKeyCredentials:
@@ -102,16 +85,21 @@ def api_key_from_pem(private_key_pem: str, *, pass_phrase: str | None = None) ->
     key = serialization.load_pem_private_key(private_key_pem.encode(), password=password)
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError("the emulator key file must hold an RSA private key (OCI API keys are RSA)")
+    return _credentials(key, private_key_pem, pass_phrase)
+
+
+def _credentials(key: rsa.RSAPrivateKey, private_pem: str, pass_phrase: str | None) -> ApiKeyCredentials:
+    """Tenancy/user OCIDs derive from the key's fingerprint: a reused key file keeps its identity."""
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     fingerprint = public_key_fingerprint(key.public_key())
-    suffix = _identity_suffix(fingerprint)
+    suffix = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
     return ApiKeyCredentials(
         tenancy=f"ocid1.tenancy.oc1..emulator{suffix}",
         user=f"ocid1.user.oc1..emulator{suffix}",
         fingerprint=fingerprint,
-        private_key_pem=private_key_pem,
+        private_key_pem=private_pem,
         public_key_pem=public_pem.decode(),
         pass_phrase=pass_phrase,
     )

@@ -9,25 +9,16 @@ signature made for another host is still refused; signature checking stays on in
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..hooks.connection import _is_loopback as is_loopback_host  # the provider's own http:// rule
 from . import tls
 
 LOOPBACK = "127.0.0.1"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def is_loopback(address: str) -> bool:
-    if address.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def _netloc(host: str, port: int) -> str:
@@ -87,7 +78,7 @@ class Exposure:
         return frozenset(hosts)
 
     def bind_warning(self) -> str | None:
-        if is_loopback(self.bind):
+        if is_loopback_host(self.bind):
             return None
         return (
             f"The AIDP emulator listens on {self.bind}, reachable from other machines/containers. It is a "
