@@ -15,7 +15,6 @@ The degradation messages are here too, so every caller says the same thing, once
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 from types import ModuleType
@@ -86,10 +85,14 @@ def task_state_store(context: Any, log: logging.Logger | Any) -> Any:
 
 
 async def aget_connection(hook: Any, conn_id: str) -> Any:
-    """``hook.aget_connection(conn_id)``; on Airflow 3.0 the sync lookup in a worker thread."""
+    """``hook.aget_connection(conn_id)``; on Airflow 3.0 the sync lookup through asgiref's
+    ``sync_to_async``, whose worker thread lets the triggerer's ``async_to_sync`` supervisor call
+    run on the triggerer's own loop (a plain thread would start a second loop on its streams)."""
     if hasattr(hook, "aget_connection"):
         return await hook.aget_connection(conn_id)
-    return await asyncio.to_thread(hook.get_connection, conn_id)
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(hook.get_connection)(conn_id)
 
 
 async def amask_secret(value: str) -> None:
