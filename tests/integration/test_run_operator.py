@@ -578,3 +578,28 @@ def test_garbled_answer_to_the_post_is_resent_with_the_same_token(emu: AIDPEmula
     job_posts = [r for r in posts(emu) if job_key in json.dumps(r.body or {})]
     assert len(job_posts) == 2 and len({r.headers["opc-retry-token"] for r in job_posts}) == 1
     assert len(runs_of(emu, job_key)) == 1
+
+
+# --- older Airflow: degraded features are named once in the task log ----------------------------
+
+
+def test_a_context_without_task_state_store_is_named_once(emu: AIDPEmulator) -> None:
+    """The fake context has no task_state_store, as every context before Airflow 3.3."""
+    job_key = job(emu)
+    result, _, lines = execute(AIDPRunJobOperator(task_id="t", job_key=job_key, poll_interval=0.2))
+    assert isinstance(result, str)
+    assert lines.count(compat.NO_STATE_STORE_NOTE) == 1
+    assert "opc-retry-token alone protects against duplicate" in compat.NO_STATE_STORE_NOTE
+
+
+def test_deferring_names_the_missing_trigger_on_kill_only_where_it_is_missing(emu: AIDPEmulator) -> None:
+    from airflow.exceptions import TaskDeferred
+
+    op = AIDPRunJobOperator(task_id="t", job_key=job(emu), poll_interval=0.2, deferrable=True)
+    std = _StdlibLines()
+    if isinstance(op.log, logging.Logger):
+        op.log.addHandler(std)
+    with structlog.testing.capture_logs() as logs, pytest.raises(TaskDeferred):
+        op.execute({"ti": FakeTI(op)})  # TaskDeferred is a BaseException: execute() would not catch it
+    lines = [str(e["event"]) % tuple(e.get("positional_args", ())) for e in logs] + std.lines
+    assert lines.count(compat.NO_TRIGGER_ON_KILL_NOTE) == (0 if compat.HAS_TRIGGER_ON_KILL else 1)
