@@ -593,7 +593,10 @@ def test_a_context_without_task_state_store_is_named_once(emu: AIDPEmulator) -> 
 
 
 def test_deferring_names_the_missing_trigger_on_kill_only_where_it_is_missing(emu: AIDPEmulator) -> None:
-    from airflow.exceptions import TaskDeferred
+    try:  # Airflow >= 3.2
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:
+        from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
 
     op = AIDPRunJobOperator(task_id="t", job_key=job(emu), poll_interval=0.2, deferrable=True)
     std = _StdlibLines()
