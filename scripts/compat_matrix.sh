@@ -32,13 +32,13 @@ for row in "${MATRIX[@]}"; do
     minor=${airflow%.*}
     if [ $# -gt 0 ] && [[ " $* " != *" $minor "* ]]; then continue; fi
     venv=.venv-compat/airflow-$minor
-    stamp=$venv/.installed-$(cat pyproject.toml "$constraints" | sha256sum | cut -c1-16)
+    stamp=$venv/.installed-$(cat pyproject.toml "$constraints" "$0" | sha256sum | cut -c1-16)
     started=$(date +%s)
     if [ ! -f "$stamp" ]; then
         rm -rf "$venv"
         "$UV" venv -q --python "$(python_for "$python")" "$venv"
         "$UV" pip install -q --python "$venv/bin/python" -c "$constraints" \
-            "apache-airflow==$airflow" -e '.[test]'
+            "apache-airflow==$airflow" -e '.[test]' uv  # uv: the pip-install-and-list-providers test
         touch "$stamp"
     fi
     echo "=== Airflow $airflow, Python $python: unit + integration ($constraints)"
