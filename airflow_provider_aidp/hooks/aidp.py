@@ -23,9 +23,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow.sdk import BaseHook
-
-from airflow_provider_aidp import __version__
+from airflow_provider_aidp import __version__, compat
+from airflow_provider_aidp.compat import BaseHook
 from airflow_provider_aidp.exceptions import (
     AIDPConfigError,
     AIDPDuplicateJobError,
@@ -101,6 +100,20 @@ def _env_proxy(endpoint: str) -> tuple[Any, Any]:
         return get_env_proxy_for_url(URL(endpoint))
     except LookupError:
         return None, None
+
+
+def _ssl_context(ca_bundle: str | None) -> Any:
+    """aiohttp's ``ssl=``: trust the connection's ``ca_bundle``, else ``REQUESTS_CA_BUNDLE`` (as the
+    sync path does), else the system CAs. Built in a worker thread: loading CA files blocks."""
+    import os
+    import ssl
+
+    cafile = ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or None
+    if cafile is None:
+        return True
+    if os.path.isdir(cafile):
+        return ssl.create_default_context(capath=cafile)
+    return ssl.create_default_context(cafile=cafile)
 
 
 _ASYNC_STATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _AsyncState]] = (
@@ -271,7 +284,8 @@ class AIDPHook(BaseHook):
         signer = auth.get_signer(config)
         session = self.get_conn()
         # session.send() skips the environment (proxies, REQUESTS_CA_BUNDLE); merge it explicitly.
-        env_settings = session.merge_environment_settings(url, {}, None, None, None)
+        # The connection's ca_bundle, when set, wins over REQUESTS_CA_BUNDLE.
+        env_settings = session.merge_environment_settings(url, {}, None, config.ca_bundle, None)
         attempt = 0
         while True:
             attempt += 1
@@ -600,7 +614,7 @@ class AIDPHook(BaseHook):
             return state
         async with state.lock:
             if state.config is None:
-                conn = await self.aget_connection(self.aidp_conn_id)
+                conn = await compat.aget_connection(self, self.aidp_conn_id)
                 config = AIDPConnectionConfig.from_connection(conn, register_secrets=False)
                 await config.aregister_secrets()
                 state.limiter = RequestRateLimiter(config.max_requests_per_second)
@@ -613,8 +627,11 @@ class AIDPHook(BaseHook):
                 # Proxies come from the environment once per session: aiohttp's trust_env would look
                 # up netrc and proxies in a worker thread on every request (two thread hops a poll).
                 state.proxy, state.proxy_auth = await asyncio.to_thread(_env_proxy, state.config.endpoint)
+                ssl_context = await asyncio.to_thread(_ssl_context, state.config.ca_bundle)
                 state.session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=100), auto_decompress=True, trust_env=False
+                    connector=aiohttp.TCPConnector(limit=100, ssl=ssl_context),
+                    auto_decompress=True,
+                    trust_env=False,
                 )
         return state
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
+from airflow_provider_aidp import compat
 from airflow_provider_aidp.exceptions import AIDPApiError, AIDPConfigError, AIDPConflictError, AIDPError
 from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
 from airflow_provider_aidp.models.runs import SUCCESS, is_active, is_terminal
@@ -156,6 +157,8 @@ class _AIDPRunWaitOperator(BaseOperator):
         deadline = None if self.timeout is None else time.time() + self.timeout
         if self.deferrable:
             deadline = self._within_execution_timeout(context, deadline)
+            if self.cancel_on_kill and not compat.HAS_TRIGGER_ON_KILL:
+                self.log.info(compat.NO_TRIGGER_ON_KILL_NOTE)
             self.defer(
                 trigger=AIDPJobRunTrigger(
                     run_key,
@@ -300,7 +303,7 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
         parameters = _string_parameters(self.parameters)
         job_key = self._resolve_job_key()
         identity = TaskIdentity.from_context(context)
-        store = context.get("task_state_store")
+        store = compat.task_state_store(context, self.log)
         run = self._start_or_reattach(context, job_key, parameters, identity, store)
         if store is not None:
             store.set(
