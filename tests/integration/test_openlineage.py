@@ -54,10 +54,15 @@ def lineage_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     # earlier test loaded it without a transport it registered none. Register a fresh one (built
     # from the configuration above) with both listener managers, and restore them afterwards.
     from airflow.listeners.listener import get_listener_manager as core_manager
-    from airflow.sdk.listener import get_listener_manager as task_manager
 
     fresh = listener.get_openlineage_listener()
-    managers = [core_manager(), task_manager()]
+    managers = [core_manager()]
+    try:  # Airflow >= 3.2: task processes notify listeners through the Task SDK's own manager
+        from airflow.sdk.listener import get_listener_manager as task_manager
+
+        managers.append(task_manager())
+    except ImportError:
+        pass
     previous = []
     for manager in managers:
         old = [p for p in manager.pm.get_plugins() if isinstance(p, listener.OpenLineageListener)]
