@@ -11,7 +11,7 @@ from .credentials import ApiKeyCredentials
 DEFAULT_PLATFORM_ID = "ocid1.aidataplatform.oc1.iad.emulator"
 DEFAULT_WORKSPACE = "emulator_ws"
 DEFAULT_REGION = "us-ashburn-1"
-CONSOLE_TEMPLATE = "{endpoint}/_emulator/console/runs/{run_key}"
+CONSOLE_TEMPLATE = "{endpoint}/_emulator/console/jobs/{job_key}/runs/{run_key}"
 
 
 def connection_extra(

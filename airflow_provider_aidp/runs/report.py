@@ -13,7 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aidp.exceptions import AIDPError, AIDPJobRunError
+# AIDPPollError / AIDPRunTimeoutError live in exceptions.py; re-exported here for old imports.
+from airflow_provider_aidp.exceptions import AIDPError, AIDPJobRunError, AIDPPollError, AIDPRunTimeoutError
 from airflow_provider_aidp.models.runs import SUCCESS, JobRun, TaskRun, TaskRunOutput
 from airflow_provider_aidp.runs import outcome
 from airflow_provider_aidp.runs.outputs import RenderedOutput, render, strip_ansi
@@ -26,24 +27,6 @@ FETCH_OUTPUT_CHOICES = ("on_failure", "always", "never")
 DEFAULT_MAX_OUTPUT_CHARS = 20_000
 TRACE_HEAD_CHARS = 600
 TRUNCATION_MARKER = "... [truncated {omitted} more characters]"
-
-
-class AIDPPollError(AIDPError):
-    """Waiting for a run failed for infrastructure reasons; the run itself was not reported failed."""
-
-    def __init__(self, message: str, *, run_key: str, kind: str) -> None:
-        super().__init__(message)
-        self.run_key = run_key
-        self.kind = kind
-
-
-class AIDPRunTimeoutError(AIDPError):
-    """The wait timeout passed before the run finished."""
-
-    def __init__(self, message: str, *, run_key: str, canceled: bool) -> None:
-        super().__init__(message)
-        self.run_key = run_key
-        self.canceled = canceled
 
 
 def validate_fetch_output(value: str) -> str:
