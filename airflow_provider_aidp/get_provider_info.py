@@ -110,7 +110,13 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aidp.sensors.aidp"]}
         ],
         "triggers": [
-            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aidp.triggers.aidp"]}
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_aidp.triggers.aidp",
+                    "airflow_provider_aidp.triggers.run_events",
+                ],
+            }
         ],
         "extra-links": ["airflow_provider_aidp.links.aidp.AIDPJobRunLink"],
         "connection-types": [

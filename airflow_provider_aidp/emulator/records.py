@@ -208,6 +208,7 @@ class RunRecord:
     task_runs: dict[str, TaskRunRecord] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     repaired_tasks: list[str] = field(default_factory=list)
+    launched: str = "MANUAL"  # SCHEDULED when the job's schedule started it
 
     @property
     def done(self) -> bool:
@@ -232,7 +233,7 @@ class RunRecord:
                 "jobKey": self.job_key,
                 "jobName": self.job_name,
                 "state": self.state(),
-                "launched": "MANUAL",
+                "launched": self.launched,
                 "startTime": ms(self.start),
                 "endTime": ms(self.end),
                 "executionDuration": self._duration(),

@@ -1,4 +1,11 @@
-"""Job schedule checks: a Quartz cron expression plus a Java time-zone id, at most every 30 minutes.
+"""Job schedules: checks (Quartz cron + Java time-zone id, at most every 30 minutes) and firing.
+
+A job with an ``UNPAUSED`` (or no ``pauseStatus``) schedule starts a run at every fire time of its
+expression on the *emulator's* clock, so a sped-up or advanced clock fires a day's schedule in
+seconds. Firing is lazy like the rest of the emulator (``Scheduler.due`` is asked on every read
+of the store) and starts each due run at its own fire time, with ``launched: SCHEDULED``. A
+paused schedule fires nothing and an unpaused one does not backfill the fire times it missed
+while paused or before the job had the schedule.
 
 The interval check is deliberately conservative and simple: it rejects expressions that fire more
 than once per minute (seconds field not a single value) or more often than every 30 minutes
@@ -7,9 +14,13 @@ within an hour (minutes field ``*``, a step below 30, a range, or a list with a 
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from airflow_provider_aidp.models.cron import QuartzCron, parse_quartz
 
 from .errors import bad_request
 
@@ -57,3 +68,75 @@ def _too_frequent(seconds: str, minutes: str) -> bool:
         gaps = [b - a for a, b in itertools.pairwise(values)] + [60 - values[-1] + values[0]]
         return min(gaps) < MIN_INTERVAL_MINUTES
     return not minutes.isdigit()
+
+
+#: How far ahead a fire time is looked for (expressions with a year list may never fire again).
+HORIZON_DAYS = 5 * 366
+#: Most runs one read may start for one job (a clock advanced by years must not hang a request).
+MAX_FIRES_PER_READ = 1000
+
+
+def next_fire(cron: QuartzCron, zone: ZoneInfo, after: float) -> float | None:
+    """The first fire time strictly after ``after`` (epoch seconds), or ``None`` within the horizon."""
+    times = sorted((h, m, s) for h in cron.hours for m in cron.minutes for s in cron.seconds)
+    day = dt.datetime.fromtimestamp(after, zone).date()
+    for _ in range(HORIZON_DAYS):
+        if cron.fires_on(day):
+            for h, m, s in times:
+                at = dt.datetime(day.year, day.month, day.day, h, m, s, tzinfo=zone).timestamp()
+                if at > after:
+                    return at
+        day += dt.timedelta(days=1)
+    return None
+
+
+@dataclass
+class _Cursor:
+    after: float  # every fire time up to here has been started (or deliberately skipped)
+
+
+class Scheduler:
+    """Remembers, per job, up to when its schedule has fired; answers which runs are due."""
+
+    def __init__(self) -> None:
+        self._cursors: dict[str, _Cursor] = {}
+
+    def reset(self, job_key: str, now: float) -> None:
+        """A job was created or replaced: its (new) schedule fires from ``now`` on, no backfill."""
+        self._cursors[job_key] = _Cursor(now)
+
+    def forget(self, job_key: str) -> None:
+        self._cursors.pop(job_key, None)
+
+    def clear(self) -> None:
+        self._cursors.clear()
+
+    def due(self, jobs: dict[str, dict[str, Any]], now: float) -> list[tuple[float, str]]:
+        """``(fire time, job key)`` of every run due by ``now``, oldest first; advances the cursors."""
+        fires: list[tuple[float, str]] = []
+        for key, body in jobs.items():
+            schedule = body.get("schedule")
+            cursor = self._cursors.setdefault(key, _Cursor(now))
+            if not isinstance(schedule, dict) or schedule.get("pauseStatus") == "PAUSED":
+                cursor.after = max(cursor.after, now)
+                continue
+            fires += [(at, key) for at in self._fires(schedule, cursor, now)]
+        return sorted(fires)
+
+    @staticmethod
+    def _fires(schedule: dict[str, Any], cursor: _Cursor, now: float) -> list[float]:
+        try:
+            cron = parse_quartz(str(schedule.get("quartzCronExpression")))
+            zone = ZoneInfo(str(schedule.get("timezoneId")))
+        except (ValueError, ZoneInfoNotFoundError):
+            cursor.after = max(cursor.after, now)
+            return []
+        out: list[float] = []
+        at = next_fire(cron, zone, cursor.after)
+        while at is not None and at <= now and len(out) < MAX_FIRES_PER_READ:
+            out.append(at)
+            cursor.after = at
+            at = next_fire(cron, zone, at)
+        if at is None or at > now:
+            cursor.after = max(cursor.after, now)
+        return out

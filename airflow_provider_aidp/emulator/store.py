@@ -17,6 +17,7 @@ from typing import Any
 from .clock import Clock
 from .errors import ApiError, bad_request, not_found
 from .records import TERMINAL, JobRecord, RunRecord, Scope, TaskRunRecord
+from .schedules import Scheduler
 from .scripting import ScriptBook, TaskScript
 from .simulation import Timings, advance
 from .validation import check_parameters
@@ -36,6 +37,7 @@ class Store:
         self.task_runs: dict[str, TaskRunRecord] = {}
         self._tokens: dict[tuple[Scope, str, str], tuple[str, float, int, Any]] = {}
         self._run_numbers: dict[str, int] = {}
+        self.scheduler = Scheduler()
 
     def _advance(self, run: RunRecord, now: float) -> None:
         if run.waiting and run.cancel_at is None and not self._admit(run, now):
@@ -100,6 +102,7 @@ class Store:
             self.task_runs.clear()
             self._tokens.clear()
             self._run_numbers.clear()
+            self.scheduler.clear()
 
     # --- retry tokens -------------------------------------------------------------------------
 
@@ -131,6 +134,7 @@ class Store:
             now = self.clock.now()
             job = JobRecord(str(uuid.uuid4()), scope, dict(body), now, now)
             self.jobs[job.key] = job
+            self.scheduler.reset(job.key, now)
             return job
 
     def get_job(self, scope: Scope, key: str) -> JobRecord:
@@ -144,12 +148,16 @@ class Store:
             job = self.get_job(scope, key)
             job.body = dict(body)
             job.updated = max(self.clock.now(), job.updated + 0.001)
+            self._fire_schedules(self.clock.now())  # fire times before the change, by the old schedule
+            self.scheduler.reset(job.key, self.clock.now())
             return job
 
     def delete_job(self, scope: Scope, key: str) -> None:
         with self.lock:
             self.get_job(scope, key)
+            self._fire_schedules(self.clock.now())
             del self.jobs[key]
+            self.scheduler.forget(key)
 
     def list_jobs(self, scope: Scope) -> list[JobRecord]:
         with self.lock:
@@ -162,12 +170,14 @@ class Store:
             run = self.runs.get(key)
             if run is None or run.scope != scope:
                 raise not_found(f"JobRun {key}")
+            self._fire_schedules(self.clock.now())
             self._advance(run, self.clock.now())
             return run
 
     def list_runs(self, scope: Scope) -> list[RunRecord]:
         with self.lock:
             now = self.clock.now()
+            self._fire_schedules(now)
             for run in [r for r in self.runs.values() if r.scope == scope]:
                 self._advance(run, now)  # may start child runs of JOB_TASKs
             return [r for r in self.runs.values() if r.scope == scope]
@@ -175,6 +185,7 @@ class Store:
     def all_runs(self) -> list[RunRecord]:
         with self.lock:
             now = self.clock.now()
+            self._fire_schedules(now)
             for run in list(self.runs.values()):
                 self._advance(run, now)
             return list(self.runs.values())
@@ -185,23 +196,38 @@ class Store:
         check_parameters(parameters, "parameters")
         with self.lock:
             job = self.get_job(scope, job_key)
-            now = self.clock.now()
-            limit = job.body.get("maxConcurrentRuns") or 1
-            active = [r for r in self.list_runs(scope) if r.job_key == job.key and not r.done]
-            run = self._new_run(scope, job, list(parameters or []), now)
-            if len(active) >= limit and (job.body.get("queue") or {}).get("isEnabled"):
-                run.waiting = True
-                run.status = "QUEUED"
-                run.state_message = f"Queued: {limit} run(s) of this job are active (maxConcurrentRuns)"
-            elif len(active) >= limit:
-                run.status, run.start, run.end = "SKIPPED", now, now
-                run.state_message = (
-                    f"Skipped: maxConcurrentRuns ({limit}) runs of this job are already active"
-                )
-                run.history.append(run.history_entry())
-                return run
-            self._new_task_runs(run, [t["taskKey"] for t in run.tasks])
+            self._fire_schedules(self.clock.now())
+            return self._start_run(job, list(parameters or []), self.clock.now())
+
+    def _fire_schedules(self, now: float) -> None:
+        """Start every run the jobs' schedules have made due by ``now``, each at its fire time."""
+        bodies = {key: job.body for key, job in self.jobs.items()}
+        for at, key in self.scheduler.due(bodies, now):
+            self._start_run(self.jobs[key], [], at, launched="SCHEDULED")
+
+    def _start_run(
+        self, job: JobRecord, parameters: list[dict[str, Any]], now: float, launched: str = "MANUAL"
+    ) -> RunRecord:
+        """A new run of ``job`` at ``now``; ``maxConcurrentRuns`` and the job's queue decide its fate."""
+        limit = job.body.get("maxConcurrentRuns") or 1
+        active = []
+        for other in [r for r in self.runs.values() if r.job_key == job.key]:
+            self._advance(other, now)
+            if not other.done:
+                active.append(other)
+        run = self._new_run(job.scope, job, parameters, now)
+        run.launched = launched
+        if len(active) >= limit and (job.body.get("queue") or {}).get("isEnabled"):
+            run.waiting = True
+            run.status = "QUEUED"
+            run.state_message = f"Queued: {limit} run(s) of this job are active (maxConcurrentRuns)"
+        elif len(active) >= limit:
+            run.status, run.start, run.end = "SKIPPED", now, now
+            run.state_message = f"Skipped: maxConcurrentRuns ({limit}) runs of this job are already active"
+            run.history.append(run.history_entry())
             return run
+        self._new_task_runs(run, [t["taskKey"] for t in run.tasks])
+        return run
 
     def _new_task_runs(self, run: RunRecord, keys: Iterable[str]) -> None:
         wanted = set(keys)
@@ -303,6 +329,7 @@ class Store:
             tr = self.task_runs.get(key)
             if tr is None or self.runs[tr.run_key].scope != scope:
                 raise not_found(f"TaskRun {key}")
+            self._fire_schedules(self.clock.now())
             self._advance(self.runs[tr.run_key], self.clock.now())
             return tr
 

@@ -728,6 +728,29 @@ class AIDPHook(BaseHook):
         resp = await self._acall("GET", "jobRuns", run_key)
         return parse_model(JobRun, resp.body, "GET", "/jobRuns/{key}", resp.request_id)
 
+    async def a_list_job_runs(
+        self, *, job_key: str | None = None, statuses: Sequence[str] | None = None
+    ) -> list[JobRunSummary]:
+        """Every page of ``GET /jobRuns`` (one list per call, however many runs; used by event triggers)."""
+        query: list[tuple[str, Any]] = [("jobKey", job_key)]
+        query += [("status", s) for s in statuses or ()]
+        items = await self._apaginate("jobRuns", query=query)
+        return [parse_model(JobRunSummary, item, "GET", "/jobRuns", None) for item in items]
+
+    async def a_find_jobs(self, name: str, path: str | None = None) -> list[JobSummary]:
+        """Async :meth:`find_jobs`: every job named exactly ``name`` (and in ``path``), every page."""
+        items = await self._apaginate("jobs", query=[("displayName", name), ("path", path)])
+        jobs = [parse_model(JobSummary, item, "GET", "/jobs", None) for item in items]
+        return [job for job in jobs if job.name == name and (path is None or job.path == path)]
+
+    async def a_run_url(self, run_key: str, job_key: str | None = None) -> str:
+        """Async :meth:`get_run_url` (reads the connection without blocking the triggerer's loop)."""
+        config = (await self._astate()).config
+        assert config is not None
+        return config.console_url(
+            workspace_key=self.workspace_key or config.workspace_key, run_key=run_key, job_key=job_key
+        )
+
     async def a_list_task_runs(self, run_key: str) -> list[TaskRun]:
         items = await self._apaginate("taskRuns", query=[("jobRunKey", run_key)])
         return [parse_model(TaskRun, item, "GET", "/taskRuns", None) for item in items]

@@ -128,6 +128,7 @@ class _AIDPRunWaitOperator(BaseOperator):
             raise AIDPConfigError("max_poll_errors must be >= 0.", field="max_poll_errors")
         self.max_poll_errors = max_poll_errors
         self._active_run_key: str | None = None
+        self._lineage: dict[str, Any] = {}  # run key + summary for OpenLineage (no XCom read needed)
 
     @cached_property
     def hook(self) -> AIDPHook:
@@ -140,6 +141,7 @@ class _AIDPRunWaitOperator(BaseOperator):
     def _publish(self, context: Context, run_key: str, job_key: str | None) -> str:
         """Push run_key / run_url / job_key and log the URL, before any waiting."""
         run_url = self.hook.get_run_url(run_key, job_key)
+        self._lineage["run_key"] = run_key
         ti = context["ti"]
         ti.xcom_push(key=RUN_KEY_XCOM_KEY, value=run_key)
         ti.xcom_push(key=RUN_URL_XCOM_KEY, value=run_url)
@@ -193,6 +195,7 @@ class _AIDPRunWaitOperator(BaseOperator):
 
     def _finish(self, context: Context, event: dict[str, Any], run_url: str | None) -> dict[str, Any]:
         def push(summary: dict[str, Any]) -> None:
+            self._lineage.update(run_key=summary.get("run_key"), summary=summary)
             context["ti"].xcom_push(key=RUN_SUMMARY_XCOM_KEY, value=summary)
 
         return report.finish(
@@ -208,9 +211,23 @@ class _AIDPRunWaitOperator(BaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
         """Resume after the trigger fired: same result and diagnostics as the sync path."""
         run_key = str(event.get("run_key"))
+        self._lineage["run_key"] = run_key
         run_url = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_URL_XCOM_KEY)
         self._finish(context, event, run_url)
         return run_key
+
+    # --- OpenLineage (called by the OpenLineage provider's listener; extra "openlineage") -------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Link the task's lineage run to the AIDP job run (see ``airflow_provider_aidp.openlineage``)."""
+        from airflow_provider_aidp.openlineage import operator_lineage
+
+        return operator_lineage(self, task_instance, failed=False)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        from airflow_provider_aidp.openlineage import operator_lineage
+
+        return operator_lineage(self, task_instance, failed=True)
 
     def on_kill(self) -> None:
         """The sync path was killed while waiting: cancel the run (if cancel_on_kill)."""

@@ -259,3 +259,29 @@ async def test_session_lease_closes_the_shared_session_when_the_last_user_leaves
     assert session.closed and state.session is None and state.leases == 0
     await hook.a_get_job_run("r1")  # the next user gets a fresh session
     assert state.session is not None and not state.session.closed
+
+
+async def test_async_run_listing_reads_every_page_with_filters_and_rejects_garbage(
+    monkeypatch: pytest.MonkeyPatch, server: Server
+) -> None:
+    """The event trigger's listing: one call, every page, jobKey + status filters; bad body = error."""
+    server.script = [
+        (200, {"items": [run_body("a", "SUCCESS")]}, {"opc-next-page": "p2"}),
+        (200, {"items": [run_body("b", "FAILED")]}),
+        (200, b"<html>maintenance</html>", {"content-type": "text/html"}),
+        (
+            200,
+            {"items": [{"key": "j1", "name": "etl", "path": "/Workspace/a"}, {"key": "j2", "name": "etl2"}]},
+        ),
+    ]
+    hook = make_hook(monkeypatch, host=server.url)
+    runs = await hook.a_list_job_runs(job_key="job 1", statuses=["SUCCESS", "FAILED"])
+    assert [(r.key, r.status) for r in runs] == [("a", "SUCCESS"), ("b", "FAILED")]
+    assert [s["path"].split("?")[1] for s in server.seen] == [
+        "jobKey=job%201&status=SUCCESS&status=FAILED&limit=100",
+        "jobKey=job%201&status=SUCCESS&status=FAILED&limit=100&page=p2",
+    ]
+    with pytest.raises(exc.AIDPResponseError):
+        await hook.a_list_job_runs(job_key="job 1")
+    jobs = await hook.a_find_jobs("etl", "/Workspace/a")
+    assert [j.key for j in jobs] == ["j1"]  # exact name and folder, checked locally

@@ -33,3 +33,26 @@ def test_hook_import_is_light() -> None:
 
 def test_the_probe_detects_a_heavy_import() -> None:
     assert loaded_after("import aiohttp")["aiohttp"] is True
+
+
+def test_operators_and_event_trigger_do_not_load_openlineage_or_heavy_modules() -> None:
+    """The OpenLineage code loads only when the listener calls the operator (even with the extra installed).
+
+    (``airflow.providers.openlineage`` itself is imported by Airflow's own operator machinery
+    whenever that provider is installed, with or without this package, so it is not checked.)
+    """
+    statement = (
+        "import airflow_provider_aidp.operators.aidp, airflow_provider_aidp.triggers.run_events\n"
+        "import airflow_provider_aidp.triggers.aidp"
+    )
+    code = (
+        f"import json, sys\n{statement}\n"
+        "mods = ['openlineage', 'airflow_provider_aidp.openlineage', 'oci', 'aiohttp',"
+        " 'airflow_provider_aidp.emulator']\n"
+        "print(json.dumps({m: m in sys.modules for m in mods}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not any(loaded.values()), loaded

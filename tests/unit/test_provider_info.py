@@ -52,7 +52,11 @@ def test_ui_field_behaviour_hides_and_relabels() -> None:
 @pytest.mark.parametrize("key", ["operators", "sensors", "triggers", "hooks"])
 def test_modules_are_listed_by_contract_name(key: str) -> None:
     (entry,) = get_provider_info()[key]
-    assert entry["python-modules"] == [f"airflow_provider_aidp.{key}.aidp"]
+    assert entry["python-modules"][0] == f"airflow_provider_aidp.{key}.aidp"
+    extra = {"triggers": ["airflow_provider_aidp.triggers.run_events"]}.get(key, [])
+    assert entry["python-modules"][1:] == extra
+    for module in entry["python-modules"]:
+        importlib.import_module(module)
 
 
 def test_extra_link_listed() -> None:

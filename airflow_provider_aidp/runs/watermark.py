@@ -1,0 +1,128 @@
+"""Which finished job runs an event trigger has not reported yet: a watermark, free of I/O.
+
+An event trigger lists a job's runs on every poll and must report each run that reached a
+wanted terminal status exactly once, whoever started it. The service's listing gives no cursor,
+so the trigger keeps a :class:`Watermark`:
+
+* ``end_ms``: the latest end time among the runs already handled (emitted or deliberately
+  passed over, e.g. a ``FAILED`` run when only ``SUCCESS`` is watched);
+* ``seen``: every run handled whose end time lies within ``lookback_ms`` of ``end_ms``, keyed by
+  ``run key @ end time``.
+
+A run is *new* when it is terminal, ends after ``end_ms - lookback_ms`` and its ``key@end`` is not
+in ``seen``. The lookback catches runs the service reports late (a run that ended before a run
+already handled but showed up terminal afterwards); the ``key@end`` identity lets a repaired run,
+which ends a second time, be reported again while a run listed twice (one page shifted under
+us, or two polls) is reported once.
+
+The watermark is plain JSON (:meth:`Watermark.to_json`) so the trigger can keep it in Airflow's
+asset state store and resume from it after a triggerer restart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_aidp.models.runs import TERMINAL_STATUSES, JobRunSummary
+
+#: Default lookback: a run reported terminal up to an hour after a later run ended is still caught.
+DEFAULT_LOOKBACK_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A terminal run as the watermark sees it: identity, end time and the listing's fields."""
+
+    key: str
+    status: str
+    end_ms: int
+    summary: JobRunSummary
+
+    @property
+    def identity(self) -> str:
+        return f"{self.key}@{self.end_ms}"
+
+
+@dataclass(frozen=True)
+class Watermark:
+    end_ms: int
+    seen: Mapping[str, int] = field(default_factory=dict)  # key@end -> end_ms
+
+    def to_json(self) -> dict[str, Any]:
+        return {"end_ms": self.end_ms, "seen": dict(self.seen)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Watermark | None:
+        """The stored watermark, or ``None`` when ``data`` is missing or not one (then re-baseline)."""
+        if not isinstance(data, dict) or not isinstance(data.get("end_ms"), int):
+            return None
+        seen = data.get("seen") or {}
+        if not isinstance(seen, dict):
+            return None
+        return cls(int(data["end_ms"]), {str(k): int(v) for k, v in seen.items() if isinstance(v, int)})
+
+
+def _iso_ms(value: Any) -> int | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return int(dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+def end_ms_of(run: JobRunSummary) -> int | None:
+    """The run's end time; failing that, another *stable* server time (never the local clock).
+
+    A terminal run without ``endTime`` would otherwise get a new identity on every poll and be
+    reported again once it left the lookback window.
+    """
+    extra = run.model_extra or {}
+    for value in (run.end_time, _iso_ms(extra.get("timeUpdated")), run.start_time):
+        if isinstance(value, int):
+            return value
+    return _iso_ms(extra.get("timeCreated"))
+
+
+def finished(runs: Iterable[JobRunSummary]) -> list[FinishedRun]:
+    """The terminal runs of a listing, one per key (a key listed twice counts once).
+
+    The status is checked here, not trusted to the server's ``status`` filter.
+    """
+    out: dict[str, FinishedRun] = {}
+    for run in runs:
+        end = end_ms_of(run)
+        if run.status in TERMINAL_STATUSES and end is not None:
+            out[run.key] = FinishedRun(run.key, str(run.status), end, run)
+    return list(out.values())
+
+
+def baseline(runs: Iterable[JobRunSummary], lookback_ms: int) -> Watermark:
+    """The first watermark: every run already finished counts as handled (history is not replayed)."""
+    return _advance(Watermark(0), finished(runs), lookback_ms)
+
+
+def select(
+    mark: Watermark, runs: Iterable[JobRunSummary], statuses: Iterable[str], lookback_ms: int
+) -> tuple[list[FinishedRun], Watermark]:
+    """The runs to report now (oldest end first) and the watermark once they are reported."""
+    floor = mark.end_ms - lookback_ms
+    fresh = [r for r in finished(runs) if r.end_ms > floor and r.identity not in mark.seen]
+    wanted = set(statuses)
+    emit = sorted((r for r in fresh if r.status in wanted), key=lambda r: (r.end_ms, r.key))
+    return emit, _advance(mark, fresh, lookback_ms)
+
+
+def record(mark: Watermark, run: FinishedRun, lookback_ms: int) -> Watermark:
+    """``mark`` with one more run handled (called after each event, so a failure mid-batch
+    never reports the same run twice in this process)."""
+    return _advance(mark, [run], lookback_ms)
+
+
+def _advance(mark: Watermark, runs: list[FinishedRun], lookback_ms: int) -> Watermark:
+    end = max([mark.end_ms, *(r.end_ms for r in runs)])
+    seen = {**mark.seen, **{r.identity: r.end_ms for r in runs}}
+    return Watermark(end, {k: v for k, v in seen.items() if v > end - lookback_ms})

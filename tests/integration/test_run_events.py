@@ -1,0 +1,209 @@
+"""AIDPJobRunEventTrigger against the emulator: runs nobody in Airflow started, restarts, request cost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from airflow_provider_aidp.emulator import AIDPEmulator
+from airflow_provider_aidp.exceptions import AIDPConfigError
+from airflow_provider_aidp.hooks.aidp import AIDPHook
+from airflow_provider_aidp.triggers.run_events import AIDPJobRunEventTrigger
+from tests.integration.aidp_run_support import TIME_SCALE, create_job, notebook_task
+
+FAST = {"poll_interval": 0.1, "commit_delay": 0.2}
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[AIDPEmulator]:
+    with AIDPEmulator(time_scale=TIME_SCALE) as server, pytest.MonkeyPatch.context() as mp:
+        creds = server.generate_api_key()
+        mp.setenv("AIRFLOW_CONN_AIDP_DEFAULT", server.connection_json(creds))
+        yield server
+
+
+class FakeAssetState:
+    """Stands in for Airflow 3.3's ``asset_state_store`` (one watched asset): survives the trigger."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.writes = 0
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        return json.loads(json.dumps(self.values.get(key, default)))
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.values[key] = json.loads(json.dumps(value))
+        self.writes += 1
+
+
+class Watcher:
+    """One running trigger instance; ``stop()`` cancels it like a triggerer shutdown does."""
+
+    def __init__(self, trigger: AIDPJobRunEventTrigger, state: FakeAssetState | None) -> None:
+        trigger.asset_state_store = state  # type: ignore[assignment]
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.trigger = trigger
+        self.task = asyncio.create_task(self._pump(trigger.run()))
+
+    async def _pump(self, stream: AsyncIterator[Any]) -> None:
+        async for event in stream:
+            await self.events.put(dict(event.payload))
+
+    async def next(self, timeout: float = 10.0) -> dict[str, Any]:
+        return await asyncio.wait_for(self.events.get(), timeout)
+
+    async def quiet(self, seconds: float = 0.6) -> list[dict[str, Any]]:
+        await asyncio.sleep(seconds)
+        out = []
+        while not self.events.empty():
+            out.append(self.events.get_nowait())
+        return out
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self.task
+
+
+async def settle(state: FakeAssetState, writes: int, timeout: float = 10.0) -> None:
+    """Wait until the trigger has saved its watermark ``writes`` times in all."""
+    for _ in range(int(timeout / 0.05)):
+        if state.writes >= writes:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"watermark saved {state.writes} times, wanted {writes}")
+
+
+def job(emu: AIDPEmulator, name: str, outcome: str = "SUCCESS") -> str:
+    if outcome != "SUCCESS":
+        emu.script_task(task_key=f"{name}_t", job_name=name, outcome=outcome)
+    return create_job(emu, name, [notebook_task(f"{name}_t")], max_concurrent_runs=5)
+
+
+def start(job_key: str, **params: str) -> str:
+    return AIDPHook().create_job_run(job_key, params or None).key
+
+
+async def test_reports_each_run_started_outside_airflow_once_with_what_downstream_needs(
+    emu: AIDPEmulator,
+) -> None:
+    key = job(emu, "events.basic")
+    old = start(key)
+    await asyncio.sleep(0.3)  # history: finished before the watcher starts, never reported
+    state = FakeAssetState()
+    watcher = Watcher(AIDPJobRunEventTrigger(job_names=["events.basic"], **FAST), state)
+    await settle(state, 1)
+    new = start(key, region="emea")
+    event = await watcher.next()
+    assert event["run_key"] == new != old
+    assert event["job_key"] == key and event["job_name"] == "events.basic"
+    assert event["status"] == "SUCCESS" and event["launched"] == "MANUAL"
+    assert event["parameters"] == {"region": "emea"}
+    assert event["console_url"].endswith(f"/_emulator/console/runs/{new}")
+    assert event["end_time"] >= event["start_time"]
+    assert await watcher.quiet() == []
+    await watcher.stop()
+
+
+async def test_only_chosen_statuses_and_one_listing_per_job_per_poll(emu: AIDPEmulator) -> None:
+    good, bad = job(emu, "events.good"), job(emu, "events.bad", outcome="FAILED")
+    state = FakeAssetState()
+    trigger = AIDPJobRunEventTrigger(job_keys=[good, bad], statuses=["FAILED"], **FAST)
+    watcher = Watcher(trigger, state)
+    await settle(state, 1)
+    emu.state.recorder.clear()
+    runs = [start(good), start(bad), start(good)]
+    event = await watcher.next()
+    assert (event["run_key"], event["status"]) == (runs[1], "FAILED")
+    assert await watcher.quiet() == []
+    await watcher.stop()
+    lists = [r for r in emu.requests if r.method == "GET" and r.path.endswith("/jobRuns")]
+    gets = [r for r in emu.requests if r.method == "GET" and "/jobRuns/" in r.path]
+    assert {r.query["jobKey"][0] for r in lists} == {good, bad}
+    assert all(r.query["status"] == ["FAILED"] for r in lists)
+    assert [g.path.rsplit("/", 1)[1] for g in gets] == [runs[1]]  # parameters of the reported run only
+
+
+async def test_restart_reports_runs_that_ended_while_down_and_nothing_twice(emu: AIDPEmulator) -> None:
+    key = job(emu, "events.restart")
+    state = FakeAssetState()
+    first = Watcher(AIDPJobRunEventTrigger(job_keys=[key], **FAST), state)
+    await settle(state, 1)
+    before = start(key)
+    assert (await first.next())["run_key"] == before
+    await settle(state, 2)  # the watermark covering `before` is committed
+    await first.stop()
+    down = [start(key), start(key)]
+    await asyncio.sleep(0.4)  # both end while no trigger runs
+    second = Watcher(AIDPJobRunEventTrigger(job_keys=[key], **FAST), state)
+    got = [(await second.next())["run_key"], (await second.next())["run_key"]]
+    assert sorted(got) == sorted(down)
+    assert await second.quiet() == []
+    await second.stop()
+
+
+async def test_a_failed_read_while_reporting_neither_loses_nor_repeats_the_run(emu: AIDPEmulator) -> None:
+    key = job(emu, "events.flaky")
+    state = FakeAssetState()
+    watcher = Watcher(AIDPJobRunEventTrigger(job_keys=[key], **FAST), state)
+    await settle(state, 1)
+    emu.inject_fault("status", path="*/jobRuns/*", method="GET", status=400, times=1)
+    run = start(key)
+    assert (await watcher.next())["run_key"] == run  # reported on the poll after the failed read
+    assert await watcher.quiet() == []
+    await watcher.stop()
+    assert emu.state.faults.all()[0].fired == 1
+
+
+async def test_restart_inside_the_commit_delay_reports_the_last_event_again(emu: AIDPEmulator) -> None:
+    """The documented at-least-once window: stopped before its watermark was saved."""
+    key = job(emu, "events.window")
+    state = FakeAssetState()
+    slow = {"poll_interval": 0.1, "commit_delay": 30.0}
+    first = Watcher(AIDPJobRunEventTrigger(job_keys=[key], **slow), state)
+    await settle(state, 1)
+    run = start(key)
+    assert (await first.next())["run_key"] == run
+    await first.stop()
+    assert state.writes == 1
+    second = Watcher(AIDPJobRunEventTrigger(job_keys=[key], **slow), state)
+    assert (await second.next())["run_key"] == run
+    await second.stop()
+
+
+async def test_without_a_state_store_a_restart_rebaselines(emu: AIDPEmulator) -> None:
+    """Airflow < 3.3 (no asset state store): runs that ended while down are not reported."""
+    key = job(emu, "events.memory")
+    first = Watcher(AIDPJobRunEventTrigger(job_keys=[key], **FAST), None)
+    await asyncio.sleep(0.3)
+    await first.stop()
+    start(key)
+    await asyncio.sleep(0.3)
+    second = Watcher(AIDPJobRunEventTrigger(job_keys=[key], **FAST), None)
+    assert await second.quiet(0.8) == []
+    live = start(key)
+    assert (await second.next())["run_key"] == live
+    await second.stop()
+
+
+def test_kwargs_are_stable_json_and_bad_input_names_the_field() -> None:
+    trigger = AIDPJobRunEventTrigger(job_names=["a"], folder="/Workspace/x", statuses=["FAILED", "SUCCESS"])
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_provider_aidp.triggers.run_events.AIDPJobRunEventTrigger"
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    again = AIDPJobRunEventTrigger(**kwargs)
+    assert again.serialize() == (path, kwargs) and again.state_key == trigger.state_key
+    for bad, field in (
+        ({}, "job_keys"),
+        ({"job_keys": ["k"], "statuses": ["RUNNING"]}, "statuses"),
+        ({"job_keys": [""]}, "job_keys"),
+        ({"job_keys": ["k"], "poll_interval": -1}, "poll_interval"),
+    ):
+        with pytest.raises(AIDPConfigError) as err:
+            AIDPJobRunEventTrigger(**bad)
+        assert err.value.field == field
