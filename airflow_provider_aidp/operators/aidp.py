@@ -179,7 +179,7 @@ class _AIDPRunWaitOperator(BaseOperator):
             deadline=deadline,
             max_poll_errors=self.max_poll_errors,
             cancel_on_timeout=self.cancel_on_kill,
-            on_status=lambda status: self.log.info("AIDP job run %s is %s", run_key, status),
+            log=self.log,
         )
         self._active_run_key = None
         return self._finish(context, event, run_url)
@@ -519,7 +519,12 @@ class AIDPCancelJobRunOperator(BaseOperator):
     def _wait_terminal(self, run_key: str) -> None:
         deadline = None if self.timeout is None else time.time() + self.timeout
         event = polling.wait_for_run(
-            self.hook, run_key, poll_interval=self.poll_interval, deadline=deadline, cancel_on_timeout=False
+            self.hook,
+            run_key,
+            poll_interval=self.poll_interval,
+            deadline=deadline,
+            cancel_on_timeout=False,
+            log=self.log,
         )
         if event["event"] != "terminal":
             raise AIDPError(event.get("message") or f"Waiting for AIDP job run {run_key} failed: {event}")

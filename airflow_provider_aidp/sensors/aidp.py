@@ -17,9 +17,9 @@ from airflow.sdk.bases.sensor import BaseSensorOperator
 
 from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPError
 from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
-from airflow_provider_aidp.models.runs import is_terminal
-from airflow_provider_aidp.runs import outcome, polling, report
+from airflow_provider_aidp.runs import report
 from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS
+from airflow_provider_aidp.runs.waiter import DEFAULT_MAX_POLL_ERRORS, Done, Waiter, is_transient_error
 from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class AIDPJobRunSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         fetch_output: str = "on_failure",
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
-        max_poll_errors: int = polling.DEFAULT_MAX_POLL_ERRORS,
+        max_poll_errors: int = DEFAULT_MAX_POLL_ERRORS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -104,15 +104,19 @@ class AIDPJobRunSensor(BaseSensorOperator):
         try:
             run = self.hook.get_job_run(self.run_key)
         except AIDPError as exc:
-            if not polling.is_transient_error(exc):
+            if not is_transient_error(exc):
                 raise
             self.log.warning("Polling AIDP job run %s failed (%s); will poke again.", self.run_key, exc)
             return False
         self._push_url(context, run.job_key)
-        self.log.info("AIDP job run %s is %s", run.key, run.status)
-        if not is_terminal(run.status):
+        # One observation of the shared wait core: it logs the status and decides "terminal".
+        waiter = Waiter(
+            self.run_key, poll_interval=float(self.poke_interval), deadline=None, now=0.0, log=self.log
+        )
+        action = waiter.observed(run, now=0.0)
+        if not isinstance(action, Done):
             return False
-        self._finish(context, outcome.terminal(run.key, run.status, run.to_api()))
+        self._finish(context, action.event)
         return True
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
