@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from airflow_provider_aidp.exceptions import AIDPConfigError
+from airflow_provider_aidp.models.runs import param_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -232,9 +233,7 @@ class AIDPConnectionConfig:
         )
         items = [(k, v) for k, v in (query or ()) if v is not None]
         if items:
-            url += "?" + urlencode(
-                [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in items], quote_via=quote
-            )
+            url += "?" + urlencode([(k, param_text(v)) for k, v in items], quote_via=quote)
         return url
 
     def console_url(self, *, workspace_key: str | None, run_key: str, job_key: str | None) -> str:

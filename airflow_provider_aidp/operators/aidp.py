@@ -12,7 +12,7 @@ reattaches to the run a previous try started instead of starting a second one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_aidp.exceptions import AIDPApiError, AIDPConfigError, AIDPConflictError, AIDPError
 from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
-from airflow_provider_aidp.models.runs import SUCCESS, is_active, is_terminal
+from airflow_provider_aidp.models.runs import SUCCESS, is_active, is_terminal, string_parameters
 from airflow_provider_aidp.operators.job_definition import AIDPCreateJobOperator, AIDPDeleteJobOperator
 from airflow_provider_aidp.runs import polling, report
 from airflow_provider_aidp.runs.identity import TaskIdentity
@@ -66,26 +66,6 @@ def _seconds(value: float | timedelta | None, field: str) -> float | None:
             f"{field} must be a positive number of seconds (or a timedelta); got {value!r}."
         )
     return seconds
-
-
-def _string_parameters(parameters: Any, field: str = "parameters") -> dict[str, str] | None:
-    """Job-run parameters are strings in the API; scalars are converted, containers refused."""
-    if parameters is None:
-        return None
-    if not isinstance(parameters, dict):
-        raise AIDPConfigError(
-            f"{field} must be a dict of name -> value; got {type(parameters).__name__}.", field=field
-        )
-    result = {}
-    for name, value in parameters.items():
-        if isinstance(value, dict | list | tuple | set) or value is None:
-            raise AIDPConfigError(
-                f"{field}[{name!r}] must be a string or number (AIDP parameters are strings); "
-                f"got {type(value).__name__}. Serialize it yourself, e.g. with json.dumps.",
-                field=field,
-            )
-        result[str(name)] = str(value).lower() if isinstance(value, bool) else str(value)
-    return result
 
 
 class _AIDPRunWaitOperator(BaseOperator):
@@ -297,7 +277,7 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
         self.repair_on_retry = repair_on_retry
 
     def execute(self, context: Context) -> str:
-        parameters = _string_parameters(self.parameters)
+        parameters = string_parameters(self.parameters)
         job_key = self._resolve_job_key()
         identity = TaskIdentity.from_context(context)
         store = context.get("task_state_store")
@@ -345,11 +325,7 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
                 return run
             return self._after_failed(run, job_key, parameters, identity)
         token = identity.retry_token()
-        run = idempotent_post(
-            lambda: self.hook.create_job_run(job_key, parameters, retry_token=token),
-            "POST /jobRuns",
-            self.log,
-        )
+        run = self.hook.create_job_run(job_key, parameters, retry_token=token)
         # A retry whose previous try crashed before storing the key: the token gave us that try's
         # run back. Walk the chain of deliberate resubmissions to the newest one.
         hops = 0
@@ -388,48 +364,20 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
                 self.log.info("repair_on_retry: repairing tasks %s of AIDP job run %s", tasks, run.key)
                 token = identity.retry_token("repair", f"{run.key}#{run.repair_key or 0}")
                 body = repair_tasks_body(tasks, include_downstream=True)
-                return idempotent_post(
-                    lambda: self.hook.repair_job_run(run.key, body, retry_token=token), "repair", self.log
-                )
+                return self.hook.repair_job_run(run.key, body, retry_token=token)
             self.log.info(
                 "repair_on_retry: run %s has no failed tasks to repair; starting a new run", run.key
             )
         self.log.info("Previous AIDP job run %s ended %s; starting a new run", run.key, run.status)
         token = identity.retry_token("run", previous_run_key=run.key)
         try:
-            return idempotent_post(
-                lambda: self.hook.create_job_run(job_key, parameters, retry_token=token),
-                "POST /jobRuns",
-                self.log,
-            )
+            return self.hook.create_job_run(job_key, parameters, retry_token=token)
         except AIDPConflictError as exc:
             raise AIDPConfigError(
                 f"AIDP refused the resubmission token for run {run.key}: {exc}. The job-run parameters "
                 "differ between tries; make them deterministic for the task instance.",
                 field="parameters",
             ) from exc
-
-
-#: Resends of a token-protected POST whose answer was lost or garbled (after the hook's own retries).
-SUBMIT_ATTEMPTS = 3
-
-
-def idempotent_post(call: Callable[[], JobRun], what: str, log: Any) -> JobRun:
-    """Repeat a POST that carries a deterministic ``opc-retry-token`` after a transient failure.
-
-    Safe because the service answers a repeated token with the original result: a run created by
-    an attempt whose answer was truncated or lost is returned, not created twice. The hook does
-    not retry a garbled 2xx itself (it cannot know the request was idempotent).
-    """
-    for attempt in range(1, SUBMIT_ATTEMPTS + 1):
-        try:
-            return call()
-        except AIDPError as exc:
-            if attempt == SUBMIT_ATTEMPTS or not polling.is_transient_error(exc):
-                raise
-            log.warning("%s failed (%s); resending with the same opc-retry-token", what, exc)
-            time.sleep(min(2.0 ** (attempt - 1), 4.0))
-    raise AssertionError("unreachable")
 
 
 def repair_tasks_body(
@@ -565,7 +513,7 @@ class AIDPRepairJobRunOperator(_AIDPRunWaitOperator):
         self.parameters = parameters
 
     def execute(self, context: Context) -> str:
-        parameters = _string_parameters(self.parameters)
+        parameters = string_parameters(self.parameters)
         run = self.hook.get_job_run(self.run_key)
         if not is_terminal(run.status):
             raise AIDPConfigError(
@@ -583,11 +531,7 @@ class AIDPRepairJobRunOperator(_AIDPRunWaitOperator):
         body = repair_tasks_body(
             tasks, include_downstream=self.include_downstream, include_upstream=self.include_upstream
         )
-        repaired = idempotent_post(
-            lambda: self.hook.repair_job_run(run.key, body, parameters=parameters, retry_token=token),
-            "repair",
-            self.log,
-        )
+        repaired = self.hook.repair_job_run(run.key, body, parameters=parameters, retry_token=token)
         self.log.info("Repairing tasks %s of AIDP job run %s", tasks, repaired.key)
         run_url = self._publish(context, repaired.key, repaired.job_key or run.job_key)
         if self.wait_for_completion:

@@ -29,7 +29,9 @@ def test_settle_first_then_poll_until_terminal() -> None:
     nxt = w.observed(run("RUNNING"), 1000.0)
     assert isinstance(nxt, Sleep) and 0 < nxt.seconds <= 1.0
     done = w.observed(run("FAILED"), 1001.0)
-    assert isinstance(done, Done) and done.event["event"] == "terminal" and done.event["run"]["jobKey"] == "j1"
+    assert (
+        isinstance(done, Done) and done.event["event"] == "terminal" and done.event["run"]["jobKey"] == "j1"
+    )
 
 
 def test_deadline_cancels_only_when_asked_and_reports_the_cancel() -> None:
