@@ -24,6 +24,9 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "example_dags"))
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME}/airflow.db")
+# The OpenLineage provider (test extra) would emit console events for every dag.test(); the lineage
+# tests turn it on for themselves.
+os.environ.setdefault("AIRFLOW__OPENLINEAGE__DISABLED", "true")
 
 
 @pytest.fixture(scope="session")
