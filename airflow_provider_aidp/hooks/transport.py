@@ -173,8 +173,10 @@ def send_sync(session: requests.Session, signer: Any, plan: RequestPlan, timeout
     """Sign and send one attempt with ``requests``; the exception name when no answer arrived."""
     import requests
 
-    headers = auth.sign_request(signer, plan.method, plan.url, plan.headers, plan.body)
-    prepared = requests.Request(plan.method, plan.url, headers=headers, data=plan.body).prepare()
+    prepared = requests.Request(plan.method, plan.url, headers=plan.headers, data=plan.body).prepare()
+    # Signed over the URL requests will send (its re-quoting may differ from ours, e.g. %2E -> .).
+    url = str(prepared.url)
+    prepared.headers.update(auth.sign_request(signer, plan.method, url, plan.headers, plan.body))
     # session.send() skips the environment (proxies, REQUESTS_CA_BUNDLE); merge it explicitly.
     env = session.merge_environment_settings(plan.url, {}, None, None, None)
     try:
