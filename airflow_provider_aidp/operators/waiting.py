@@ -17,7 +17,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPError
 from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
-from airflow_provider_aidp.runs import polling, report
+from airflow_provider_aidp.runs import finish, polling, report
 from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS
 from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
 
@@ -157,7 +157,7 @@ class _AIDPRunWaitOperator(BaseOperator):
             self._lineage.update(run_key=summary.get("run_key"), summary=summary)
             context["ti"].xcom_push(key=RUN_SUMMARY_XCOM_KEY, value=summary)
 
-        return report.finish(
+        return finish.finish(
             self.hook,
             event,
             run_url=run_url,

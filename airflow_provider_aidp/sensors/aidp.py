@@ -1,6 +1,6 @@
 """AIDPJobRunSensor: wait for an AIDP job run someone else started (e.g. a run key from XCom).
 
-Same failure semantics and diagnostics as the run operator (``runs.report.finish``). The sensor
+Same failure semantics and diagnostics as the run operator (``runs.finish.finish``). The sensor
 does not own the run, so it never cancels it: not on timeout, not on kill.
 """
 
@@ -17,7 +17,7 @@ from airflow.sdk.bases.sensor import BaseSensorOperator
 
 from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPError
 from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
-from airflow_provider_aidp.runs import report
+from airflow_provider_aidp.runs import finish, report
 from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS
 from airflow_provider_aidp.runs.waiter import DEFAULT_MAX_POLL_ERRORS, Done, Waiter, is_transient_error
 from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
@@ -148,7 +148,7 @@ class AIDPJobRunSensor(BaseSensorOperator):
             run_url = self._push_url(context, job_key)
         else:  # no run in a timeout / polling-error event: keep the link published before deferring
             run_url = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_URL_XCOM_KEY)
-        return report.finish(
+        return finish.finish(
             self.hook,
             event,
             run_url=run_url or self.hook.get_run_url(self.run_key),
