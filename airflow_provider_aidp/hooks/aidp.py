@@ -23,9 +23,10 @@ import contextlib
 import itertools
 import time
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseHook
+from pydantic import BaseModel
 
 from airflow_provider_aidp.exceptions import (
     AIDPAuthError,
@@ -65,6 +66,8 @@ from airflow_provider_aidp.models.runs import (
     TaskRunOutput,
     string_parameters,
 )
+
+_M = TypeVar("_M", bound=BaseModel)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -167,6 +170,11 @@ class AIDPHook(BaseHook):
             self._sleep(step)
         raise AssertionError("unreachable")
 
+    def _model(self, cls: type[_M], method: str, *segments: str, **request: Any) -> _M:
+        """:meth:`_call`, its JSON read as ``cls`` (a mismatch is an ``AIDPResponseError``)."""
+        resp = self._call(method, *segments, **request)
+        return parse_model(cls, resp.body, method, "/" + "/".join(segments), resp.request_id)
+
     def _paginate(
         self,
         *segments: str,
@@ -264,14 +272,14 @@ class AIDPHook(BaseHook):
         params = self._parameters(parameters)
         if params is not None:
             payload["parameters"] = params
-        resp = self._call("POST", "jobRuns", payload=payload, retry_token=retry_token or new_retry_token())
-        return parse_model(JobRun, resp.body, "POST", "/jobRuns", resp.request_id)
+        return self._model(
+            JobRun, "POST", "jobRuns", payload=payload, retry_token=retry_token or new_retry_token()
+        )
 
     def get_job_run(self, run_key: str, *, include_task_runs: bool = False) -> JobRun:
         """``GET /jobRuns/{key}``; ``include_task_runs`` adds ``taskRunSummaryMap`` (latest attempts)."""
         query = [("shouldIncludeTaskRunSummaries", True)] if include_task_runs else None
-        resp = self._call("GET", "jobRuns", run_key, query=query)
-        return parse_model(JobRun, resp.body, "GET", "/jobRuns/{key}", resp.request_id)
+        return self._model(JobRun, "GET", "jobRuns", run_key, query=query)
 
     def list_job_runs(
         self, *, job_key: str | None = None, statuses: list[str] | None = None, limit: int | None = None
@@ -287,24 +295,13 @@ class AIDPHook(BaseHook):
 
     def get_task_run(self, task_run_key: str) -> TaskRun:
         """``GET /taskRuns/{key}`` (carries the ``outputKey`` a listing may omit)."""
-        resp = self._call("GET", "taskRuns", task_run_key)
-        return parse_model(TaskRun, resp.body, "GET", "/taskRuns/{key}", resp.request_id)
+        return self._model(TaskRun, "GET", "taskRuns", task_run_key)
 
     def fetch_task_run_output(self, task_run_key: str, output_key: str | None = None) -> TaskRunOutput:
         """``POST /taskRuns/{key}/actions/fetchOutput`` (token-protected): the task run's output."""
         payload = {"outputKey": output_key} if output_key else None  # no body rather than "{}"
-        resp = self._call(
-            "POST",
-            "taskRuns",
-            task_run_key,
-            "actions",
-            "fetchOutput",
-            payload=payload,
-            retry_token=new_retry_token(),
-        )
-        return parse_model(
-            TaskRunOutput, resp.body, "POST", "/taskRuns/{key}/actions/fetchOutput", resp.request_id
-        )
+        segments = ("taskRuns", task_run_key, "actions", "fetchOutput")
+        return self._model(TaskRunOutput, "POST", *segments, payload=payload, retry_token=new_retry_token())
 
     def export_task_run_output(
         self, task_run_key: str, output_key: str, fmt: str = "HTML"
@@ -312,36 +309,19 @@ class AIDPHook(BaseHook):
         """``POST .../outputs/{output_key}/actions/export``: the output as HTML or IPYNB (not resent)."""
         if fmt not in ("HTML", "IPYNB"):
             raise AIDPConfigError(f"fmt must be 'HTML' or 'IPYNB', got {fmt!r}.", field="fmt")
-        resp = self._call(
-            "POST",
-            "taskRuns",
-            task_run_key,
-            "outputs",
-            output_key,
-            "actions",
-            "export",
-            payload={"format": fmt},
-        )
-        return parse_model(
-            ExportedTaskRunOutputContents, resp.body, "POST", "/taskRuns/.../export", resp.request_id
-        )
+        segments = ("taskRuns", task_run_key, "outputs", output_key, "actions", "export")
+        return self._model(ExportedTaskRunOutputContents, "POST", *segments, payload={"format": fmt})
 
     def cancel_job_run(self, run_key: str) -> JobRun:
         """``POST /jobRuns/{key}/actions/cancel`` (token-protected): the run as the service answers."""
-        resp = self._call("POST", "jobRuns", run_key, "actions", "cancel", retry_token=new_retry_token())
-        return parse_model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/cancel", resp.request_id)
+        return self._model(
+            JobRun, "POST", "jobRuns", run_key, "actions", "cancel", retry_token=new_retry_token()
+        )
 
     def cancel_job_runs(self, job_key: str) -> None:
         """``POST /jobs/{key}/actions/cancelJobRuns`` (token-protected): cancel every active run of a job."""
-        self._call(
-            "POST",
-            "jobs",
-            job_key,
-            "actions",
-            "cancelJobRuns",
-            retry_token=new_retry_token(),
-            expect_json=False,
-        )
+        segments = ("jobs", job_key, "actions", "cancelJobRuns")
+        self._call("POST", *segments, retry_token=new_retry_token(), expect_json=False)
 
     def repair_job_run(
         self,
@@ -359,16 +339,10 @@ class AIDPHook(BaseHook):
         params = self._parameters(parameters)
         if params is not None:
             payload["parameters"] = params
-        resp = self._call(
-            "POST",
-            "jobRuns",
-            run_key,
-            "actions",
-            "repair",
-            payload=payload,
-            retry_token=retry_token or new_retry_token(),
+        token = retry_token or new_retry_token()
+        return self._model(
+            JobRun, "POST", "jobRuns", run_key, "actions", "repair", payload=payload, retry_token=token
         )
-        return parse_model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/repair", resp.request_id)
 
     def get_run_url(self, run_key: str, job_key: str | None = None) -> str:
         """The run's console URL from the connection's ``console_url_template`` (no request)."""
@@ -434,7 +408,7 @@ class AIDPHook(BaseHook):
     async def a_get_job_run(self, run_key: str) -> JobRun:
         """Async :meth:`get_job_run` (the trigger's poll)."""
         resp = await self._acall("GET", "jobRuns", run_key)
-        return parse_model(JobRun, resp.body, "GET", "/jobRuns/{key}", resp.request_id)
+        return parse_model(JobRun, resp.body, "GET", f"/jobRuns/{run_key}", resp.request_id)
 
     async def a_list_job_runs(
         self, *, job_key: str | None = None, statuses: Sequence[str] | None = None
@@ -464,7 +438,7 @@ class AIDPHook(BaseHook):
         resp = await self._acall(
             "POST", "jobRuns", run_key, "actions", "cancel", retry_token=new_retry_token()
         )
-        return parse_model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/cancel", resp.request_id)
+        return parse_model(JobRun, resp.body, "POST", f"/jobRuns/{run_key}/actions/cancel", resp.request_id)
 
 
 def _run_filters(job_key: str | None, statuses: Sequence[str] | None) -> list[tuple[str, Any]]:

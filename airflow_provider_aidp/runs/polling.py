@@ -14,7 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aidp.models.runs import JobRun
-from airflow_provider_aidp.runs.waiter import (  # re-exported: the names callers and tests know
+
+# ErrorBudget, PollSchedule, is_transient_error, describe: re-exported (the names callers and tests know).
+from airflow_provider_aidp.runs.waiter import (  # noqa: F401
     DEFAULT_MAX_POLL_ERRORS,
     Action,
     Done,
@@ -29,17 +31,6 @@ from airflow_provider_aidp.runs.waiter import (  # re-exported: the names caller
 
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
-
-__all__ = [
-    "DEFAULT_MAX_POLL_ERRORS",
-    "ErrorBudget",
-    "PollSchedule",
-    "adrive",
-    "describe",
-    "drive",
-    "is_transient_error",
-    "wait_for_run",
-]
 
 
 def drive(
