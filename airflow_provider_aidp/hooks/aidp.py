@@ -37,7 +37,7 @@ from airflow_provider_aidp.exceptions import (
 )
 from airflow_provider_aidp.hooks import auth
 from airflow_provider_aidp.hooks.connection import DEFAULT_CONN_ID, AIDPConnectionConfig
-from airflow_provider_aidp.hooks.responses import ApiResponse, header, parse_items, parse_model
+from airflow_provider_aidp.hooks.responses import ApiResponse, JobDefinition, header, parse_items, parse_model
 from airflow_provider_aidp.hooks.retry import RetryPolicy, new_retry_token
 
 # The shared async state under its historical names (tests reach it through this module).
@@ -231,10 +231,10 @@ class AIDPHook(BaseHook):
             )
         return jobs[0] if jobs else None
 
-    def get_job(self, job_key: str) -> tuple[dict[str, Any], str | None]:
+    def get_job(self, job_key: str) -> JobDefinition:
         """``GET /jobs/{key}``: the job definition's JSON and its ``etag`` (for ``update_job``'s if-match)."""
         resp = self._call("GET", "jobs", job_key)
-        return resp.body, header(resp.headers, "etag")
+        return JobDefinition(resp.body, header(resp.headers, "etag"))
 
     def create_job(self, body: dict[str, Any], *, retry_token: str | None = None) -> dict[str, Any]:
         """``POST /jobs`` with an ``opc-retry-token`` (resent safely): the created job's JSON."""
