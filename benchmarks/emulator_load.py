@@ -50,7 +50,7 @@ class SignedGet:
     """Signs ``GET path`` the way oci.signer.Signer does (date, (request-target), host)."""
 
     def __init__(self, extra: dict[str, Any], host: str) -> None:
-        pem = Path(extra["private_key_file"]).read_bytes()
+        pem = Path(extra["key_file"]).read_bytes()
         self.key = serialization.load_pem_private_key(pem, None)
         self.key_id = f"{extra['tenancy']}/{extra['user']}/{extra['fingerprint']}"
         self.host = host
@@ -71,7 +71,7 @@ def setup_runs(url: str, conn: dict[str, Any], n: int, base: str) -> list[str]:
 
     extra = conn["extra"]
     session = requests.Session()
-    session.auth = Signer(extra["tenancy"], extra["user"], extra["fingerprint"], extra["private_key_file"])
+    session.auth = Signer(extra["tenancy"], extra["user"], extra["fingerprint"], extra["key_file"])
     requests.post(f"{url}/_emulator/scripts", json={"task_key": "work", "duration": 3600}, timeout=10)
     job = session.post(
         f"{base}/jobs", json={"name": "load.job", "maxConcurrentRuns": 1000}, timeout=10

@@ -38,7 +38,7 @@ METHOD = """\
 | crashes | the task runs in a forked worker process; an emulator `delay` holds it at the step; SIGKILL as soon as the emulator has the request; the retry runs like the scheduler's (same DAG run, so `task_state_store` survives, next try) | runs created, POSTs and their `opc-retry-token`s, retry state |
 | listing truth | 250 jobs of one name over 3 pages of 100; faults on one page | items returned / error raised, pages read |
 | bad input | invalid connection fields, hostile keys, invalid job specs (hypothesis) through the hook / `upsert_job` / a DAG task, HTTP sends refused by a guard | error and the field it names, requests the emulator received |
-| secrets | encrypted PEM with a distinctive pass phrase, a session token; runs through `dag.test()` with the whole fd 1/2 output kept (task log + inline trigger log) | hits in task/trigger log, XCom, `AIRFLOW_HOME/logs`, a SQLite dump of the metadata DB |
+| secrets | encrypted PEM with a distinctive passphrase, a session token; runs through `dag.test()` with the whole fd 1/2 output kept (task log + inline trigger log); a connection holding the key and passphrase stored through Airflow's own REST API app (create, get, list, patch, test, form metadata); the UI is searched by the browser test (`tests/e2e/test_connection_form.py`: rendered page, every connection answer the browser received, the api-server log) | hits in task/trigger log, XCom, `AIRFLOW_HOME/logs`, a SQLite dump of the metadata DB, every REST API answer |
 
 The real triggerer process (scheduler + triggerer + api-server + dag-processor) is exercised by
 `tests/e2e/` (triggerer restart included); here the trigger is killed in its own process and

@@ -38,7 +38,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="write a generated private key here (mode 600); the connection names the file",
     )
     p.add_argument("--pass-phrase", default=None, help="encrypt the generated key with this pass phrase")
-    p.add_argument("--workspace-key", default="emulator_ws")
+    p.add_argument("--workspace-key", default="emulator_ws", help="workspace of the printed connection")
+    p.add_argument(
+        "--host-workspace",
+        action="append",
+        default=[],
+        metavar="INSTANCE_OCID/WORKSPACE_KEY",
+        help="also host this workspace (repeatable); others answer 404 like a real tenancy",
+    )
+    p.add_argument(
+        "--accept-any-workspace",
+        action="store_true",
+        help="answer for any instance OCID and workspace key (no 404 for unknown ones)",
+    )
     p.add_argument(
         "--scenario",
         type=Path,
@@ -79,7 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         accept_any_signature=args.accept_any_signature,
         time_scale=args.time_scale,
         timings=timings,
+        accept_any_workspace=args.accept_any_workspace,
     )
+    for spec in args.host_workspace:
+        instance, sep, workspace = spec.rpartition("/")
+        if not sep or not instance or not workspace:
+            raise SystemExit(f"--host-workspace wants INSTANCE_OCID/WORKSPACE_KEY, got {spec!r}")
+        emu.host_workspace(instance, workspace)
     if args.scenario:
         load_scenario(emu, args.scenario)
     if args.reading:
@@ -97,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "private_key_file": key_file,
     }
     print(f"AIDP emulator listening on {emu.url}")
-    print(f"Control API: {emu.url}/_emulator/  (health, scripts, faults, requests, clock, runs)")
+    print(f"Control API: {emu.url}/_emulator/  (health, scripts, faults, requests, clock, runs, tenancy)")
     print("Connection JSON (AIRFLOW_CONN_AIDP_DEFAULT):")
     print(emu.connection_json(creds, **extra_kwargs))
     print("Connection URI:")

@@ -176,6 +176,7 @@ def _parse(state: EmulatorState, request: web.Request, body: bytes) -> api.Call:
                 "The required information to complete authentication was not provided or was incorrect: "
                 + problem
             )
+    state.tenancy.check(raw[3], raw[5])
     return api.Call(
         state=state,
         api_version=raw[1],

@@ -90,6 +90,11 @@ class EmulatorClient:
     def runs(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/runs"))
 
+    def host_workspace(self, ai_data_platform_id: str, *workspace_keys: str, **flags: bool) -> dict[str, Any]:
+        """Host an instance and workspaces; ``accept_any=`` / ``detailed=`` set the 404 behaviour."""
+        body = {"ai_data_platform_id": ai_data_platform_id, "workspace_keys": list(workspace_keys), **flags}
+        return self._call("POST", "/tenancy", body)  # type: ignore[no-any-return]
+
     def generate_api_key(self, pass_phrase: str | None = None) -> ApiKeyCredentials:
         data = self._call("POST", "/keys", {"pass_phrase": pass_phrase})
         return ApiKeyCredentials(

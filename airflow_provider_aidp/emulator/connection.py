@@ -7,9 +7,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from .credentials import ApiKeyCredentials
+from .tenancy import DEFAULT_PLATFORM_ID, DEFAULT_WORKSPACE
 
-DEFAULT_PLATFORM_ID = "ocid1.aidataplatform.oc1.iad.emulator"
-DEFAULT_WORKSPACE = "emulator_ws"
 DEFAULT_REGION = "us-ashburn-1"
 CONSOLE_TEMPLATE = "{endpoint}/_emulator/console/jobs/{job_key}/runs/{run_key}"
 
@@ -36,11 +35,11 @@ def connection_extra(
     if creds is not None:
         extra.update(tenancy=creds.tenancy, user=creds.user, fingerprint=creds.fingerprint)
         if private_key_file:
-            extra["private_key_file"] = private_key_file
+            extra["key_file"] = private_key_file
         else:
             extra["private_key"] = creds.private_key_pem
         if creds.pass_phrase:
-            extra["pass_phrase"] = creds.pass_phrase
+            extra["passphrase"] = creds.pass_phrase
     return extra
 
 

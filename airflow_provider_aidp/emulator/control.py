@@ -62,6 +62,8 @@ def add_routes(app: web.Application, state: EmulatorState) -> None:
     )
     r.add_get(f"{PREFIX}/requests", json_handler(lambda req, d: _requests(state, req)))
     r.add_delete(f"{PREFIX}/requests", json_handler(lambda req, d: _cleared(state.recorder.clear)))
+    r.add_get(f"{PREFIX}/tenancy", json_handler(lambda req, d: state.tenancy.describe()))
+    r.add_post(f"{PREFIX}/tenancy", json_handler(lambda req, d: _set_tenancy(state, d)))
     r.add_get(f"{PREFIX}/jobs", json_handler(lambda req, d: _jobs(state)))
     r.add_get(f"{PREFIX}/runs", json_handler(lambda req, d: _runs(state)))
     r.add_post(f"{PREFIX}/keys", json_handler(lambda req, d: _add_key(state, d)))
@@ -126,6 +128,16 @@ def _set_readings(state: EmulatorState, data: dict[str, Any]) -> dict[str, Any]:
     base = Readings() if data.pop("reset", False) else state.readings
     state.readings = base.updated(data)
     return state.readings.to_dict()
+
+
+def _set_tenancy(state: EmulatorState, data: dict[str, Any]) -> dict[str, Any]:
+    """``{"ai_data_platform_id": ..., "workspace_keys": [...], "accept_any": bool, "detailed": bool}``."""
+    if data.get("ai_data_platform_id"):
+        state.tenancy.host(str(data["ai_data_platform_id"]), *map(str, data.get("workspace_keys") or []))
+    for name in ("accept_any", "detailed"):
+        if name in data:
+            setattr(state.tenancy, name, bool(data[name]))
+    return state.tenancy.describe()
 
 
 def _clock(state: EmulatorState) -> dict[str, float]:

@@ -42,11 +42,14 @@ class AIDPEmulator:
         timings: Timings | None = None,
         max_clock_skew: float = 300.0,
         readings: Readings | dict[str, Any] | None = None,
+        accept_any_workspace: bool = False,
     ) -> None:
         self._requested_port = port
         self.clock = Clock(time_scale)
         self.state = EmulatorState(
-            EmulatorConfig(set(surfaces), accept_any_signature, max_clock_skew),
+            EmulatorConfig(
+                set(surfaces), accept_any_signature, max_clock_skew, accept_any_workspace=accept_any_workspace
+            ),
             self.clock,
             timings or Timings(),
         )
@@ -149,8 +152,14 @@ class AIDPEmulator:
 
     def connection_extra(self, creds: ApiKeyCredentials | None = None, **kwargs: Any) -> dict[str, Any]:
         """Extra for an ``aidp`` connection (kwargs: api_version, workspace_key, ai_data_platform_id,
-        region, private_key_file)."""
-        return conn.connection_extra(self.url, creds, **kwargs)
+        region, private_key_file). The connection's instance and workspace become hosted ones."""
+        extra = conn.connection_extra(self.url, creds, **kwargs)
+        self.host_workspace(extra["ai_data_platform_id"], extra["workspace_key"])
+        return extra
+
+    def host_workspace(self, ai_data_platform_id: str, *workspace_keys: str) -> None:
+        """Host an instance and workspaces in it (others answer 404 unless ``accept_any_workspace``)."""
+        self.state.tenancy.host(ai_data_platform_id, *workspace_keys)
 
     def connection_json(self, creds: ApiKeyCredentials | None = None, **kwargs: Any) -> str:
         return conn.connection_json(self.url, self.connection_extra(creds, **kwargs))

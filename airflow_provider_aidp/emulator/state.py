@@ -12,6 +12,7 @@ from .scripting import ScriptBook
 from .signing import MAX_CLOCK_SKEW_SECONDS, KeyRegistry
 from .simulation import Timings
 from .store import Store
+from .tenancy import Tenancy
 from .validation import GA, LA
 
 SURFACES = {GA: "aiDataPlatforms", LA: "dataLakes"}
@@ -23,6 +24,7 @@ class EmulatorConfig:
     accept_any_signature: bool = False
     max_clock_skew: float = MAX_CLOCK_SKEW_SECONDS
     check_host: bool = True
+    accept_any_workspace: bool = False
 
 
 class EmulatorState:
@@ -38,6 +40,7 @@ class EmulatorState:
         self.faults = FaultBook()
         self.recorder = Recorder()
         self.store = Store(clock, self.scripts, timings)
+        self.tenancy = Tenancy(accept_any=config.accept_any_workspace)
         self.allowed_hosts: frozenset[str] | None = None  # set once the port is known
         #: how the emulator reads the service's open behaviours (kept across reset())
         self.readings = Readings()

@@ -29,11 +29,8 @@ from airflow.sdk import BaseHook
 from pydantic import BaseModel
 
 from airflow_provider_aidp.exceptions import (
-    AIDPAuthError,
     AIDPConfigError,
     AIDPDuplicateJobError,
-    AIDPError,
-    AIDPNotFoundError,
 )
 from airflow_provider_aidp.hooks import auth
 from airflow_provider_aidp.hooks.connection import DEFAULT_CONN_ID, AIDPConnectionConfig
@@ -111,6 +108,20 @@ class AIDPHook(BaseHook):
         #: Injection points for tests (and nothing else): how to wait between retries.
         self._sleep: Callable[[float], None] = time.sleep
         self._asleep: Callable[[float], Any] = asyncio.sleep
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's extra fields for Airflow 3.0/3.1 (3.2+ reads ``conn-fields`` instead)."""
+        from airflow_provider_aidp.hooks.form import connection_form_widgets
+
+        return connection_form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden and relabelled standard fields for Airflow 3.0/3.1 (3.2+ reads provider info)."""
+        from airflow_provider_aidp.hooks.form import ui_field_behaviour
+
+        return ui_field_behaviour()
 
     def __repr__(self) -> str:
         return (
@@ -351,24 +362,18 @@ class AIDPHook(BaseHook):
         )
 
     def test_connection(self) -> tuple[bool, str]:
-        """A cheap authenticated GET (``/jobs?limit=1``); used by the UI's Test button."""
+        """The UI's Test and ``airflow connections test``: one fast, explained check (``hooks/diagnosis``).
+
+        One attempt per request with a short timeout (no retry ladder); the message names the host
+        and what failed. ``python -m airflow_provider_aidp.doctor`` prints every step.
+        """
+        from airflow_provider_aidp.hooks.diagnosis import diagnose, summary
+
         try:
-            config = self.config
-            workspace = self._workspace_for(config)
-            self._call("GET", "jobs", query=[("limit", 1)])
-        except AIDPAuthError as exc:
-            return False, f"Authentication failed ({exc.status}): {exc.message}"
-        except AIDPNotFoundError as exc:
-            return False, (
-                f"Not found (404): wrong ai_data_platform_id, workspace_key or api_version "
-                f"({exc.path}): {exc.message}"
-            )
-        except AIDPError as exc:
-            return False, str(exc)
-        return True, (
-            f"Connected to {config.endpoint} ({config.surface}, api_version {config.api_version}), "
-            f"workspace {workspace!r}."
-        )
+            conn = self.get_connection(self.aidp_conn_id)
+        except Exception as exc:
+            return False, f"Cannot read connection {self.aidp_conn_id!r}: {type(exc).__name__}: {exc}"
+        return summary(diagnose(conn, self.workspace_key))
 
     # --- async transport ----------------------------------------------------------------
 

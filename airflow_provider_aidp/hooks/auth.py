@@ -36,8 +36,8 @@ def _cache_key(config: AIDPConnectionConfig) -> str:
         config.user,
         config.fingerprint,
         config.private_key,
-        config.private_key_file,
-        config.pass_phrase,
+        config.key_file,
+        config.passphrase,
     )
     return hashlib.sha256(json.dumps(parts, default=str).encode("utf-8")).hexdigest()
 
@@ -121,9 +121,9 @@ def _api_key_signer(config: AIDPConnectionConfig) -> Any:
             user=str(config.user),
             fingerprint=str(config.fingerprint),
             key_content=config.private_key,
-            key_file=config.private_key_file,
-            pass_phrase=config.pass_phrase,
-            key_field="private_key" if config.private_key else "private_key_file",
+            key_file=config.key_file,
+            pass_phrase=config.passphrase,
+            key_field="private_key" if config.private_key else "key_file",
         )
     profile = _read_profile(config)
     for name in ("tenancy", "user", "fingerprint"):
@@ -198,12 +198,11 @@ def _load_private_key(
     try:
         return load_private_key(key_content, pass_phrase)
     except MissingPrivateKeyPassphrase:
-        raise AIDPConfigError(
-            "The private key is encrypted: set 'pass_phrase'.", field="pass_phrase"
-        ) from None
+        where = "the profile's 'pass_phrase'" if key_field == "profile" else "'passphrase'"
+        raise AIDPConfigError(f"The private key is encrypted: set {where}.", field="passphrase") from None
     except (InvalidPrivateKey, ValueError, TypeError):
         raise AIDPConfigError(
-            f"The private key given by '{key_field}' is not a valid PEM private key, or 'pass_phrase' "
+            f"The private key given by '{key_field}' is not a valid PEM private key, or 'passphrase' "
             "is wrong.",
             field=key_field,
         ) from None

@@ -9,64 +9,49 @@ It imports neither ``oci`` nor ``aiohttp``.
 from __future__ import annotations
 
 import ipaddress
+import logging
+import math
 import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from airflow_provider_aidp.exceptions import AIDPConfigError
+from airflow_provider_aidp.hooks.settings import (
+    ALIASES,
+    AUTH_TYPE_ALIASES,
+    BY_NAME,
+    DEFAULT_API_VERSION,
+    DEFAULT_CONSOLE_URL_TEMPLATE,
+    DEPENDS_ON_FORMATS,
+    INLINE_KEY_FIELDS,
+    SECRET_FIELDS,
+    SURFACES,
+    Setting,
+)
 from airflow_provider_aidp.models.runs import param_text
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
+
+log = logging.getLogger(__name__)
 
 CONN_TYPE = "aidp"
 DEFAULT_CONN_ID = "aidp_default"
 
-#: api_version -> the path segment of its surface. Version and prefix always move together.
-SURFACES: dict[str, str] = {"20260430": "aiDataPlatforms", "20240831": "dataLakes"}
-DEFAULT_API_VERSION = "20260430"
-DEPENDS_ON_FORMATS: dict[str, str] = {"20260430": "objects", "20240831": "keys"}
+DEFAULT_CONFIG_FILE = str(BY_NAME["config_file"].default)
+DEFAULT_PROFILE = str(BY_NAME["profile"].default)
+DEFAULT_MAX_RETRIES = int(BY_NAME["max_retries"].default or 0)
+DEFAULT_RETRY_WAIT_MAX = float(BY_NAME["retry_wait_max"].default or 0)
+DEFAULT_TIMEOUT = float(BY_NAME["timeout"].default or 0)
+DEFAULT_MAX_REQUESTS_PER_SECOND = float(BY_NAME["max_requests_per_second"].default or 0)
 
-AUTH_TYPES = ("api_key", "security_token", "instance_principal", "resource_principal", "workload_identity")
-#: Accepted spellings -> canonical auth type (the OCI CLI says ``oke_workload_identity``).
-AUTH_TYPE_ALIASES = {"oke_workload_identity": "workload_identity"}
-
-DEFAULT_CONFIG_FILE = "~/.oci/config"
-DEFAULT_PROFILE = "DEFAULT"
-DEFAULT_MAX_RETRIES = 5
-DEFAULT_RETRY_WAIT_MAX = 60.0
-DEFAULT_TIMEOUT = 60.0
-
-#: Where the run link points by default. Oracle may move its console; override it per connection.
-DEFAULT_CONSOLE_URL_TEMPLATE = (
-    "https://cloud.oracle.com/ai-data-platform/{ai_data_platform_id}/workspaces/{workspace_key}"
-    "/jobs/{job_key}/runs/{run_key}?region={region}"
-)
 CONSOLE_PLACEHOLDERS = frozenset(
     {"region", "ai_data_platform_id", "workspace_key", "job_key", "run_key", "endpoint"}
 )
 
-INLINE_KEY_FIELDS = ("tenancy", "user", "fingerprint", "private_key", "private_key_file", "pass_phrase")
-
-#: Every extra this connection understands (also declared as conn-fields in get_provider_info).
-EXTRA_FIELDS = (
-    "region",
-    "ai_data_platform_id",
-    "workspace_key",
-    "api_version",
-    "auth_type",
-    "config_file",
-    "profile",
-    *INLINE_KEY_FIELDS,
-    "max_retries",
-    "retry_wait_max",
-    "timeout",
-    "console_url_template",
-    "depends_on_format",
-)
-#: Values that must never be logged; registered with Airflow's secrets masker.
-SECRET_FIELDS = ("private_key", "pass_phrase")
+#: Deprecated names already warned about in this process (warn once per name).
+_WARNED_ALIASES: set[str] = set()
 
 
 def quote_segment(value: str) -> str:
@@ -118,13 +103,25 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
+def _raw(extra: Mapping[str, Any], name: str) -> Any:
+    """An extra by its plain name or the legacy ``extra__aidp__<name>`` form the UI once wrote."""
+    value = extra.get(name)
+    if value in (None, ""):
+        value = extra.get(f"extra__{CONN_TYPE}__{name}")
+    return value
+
+
 def _extra_getter(extra: Mapping[str, Any]) -> Any:
-    """Read an extra by its plain name or the legacy ``extra__aidp__<name>`` form the UI once wrote."""
+    """Read a setting by its name, else by a deprecated alias (warned once per process)."""
 
     def get(name: str) -> Any:
-        value = extra.get(name)
+        value = _raw(extra, name)
         if value in (None, ""):
-            value = extra.get(f"extra__{CONN_TYPE}__{name}")
+            for alias in BY_NAME[name].aliases:
+                value = _raw(extra, alias)
+                if value not in (None, ""):
+                    _warn_alias(alias)
+                    break
         if isinstance(value, str):
             value = value.strip() if name not in SECRET_FIELDS else value
             if value == "":
@@ -134,19 +131,45 @@ def _extra_getter(extra: Mapping[str, Any]) -> Any:
     return get
 
 
-def _number(get: Any, name: str, default: float, *, integer: bool = False) -> Any:
-    """Parse a numeric extra; ``max_retries`` may be 0, the others must be positive."""
-    raw = get(name)
-    if raw is None:
+def _warn_alias(alias: str) -> None:
+    if alias not in _WARNED_ALIASES:
+        _WARNED_ALIASES.add(alias)
+        log.warning(
+            "Connection extra %r is deprecated; rename it to %r (same meaning).", alias, ALIASES[alias]
+        )
+
+
+def parse_number(setting: Setting, raw: Any) -> Any:
+    """Parse a numeric setting; ``None`` gives its default. Booleans, NaN and infinity are refused."""
+    integer = setting.kind == "integer"
+    if raw is None or raw == "":
+        default = setting.default or 0
         return int(default) if integer else float(default)
     try:
-        value = int(raw) if integer else float(raw)
+        value = math.nan if isinstance(raw, bool) else (int(raw) if integer else float(raw))
     except (TypeError, ValueError):
+        value = math.nan
+    low_ok = value >= 0 if setting.allow_zero else value > 0
+    if not (low_ok and value < math.inf):
         kind = "a whole number" if integer else "a number"
-        raise AIDPConfigError(f"Connection extra '{name}' must be {kind}, got {raw!r}.", field=name) from None
-    if value < 0 or (not integer and value == 0):
-        bound = "0 or more" if integer else "greater than 0"
-        raise AIDPConfigError(f"Connection extra '{name}' must be {bound}, got {raw!r}.", field=name)
+        bound = "0 or more" if setting.allow_zero else "greater than 0"
+        raise AIDPConfigError(
+            f"Connection extra '{setting.name}' must be {kind}, {bound} ({setting.help}), got {raw!r}.",
+            field=setting.name,
+        )
+    return value
+
+
+def _choice(name: str, value: Any) -> str:
+    """A setting with fixed choices: the value, or an error listing the choices and their meaning."""
+    setting = BY_NAME[name]
+    value = str(value)
+    if value not in setting.choices:
+        raise AIDPConfigError(
+            f"Connection extra '{name}' must be one of {list(setting.choices)} ({setting.help}), "
+            f"got {value!r}.",
+            field=name,
+        )
     return value
 
 
@@ -176,11 +199,13 @@ class AIDPConnectionConfig:
     user: str | None = None
     fingerprint: str | None = None
     private_key: str | None = field(default=None, repr=False)
-    private_key_file: str | None = None
-    pass_phrase: str | None = field(default=None, repr=False)
+    key_file: str | None = None
+    passphrase: str | None = field(default=None, repr=False)
+    ca_bundle: str | None = None
     max_retries: int = DEFAULT_MAX_RETRIES
     retry_wait_max: float = DEFAULT_RETRY_WAIT_MAX
     timeout: float = DEFAULT_TIMEOUT
+    max_requests_per_second: float = DEFAULT_MAX_REQUESTS_PER_SECOND
     console_url_template: str = DEFAULT_CONSOLE_URL_TEMPLATE
     depends_on_format: str = "objects"
 
@@ -193,7 +218,7 @@ class AIDPConnectionConfig:
 
     @property
     def uses_inline_key(self) -> bool:
-        return self.auth_type == "api_key" and bool(self.private_key or self.private_key_file)
+        return self.auth_type == "api_key" and bool(self.private_key or self.key_file)
 
     def workspace_base_url(self, workspace_key: str) -> str:
         """``{endpoint}/{api_version}/{surface}/{id}/workspaces/{ws}`` with every key percent-encoded."""
@@ -247,7 +272,7 @@ class AIDPConnectionConfig:
         )
 
     def secret_values(self) -> list[str]:
-        return [v for v in (self.private_key, self.pass_phrase) if v]
+        return [v for v in (self.private_key, self.passphrase) if v]
 
     def register_secrets(self) -> None:
         """Tell Airflow's secrets masker about every secret value held by this config."""
@@ -293,17 +318,11 @@ class AIDPConnectionConfig:
         if register_secrets:
             # First: a validation error below must not be the first place the values appear.
             for name in SECRET_FIELDS:
-                value = get(name)
+                value = _raw(extra or {}, name)
                 if isinstance(value, str):
                     mask_secret(value)
 
-        api_version = str(get("api_version") or DEFAULT_API_VERSION)
-        if api_version not in SURFACES:
-            raise AIDPConfigError(
-                f"Connection extra 'api_version' must be one of {sorted(SURFACES)}, got {api_version!r} "
-                "(20260430 = GA /aiDataPlatforms/, 20240831 = LA /dataLakes/).",
-                field="api_version",
-            )
+        api_version = _choice("api_version", get("api_version") or DEFAULT_API_VERSION)
         region = get("region")
         endpoint = _endpoint(host, schema, port, region, api_version)
 
@@ -316,23 +335,14 @@ class AIDPConnectionConfig:
             )
         _check_ocid(str(ai_data_platform_id), "ai_data_platform_id")
 
-        auth_type = str(get("auth_type") or "api_key").lower()
-        auth_type = AUTH_TYPE_ALIASES.get(auth_type, auth_type)
-        if auth_type not in AUTH_TYPES:
-            raise AIDPConfigError(
-                f"Connection extra 'auth_type' must be one of {list(AUTH_TYPES)}, got {auth_type!r}.",
-                field="auth_type",
-            )
+        auth_type = str(get("auth_type") or BY_NAME["auth_type"].default).lower()
+        auth_type = _choice("auth_type", AUTH_TYPE_ALIASES.get(auth_type, auth_type))
         inline = {name: get(name) for name in INLINE_KEY_FIELDS}
         _check_auth_fields(auth_type, inline)
 
-        depends_on_format = str(get("depends_on_format") or DEPENDS_ON_FORMATS[api_version])
-        if depends_on_format not in ("objects", "keys"):
-            raise AIDPConfigError(
-                "Connection extra 'depends_on_format' must be 'objects' or 'keys', "
-                f"got {depends_on_format!r}.",
-                field="depends_on_format",
-            )
+        depends_on_format = _choice(
+            "depends_on_format", get("depends_on_format") or DEPENDS_ON_FORMATS[api_version]
+        )
         template = str(get("console_url_template") or DEFAULT_CONSOLE_URL_TEMPLATE)
         _check_template(template)
 
@@ -350,11 +360,15 @@ class AIDPConnectionConfig:
             user=inline["user"],
             fingerprint=inline["fingerprint"],
             private_key=_normalise_pem(inline["private_key"]),
-            private_key_file=inline["private_key_file"],
-            pass_phrase=inline["pass_phrase"],
-            max_retries=_number(get, "max_retries", DEFAULT_MAX_RETRIES, integer=True),
-            retry_wait_max=_number(get, "retry_wait_max", DEFAULT_RETRY_WAIT_MAX),
-            timeout=_number(get, "timeout", DEFAULT_TIMEOUT),
+            key_file=inline["key_file"],
+            passphrase=inline["passphrase"],
+            ca_bundle=get("ca_bundle"),
+            max_retries=parse_number(BY_NAME["max_retries"], get("max_retries")),
+            retry_wait_max=parse_number(BY_NAME["retry_wait_max"], get("retry_wait_max")),
+            timeout=parse_number(BY_NAME["timeout"], get("timeout")),
+            max_requests_per_second=parse_number(
+                BY_NAME["max_requests_per_second"], get("max_requests_per_second")
+            ),
             console_url_template=template,
             depends_on_format=depends_on_format,
         )
@@ -381,11 +395,9 @@ def _endpoint(
                 "e.g. 'us-ashburn-1'.",
                 field="region",
             )
-        if not all(c.isalnum() or c == "-" for c in region):
-            raise AIDPConfigError(
-                f"Connection extra 'region' must look like 'us-ashburn-1', got {region!r}.", field="region"
-            )
-        return f"https://aidp.{region}.oci.oraclecloud.com"
+        from airflow_provider_aidp.hooks.realms import resolve_region
+
+        return resolve_region(region).endpoint
     host = host.strip()
     if "://" not in host:
         scheme = schema if schema in ("http", "https") else "https"
@@ -430,22 +442,21 @@ def _check_auth_fields(auth_type: str, inline: Mapping[str, Any]) -> None:
         return
     if not given:
         return  # config file + profile
-    if inline["private_key"] and inline["private_key_file"]:
+    if inline["private_key"] and inline["key_file"]:
         raise AIDPConfigError(
-            "Connection extras 'private_key' and 'private_key_file' are both set; keep only one.",
-            field="private_key_file",
+            "Connection extras 'private_key' and 'key_file' are both set; keep only one.",
+            field="key_file",
         )
-    if not (inline["private_key"] or inline["private_key_file"]):
+    if not (inline["private_key"] or inline["key_file"]):
         raise AIDPConfigError(
-            "An inline API key needs 'private_key' (PEM content) or 'private_key_file'; "
-            f"only {given} are set.",
+            f"An inline API key needs 'private_key' (PEM content) or 'key_file'; only {given} are set.",
             field="private_key",
         )
     for name in ("tenancy", "user", "fingerprint"):
         if not inline[name]:
             raise AIDPConfigError(
                 f"Connection extra '{name}' is required with an inline API key "
-                "(tenancy, user, fingerprint and private_key or private_key_file); "
+                "(tenancy, user, fingerprint and private_key or key_file); "
                 "or remove the inline fields to use config_file/profile.",
                 field=name,
             )
@@ -461,7 +472,7 @@ def _check_auth_fields(auth_type: str, inline: Mapping[str, Any]) -> None:
     if pem and "PRIVATE KEY" not in str(pem):
         raise AIDPConfigError(
             "Connection extra 'private_key' must be the PEM content of the key "
-            "('-----BEGIN ... PRIVATE KEY-----'); for a path use 'private_key_file'.",
+            "('-----BEGIN ... PRIVATE KEY-----'); for a path use 'key_file'.",
             field="private_key",
         )
 
@@ -481,7 +492,3 @@ def _check_template(template: str) -> None:
             f"allowed: {sorted(CONSOLE_PLACEHOLDERS)}.",
             field="console_url_template",
         )
-
-
-def iter_extra_fields() -> Iterable[str]:
-    return iter(EXTRA_FIELDS)

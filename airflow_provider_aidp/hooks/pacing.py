@@ -14,10 +14,11 @@ import math
 import time
 from typing import Any
 
-from airflow_provider_aidp.exceptions import AIDPConfigError
+from airflow_provider_aidp.hooks.connection import parse_number
+from airflow_provider_aidp.hooks.settings import BY_NAME
 
 #: Default ceiling of requests per second, per connection, per event loop (one triggerer).
-DEFAULT_MAX_REQUESTS_PER_SECOND = 20.0
+DEFAULT_MAX_REQUESTS_PER_SECOND = float(BY_NAME["max_requests_per_second"].default or 0)
 #: A 429 halves the pace, never below this fraction of the ceiling.
 MIN_RATE_FRACTION = 1 / 16
 #: Each request that is not throttled wins back this fraction of the ceiling.
@@ -71,18 +72,9 @@ class RequestRateLimiter:
 
 
 def rate_from_extra(extra: Any) -> float:
-    """``max_requests_per_second`` of a connection extra: absent -> 20, ``0`` -> no pacing."""
+    """``max_requests_per_second`` of a connection extra: absent -> 20, ``0`` -> no pacing.
+
+    Parsed by the connection's settings table like every other extra (one parser, one message).
+    """
     value = extra.get("max_requests_per_second") if isinstance(extra, dict) else None
-    if value is None or value == "":
-        return DEFAULT_MAX_REQUESTS_PER_SECOND
-    try:
-        rate = float(value)
-    except (TypeError, ValueError):
-        rate = math.nan
-    if isinstance(value, bool) or not (0 <= rate < math.inf):
-        raise AIDPConfigError(
-            "Connection extra 'max_requests_per_second' must be a number >= 0 (requests per second "
-            f"per triggerer; 0 = no limit), got {value!r}.",
-            field="max_requests_per_second",
-        )
-    return rate
+    return float(parse_number(BY_NAME["max_requests_per_second"], value))

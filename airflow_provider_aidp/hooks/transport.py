@@ -27,11 +27,7 @@ from airflow_provider_aidp import __version__
 from airflow_provider_aidp.exceptions import AIDPResponseError, AIDPTransportError
 from airflow_provider_aidp.hooks import auth
 from airflow_provider_aidp.hooks.connection import AIDPConnectionConfig
-from airflow_provider_aidp.hooks.pacing import (
-    DEFAULT_MAX_REQUESTS_PER_SECOND,
-    RequestRateLimiter,
-    rate_from_extra,
-)
+from airflow_provider_aidp.hooks.pacing import DEFAULT_MAX_REQUESTS_PER_SECOND, RequestRateLimiter
 from airflow_provider_aidp.hooks.responses import ApiResponse, header, parse_response
 from airflow_provider_aidp.hooks.retry import RetryPolicy, new_request_id
 
@@ -169,14 +165,22 @@ def _resend(
 # --- the two senders ---------------------------------------------------------------------------
 
 
-def send_sync(session: requests.Session, signer: Any, plan: RequestPlan, timeout: float) -> Answer | str:
-    """Sign and send one attempt with ``requests``; the exception name when no answer arrived."""
+def prepare_sync(signer: Any, plan: RequestPlan) -> requests.PreparedRequest:
+    """The signed ``requests`` request of one attempt (fresh per attempt: the date is signed)."""
     import requests
 
     prepared = requests.Request(plan.method, plan.url, headers=plan.headers, data=plan.body).prepare()
     # Signed over the URL requests will send (its re-quoting may differ from ours, e.g. %2E -> .).
     url = str(prepared.url)
     prepared.headers.update(auth.sign_request(signer, plan.method, url, plan.headers, plan.body))
+    return prepared
+
+
+def send_sync(session: requests.Session, signer: Any, plan: RequestPlan, timeout: float) -> Answer | str:
+    """Sign and send one attempt with ``requests``; the exception name when no answer arrived."""
+    import requests
+
+    prepared = prepare_sync(signer, plan)
     # session.send() skips the environment (proxies, REQUESTS_CA_BUNDLE); merge it explicitly.
     env = session.merge_environment_settings(plan.url, {}, None, None, None)
     try:
@@ -318,7 +322,7 @@ async def shared_state(conn_id: str, aget_connection: Callable[[str], Awaitable[
             conn = await aget_connection(conn_id)
             config = AIDPConnectionConfig.from_connection(conn, register_secrets=False)
             await config.aregister_secrets()
-            state.limiter = RequestRateLimiter(rate_from_extra(getattr(conn, "extra_dejson", None)))
+            state.limiter = RequestRateLimiter(config.max_requests_per_second)
             state.config = config
         if state.signer is None:
             state.signer = await asyncio.to_thread(signer_and_async_imports, state.config)

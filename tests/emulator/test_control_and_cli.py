@@ -83,7 +83,7 @@ def test_connection_helpers(emu: AIDPEmulator, tmp_path: Path) -> None:
     from airflow.models.connection import Connection
 
     conn = Connection(conn_id="aidp_test", uri=uri)
-    assert conn.host == emu.url and conn.extra_dejson["private_key_file"] == str(key_file)
+    assert conn.host == emu.url and conn.extra_dejson["key_file"] == str(key_file)
 
 
 async def test_async_form() -> None:
@@ -133,7 +133,7 @@ def test_cli_prints_a_working_connection(tmp_path: Path) -> None:
         lines = [proc.stdout.readline() for _ in range(5)]  # type: ignore[union-attr]
         url = lines[0].split()[-1]
         conn = json.loads(lines[3])
-        assert conn["host"] == url and conn["extra"]["private_key_file"] == str(key_file.resolve())
+        assert conn["host"] == url and conn["extra"]["key_file"] == str(key_file.resolve())
         assert "BEGIN" not in "".join(lines) and key_file.read_text().startswith("-----BEGIN")
         assert (key_file.stat().st_mode & 0o777) == 0o600
         client = EmulatorClient(url)
@@ -144,7 +144,7 @@ def test_cli_prints_a_working_connection(tmp_path: Path) -> None:
 
         session = requests.Session()
         session.auth = Signer(
-            extra["tenancy"], extra["user"], extra["fingerprint"], extra["private_key_file"]
+            extra["tenancy"], extra["user"], extra["fingerprint"], extra["key_file"]
         )
         platform, ws = extra["ai_data_platform_id"], extra["workspace_key"]
         base = f"{url}/20260430/aiDataPlatforms/{platform}/workspaces/{ws}"

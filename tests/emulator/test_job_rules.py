@@ -168,6 +168,7 @@ def test_retry_tokens(emu: AIDPEmulator, api: Api) -> None:
 
 def test_scopes_are_separate(emu: AIDPEmulator, creds: ApiKeyCredentials, api: Api) -> None:
     key = api.create_job()
+    emu.host_workspace("ocid1.aidataplatform.oc1.iad.emulator", "other_ws")
     other = Api(emu, creds)
     other.base = other.base.replace("/workspaces/emulator_ws", "/workspaces/other_ws")
     assert other("GET", f"/jobs/{key}").status_code == 404

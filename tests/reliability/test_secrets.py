@@ -10,6 +10,10 @@ XCom, trigger rows, task instances, logs table, ...).
 The needles: the pass phrase, every base64 line of the encrypted PEM, every base64 line of the
 same key unencrypted (in case something decrypted and re-serialized it), and the session token.
 A control search of the connection itself proves the needles would be found.
+
+The REST API scenario stores a connection holding the key and passphrase through Airflow's own API
+app and searches every answer of its connection endpoints (create, get, list, patch, test, the
+form's hook metadata); the browser test (tests/e2e/test_connection_form.py) searches the UI.
 """
 
 from __future__ import annotations
@@ -141,7 +145,7 @@ def test_no_secret_anywhere(
         conn_dict = json.loads(emu.connection_json(secret_key))
         conn_dict["extra"].update(FAST_RETRY_EXTRA)
         if auth == "wrong_pass_phrase":
-            conn_dict["extra"]["pass_phrase"] = "Wrong-" + PASS_PHRASE[::-1]
+            conn_dict["extra"]["passphrase"] = "Wrong-" + PASS_PHRASE[::-1]
         conn = json.dumps(conn_dict)
     monkeypatch.setenv(conn_env_name(), conn)
     wanted = needles(secret_key)
@@ -190,6 +194,64 @@ def test_no_secret_anywhere(
     expected_state = "success" if auth != "wrong_pass_phrase" and outcome == "SUCCESS" else "failed"
     assert state == expected_state, output[-3000:]
     if auth == "wrong_pass_phrase":
-        assert "pass_phrase" in output
+        assert "passphrase" in output
     if auth == "security_token":
         assert any(r.status == 401 for r in emu.requests)
+
+
+REST_CONN_ID = "aidp_rest_secrets"
+
+
+@pytest.mark.aidp_emulator(time_scale=TIME_SCALE)
+def test_no_secret_in_rest_api_answers(
+    aidp_emulator: Any,
+    secret_key: Any,
+    airflow_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    scenario: Any,
+) -> None:
+    """Airflow's REST API hides extras by name: every secret the connection takes must be hidden."""
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    row = scenario(
+        CATEGORY,
+        "REST API connection endpoints (create, get, list, patch, test, form metadata)",
+        "api",
+        expected="0 hits in every answer; Test succeeds with the stored (hidden) secrets",
+    )
+    emu = aidp_emulator
+    emu.register_api_key(secret_key)
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    monkeypatch.setenv("AIRFLOW__CORE__TEST_CONNECTION", "Enabled")
+    client = TestClient(create_app("core"))
+    extra = json.loads(emu.connection_json(secret_key))["extra"]
+    assert extra["passphrase"] == PASS_PHRASE and "PRIVATE KEY" in extra["private_key"]
+    body = {"connection_id": REST_CONN_ID, "conn_type": "aidp", "host": emu.url, "extra": json.dumps(extra)}
+    answers: dict[str, Any] = {}
+    client.delete(f"/api/v2/connections/{REST_CONN_ID}")
+    try:
+        answers["POST /connections"] = client.post("/api/v2/connections", json=body)
+        answers["GET /connections/{id}"] = got = client.get(f"/api/v2/connections/{REST_CONN_ID}")
+        answers["GET /connections"] = client.get("/api/v2/connections", params={"limit": 100})
+        shown = got.json()
+        edited = dict(shown, extra=json.dumps(dict(json.loads(shown["extra"]), timeout=30)))
+        answers["PATCH /connections/{id}"] = client.patch(f"/api/v2/connections/{REST_CONN_ID}", json=edited)
+        answers["POST /connections/test"] = tested = client.post("/api/v2/connections/test", json=edited)
+        answers["GET /ui/connections/hook_meta"] = client.get("/ui/connections/hook_meta")
+    finally:
+        client.delete(f"/api/v2/connections/{REST_CONN_ID}")
+    for where, resp in answers.items():
+        assert resp.status_code < 300, (where, resp.status_code, resp.text[:300])
+    assert json.loads(shown["extra"])["private_key"] == "***" == json.loads(shown["extra"])["passphrase"]
+    assert tested.json()["status"] is True, tested.text  # the hidden values were kept, and they work
+    wanted = needles(secret_key)
+    hits = {where: count_hits(resp.text, wanted) for where, resp in answers.items()}
+    total = sum(sum(h.values()) for h in hits.values())
+    row.secrets_found = total
+    chars = sum(len(r.text) for r in answers.values())
+    row.observed = (
+        f"searched {len(answers)} answers ({chars} chars) for {len(wanted)} needles: {total} hits; "
+        f"Test: {tested.json()['message'][:40]}..."
+    )
+    assert total == 0, {k: v for k, v in hits.items() if v}

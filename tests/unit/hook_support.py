@@ -67,7 +67,7 @@ def inline_extra(key: TestKey, **overrides: Any) -> dict[str, Any]:
         "private_key": key.private_pem,
     }
     if key.pass_phrase:
-        extra["pass_phrase"] = key.pass_phrase
+        extra["passphrase"] = key.pass_phrase
     extra.update(overrides)
     return {k: v for k, v in extra.items() if v is not None}
 

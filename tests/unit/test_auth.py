@@ -72,7 +72,7 @@ def test_inline_key_signer_verifies_with_public_key() -> None:
             user=USER,
             fingerprint=key.fingerprint,
             private_key=key.private_pem,
-            pass_phrase=PASS_PHRASE,
+            passphrase=PASS_PHRASE,
         )
     )
     req = signed(signer, "POST", b'{"a":1}')
@@ -86,11 +86,11 @@ def test_private_key_file_and_cache_parses_once(tmp_path: Path) -> None:
     key = make_key()
     path = tmp_path / "k.pem"
     path.write_text(key.private_pem)
-    config = cfg(tenancy=TENANCY, user=USER, fingerprint=key.fingerprint, private_key_file=str(path))
+    config = cfg(tenancy=TENANCY, user=USER, fingerprint=key.fingerprint, key_file=str(path))
     with mock.patch("oci.signer.load_private_key", wraps=__import__("oci").signer.load_private_key) as load:
         first = auth.get_signer(config)
         second = auth.get_signer(
-            cfg(tenancy=TENANCY, user=USER, fingerprint=key.fingerprint, private_key_file=str(path))
+            cfg(tenancy=TENANCY, user=USER, fingerprint=key.fingerprint, key_file=str(path))
         )
     assert first is second
     assert load.call_count == 1
@@ -134,7 +134,7 @@ def test_wrong_pass_phrase_and_missing_pass_phrase() -> None:
     base = {"tenancy": TENANCY, "user": USER, "fingerprint": key.fingerprint, "private_key": key.private_pem}
     with pytest.raises(AIDPConfigError) as err:
         auth.get_signer(cfg(**base))
-    assert err.value.field == "pass_phrase"
+    assert err.value.field == "passphrase"
     with pytest.raises(AIDPConfigError) as err:
         auth.get_signer(cfg(**base, pass_phrase="wrong-" + PASS_PHRASE))
     assert err.value.field == "private_key"
@@ -149,10 +149,10 @@ def test_missing_key_file(tmp_path: Path) -> None:
                 tenancy=TENANCY,
                 user=USER,
                 fingerprint=key.fingerprint,
-                private_key_file=str(tmp_path / "missing.pem"),
+                key_file=str(tmp_path / "missing.pem"),
             )
         )
-    assert err.value.field == "private_key_file"
+    assert err.value.field == "key_file"
 
 
 def test_security_token_signer_reloads_on_mtime_change(tmp_path: Path) -> None:

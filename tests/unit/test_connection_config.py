@@ -100,7 +100,7 @@ def test_hostile_workspace_and_query_values() -> None:
         ("https://user:pw@x.test", {}, "host", "credentials"),
         ("https://x.test/20240831", {}, "host", "api_version"),
         (None, {"tenancy": TENANCY}, "private_key", "private_key"),
-        (None, {"private_key_file": "/k.pem"}, "tenancy", "tenancy"),
+        (None, {"key_file": "/k.pem"}, "tenancy", "tenancy"),
         (
             None,
             {
@@ -108,20 +108,20 @@ def test_hostile_workspace_and_query_values() -> None:
                 "user": USER,
                 "fingerprint": FP,
                 "private_key": "x",
-                "private_key_file": "/k",
+                "key_file": "/k",
             },
-            "private_key_file",
+            "key_file",
             "both",
         ),
         (
             None,
-            {"tenancy": "t", "user": USER, "fingerprint": FP, "private_key_file": "/k"},
+            {"tenancy": "t", "user": USER, "fingerprint": FP, "key_file": "/k"},
             "tenancy",
             "ocid1.",
         ),
         (
             None,
-            {"tenancy": TENANCY, "user": USER, "fingerprint": "ab", "private_key_file": "/k"},
+            {"tenancy": TENANCY, "user": USER, "fingerprint": "ab", "key_file": "/k"},
             "fingerprint",
             "",
         ),
@@ -129,9 +129,9 @@ def test_hostile_workspace_and_query_values() -> None:
             None,
             {"tenancy": TENANCY, "user": USER, "fingerprint": FP, "private_key": "/path/key.pem"},
             "private_key",
-            "private_key_file",
+            "key_file",
         ),
-        (None, {"auth_type": "instance_principal", "private_key_file": "/k"}, "private_key_file", "api_key"),
+        (None, {"auth_type": "instance_principal", "key_file": "/k"}, "key_file", "api_key"),
         (None, {"max_retries": "many"}, "max_retries", "whole number"),
         (None, {"max_retries": -1}, "max_retries", "0 or more"),
         (None, {"timeout": 0}, "timeout", "greater than 0"),
@@ -194,7 +194,7 @@ def test_repr_hides_secrets() -> None:
         user=USER,
         fingerprint=key.fingerprint,
         private_key=key.private_pem,
-        pass_phrase=PASS_PHRASE,
+        passphrase=PASS_PHRASE,
     )
     text = repr(cfg) + str(cfg)
     assert PASS_PHRASE not in text

@@ -58,7 +58,7 @@ def test_secrets_are_registered_with_the_masker() -> None:
 
 
 def test_masked_even_when_validation_fails() -> None:
-    bad = inline_extra(KEY, region="us-ashburn-1", fingerprint="nope", pass_phrase=PASS_PHRASE + "-other")
+    bad = inline_extra(KEY, region="us-ashburn-1", fingerprint="nope", passphrase=PASS_PHRASE + "-other")
     with pytest.raises(exc.AIDPConfigError) as err:
         AIDPConnectionConfig.from_connection(FakeConnection(extra=bad))
     assert PASS_PHRASE not in str(err.value)

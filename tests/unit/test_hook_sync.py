@@ -397,7 +397,11 @@ def test_pagination_loop_is_detected(hook: AIDPHook, requests_mock: Any) -> None
 # --- test_connection ------------------------------------------------------------------------------------
 
 
-def test_test_connection(hook: AIDPHook, requests_mock: Any) -> None:
+def test_test_connection(hook: AIDPHook, requests_mock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_aidp.hooks import diagnosis
+
+    # aidp.test has no DNS record; the Test resolves the host before its (mocked) request
+    monkeypatch.setattr(diagnosis, "_dns", lambda config, ws: diagnosis.Check("DNS", True, "mocked"))
     requests_mock.get(f"{BASE}/jobs", json={"items": []})
     ok, message = hook.test_connection()
     assert ok and "ws1" in message

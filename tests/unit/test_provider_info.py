@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_aidp.get_provider_info import get_provider_info
 from airflow_provider_aidp.hooks.aidp import AIDPHook
-from airflow_provider_aidp.hooks.connection import EXTRA_FIELDS
+from airflow_provider_aidp.hooks.settings import EXTRA_FIELDS
 
 
 def connection_type() -> dict[str, Any]:
@@ -37,8 +37,8 @@ def test_every_extra_is_a_conn_field_and_secrets_are_password_format() -> None:
     fields = connection_type()["conn-fields"]
     assert set(fields) == set(EXTRA_FIELDS)
     sensitive = {name for name, f in fields.items() if f["schema"].get("format") == "password"}
-    assert sensitive == {"private_key", "pass_phrase"}
-    assert fields["api_version"]["schema"]["default"] == "20260430"
+    assert sensitive == {"private_key", "passphrase"}
+    assert "Default: 20260430." in fields["api_version"]["description"]
     for name, field in fields.items():
         assert field["label"] and field["description"], name
 

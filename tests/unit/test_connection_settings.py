@@ -1,0 +1,306 @@
+"""The settings table is the one source: form, widgets, parser, docs and secret names agree with it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_aidp.exceptions import AIDPConfigError
+from airflow_provider_aidp.get_provider_info import get_provider_info
+from airflow_provider_aidp.hooks import connection
+from airflow_provider_aidp.hooks.aidp import AIDPHook
+from airflow_provider_aidp.hooks.connection import AIDPConnectionConfig
+from airflow_provider_aidp.hooks.form import DOCS_END, DOCS_START, conn_fields, docs_table
+from airflow_provider_aidp.hooks.pacing import DEFAULT_MAX_REQUESTS_PER_SECOND
+from airflow_provider_aidp.hooks.realms import resolve_region
+from airflow_provider_aidp.hooks.settings import ALIASES, BY_NAME, SECRET_FIELDS, SETTINGS
+
+REPO = Path(__file__).resolve().parents[2]
+OCID = "ocid1.aidataplatform.oc1.iad.aaaa"
+TENANCY = "ocid1.tenancy.oc1..aaaa"
+USER = "ocid1.user.oc1..aaaa"
+FP = ":".join(["ab"] * 16)
+PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw\n-----END PRIVATE KEY-----\n"
+SECRET_VALUES = {
+    "private_key": PEM,
+    "passphrase": "Correct-Horse-Battery-42",
+    "pass_phrase": "Old-Name-Passphrase-77",
+}
+
+
+# --- docs and form agree with the table, by construction ----------------------------------------
+
+
+def test_docs_table_is_the_generated_one() -> None:
+    text = (REPO / "docs" / "connection.md").read_text(encoding="utf-8")
+    start, end = text.index(DOCS_START), text.index(DOCS_END) + len(DOCS_END)
+    assert text[start:end] == docs_table(), "run: .venv/bin/python scripts/connection_docs.py"
+    for s in SETTINGS:
+        assert f"| `{s.name}`" in docs_table()
+
+
+def test_provider_conn_fields_are_the_table_in_order() -> None:
+    (conn_type,) = get_provider_info()["connection-types"]
+    fields = conn_type["conn-fields"]
+    assert list(fields) == [s.name for s in SETTINGS] == list(conn_fields())
+    for s in SETTINGS:
+        schema = fields[s.name]["schema"]
+        assert fields[s.name]["label"] == s.label
+        assert s.help in fields[s.name]["description"]
+        if s.example:
+            assert s.example in fields[s.name]["description"]  # placeholders do not render in Airflow 3
+        assert None not in schema.get("enum", []), f"{s.name}: a 'null' choice"
+        assert schema.get("enum", []) == list(s.choices)
+        assert (schema.get("format") == "password") is s.secret
+        assert "default" not in schema  # the form would save it into every connection
+        if s.default is not None:
+            assert f"Default: {s.default}." in fields[s.name]["description"]
+
+
+def test_no_extra_placeholders_only_the_host() -> None:
+    (conn_type,) = get_provider_info()["connection-types"]
+    assert set(conn_type["ui-field-behaviour"]["placeholders"]) == {"host"}
+
+
+def test_parser_reads_every_setting_into_the_config() -> None:
+    """Every row is an attribute of the config, with the table's default when not set."""
+    cfg = AIDPConnectionConfig.from_fields(host="http://127.0.0.1:1", extra={"ai_data_platform_id": OCID})
+    for s in SETTINGS:
+        if s.name in ("depends_on_format", "ai_data_platform_id"):
+            continue  # default follows api_version; required
+        assert getattr(cfg, s.name) == s.default, s.name
+    assert BY_NAME["max_requests_per_second"].default == DEFAULT_MAX_REQUESTS_PER_SECOND
+
+
+@pytest.mark.parametrize("setting", [s for s in SETTINGS if s.kind != "string"], ids=lambda s: s.name)
+def test_numbers_are_parsed_and_checked_by_the_table(setting: Any) -> None:
+    extra = {"ai_data_platform_id": OCID, setting.name: "7"}
+    cfg = AIDPConnectionConfig.from_fields(host="http://127.0.0.1:1", extra=extra)
+    assert getattr(cfg, setting.name) == 7
+    for bad in ("many", -1, True, "nan", "inf"):
+        with pytest.raises(AIDPConfigError) as err:
+            AIDPConnectionConfig.from_fields(
+                host="http://127.0.0.1:1", extra={"ai_data_platform_id": OCID, setting.name: bad}
+            )
+        assert err.value.field == setting.name and setting.name in str(err.value)
+
+
+@pytest.mark.parametrize("setting", [s for s in SETTINGS if s.choices], ids=lambda s: s.name)
+def test_choices_are_checked_by_the_table(setting: Any) -> None:
+    with pytest.raises(AIDPConfigError) as err:
+        AIDPConnectionConfig.from_fields(
+            host="http://127.0.0.1:1", extra={"ai_data_platform_id": OCID, setting.name: "bogus"}
+        )
+    assert err.value.field == setting.name
+    assert all(c in str(err.value) for c in setting.choices)
+
+
+# --- deprecated names --------------------------------------------------------------------------
+
+
+def test_old_names_still_work_and_warn_once(caplog: pytest.LogCaptureFixture) -> None:
+    connection._WARNED_ALIASES.clear()
+    extra = {"ai_data_platform_id": OCID, "tenancy": TENANCY, "user": USER, "fingerprint": FP}
+    extra |= {"private_key_file": "/keys/k.pem", "pass_phrase": SECRET_VALUES["pass_phrase"]}
+    with caplog.at_level(logging.WARNING, logger=connection.__name__):
+        for _ in range(2):
+            cfg = AIDPConnectionConfig.from_fields(host="http://127.0.0.1:1", extra=extra)
+    assert cfg.key_file == "/keys/k.pem" and cfg.passphrase == SECRET_VALUES["pass_phrase"]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert sum("'private_key_file' is deprecated; rename it to 'key_file'" in m for m in warnings) == 1
+    assert sum("'pass_phrase' is deprecated; rename it to 'passphrase'" in m for m in warnings) == 1
+    assert not any(SECRET_VALUES["pass_phrase"] in m for m in warnings)
+
+
+def test_new_name_wins_over_alias() -> None:
+    extra = {"ai_data_platform_id": OCID, "key_file": "/new.pem", "private_key_file": "/old.pem"}
+    extra |= {"tenancy": TENANCY, "user": USER, "fingerprint": FP}
+    assert AIDPConnectionConfig.from_fields(host="http://127.0.0.1:1", extra=extra).key_file == "/new.pem"
+
+
+# --- secrets hidden by name in Airflow's API and UI ----------------------------------------------
+
+
+def _core_masker() -> Any:
+    from airflow._shared.secrets_masker import _secrets_masker
+
+    return _secrets_masker()
+
+
+def test_every_secret_name_is_one_airflow_hides_and_paths_are_not() -> None:
+    from airflow._shared.secrets_masker import DEFAULT_SENSITIVE_FIELDS
+
+    masker = _core_masker()
+    for s in SETTINGS:
+        hidden = masker.should_hide_value_for_key(s.name)
+        assert hidden is s.secret, f"{s.name}: secret={s.secret} but Airflow hides it: {hidden}"
+        assert any(word in s.name for word in DEFAULT_SENSITIVE_FIELDS) is s.secret
+    assert not masker.should_hide_value_for_key("key_file")  # users see which path is set
+
+
+def _api_response(extra: dict[str, Any]) -> dict[str, Any]:
+    from airflow.api_fastapi.core_api.datamodels.connections import ConnectionResponse
+    from airflow.models.connection import Connection
+
+    conn = Connection(conn_id="aidp_check", conn_type="aidp", host="http://127.0.0.1:1", extra=extra)
+    return json.loads(ConnectionResponse.model_validate(conn).model_dump_json(by_alias=True))
+
+
+def test_api_response_model_hides_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow's own ``GET /api/v2/connections/{id}`` model, for a connection holding every secret."""
+    extra = {"ai_data_platform_id": OCID, "key_file": "/keys/k.pem", **SECRET_VALUES}
+    # The current names are hidden with Airflow's defaults...
+    body = _api_response({k: v for k, v in extra.items() if k not in ALIASES})
+    shown = json.loads(body["extra"])
+    for name in SECRET_FIELDS:
+        if name not in ALIASES:
+            assert shown[name] == "***", name
+    assert shown["key_file"] == "/keys/k.pem"
+    # ... and the deprecated ones once named in [core] sensitive_var_conn_names, as the docs say.
+    masker = _core_masker()
+    monkeypatch.setattr(masker, "sensitive_variables_fields", [*masker.sensitive_variables_fields, *ALIASES])
+    text = json.dumps(_api_response(extra))
+    for value in SECRET_VALUES.values():
+        assert value not in text
+        assert json.dumps(value)[1:-1] not in text  # nor its JSON-escaped form (PEM newlines)
+        for line in value.splitlines():
+            if len(line) > 8:
+                assert line not in text
+
+
+# --- the form for Airflow 3.0/3.1: the hook's widgets, from the same table ----------------------
+
+
+def test_widget_path_matches_conn_fields() -> None:
+    """Airflow 3.0/3.1 build the form from ``get_connection_form_widgets``; the API server mocks
+    WTForms when Flask AppBuilder is absent. Run the hook through that same mocked path."""
+    from unittest import mock
+
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService as H
+    from airflow.providers_manager import ProvidersManager
+
+    mods = ["wtforms", "wtforms.validators", "flask_babel", "flask_appbuilder"]
+    mods.append("flask_appbuilder.fieldwidgets")
+    with (
+        mock.patch.dict(sys.modules, {m: mock.MagicMock() for m in mods}),
+        mock.patch("wtforms.StringField", H.MockStringField),
+        mock.patch("wtforms.IntegerField", H.MockIntegerField),
+        mock.patch("wtforms.PasswordField", H.MockPasswordField),
+        mock.patch("flask_babel.lazy_gettext", lambda text: text),
+        mock.patch("flask_appbuilder.fieldwidgets.BS3TextFieldWidget", H.MockAnyWidget),
+        mock.patch("flask_appbuilder.fieldwidgets.BS3PasswordFieldWidget", H.MockAnyWidget),
+        mock.patch("wtforms.validators.Optional", H.MockOptional),
+        mock.patch("wtforms.validators.any_of", H.MockEnum),
+    ):
+        widgets = AIDPHook.get_connection_form_widgets()
+    pm = ProvidersManager.__new__(ProvidersManager)
+    pm._connection_form_widgets = {}
+    pm._add_widgets_from_hook("airflow-provider-aidp", AIDPHook, widgets)
+    from_hook = H._convert_extra_fields(pm._connection_form_widgets)["aidp"]
+    from_yaml = {name: pm._to_api_format(name, f) for name, f in conn_fields().items()}
+    assert list(from_hook) == list(from_yaml)
+    for name, field in from_hook.items():
+        want = from_yaml[name]
+        assert field["schema"]["title"] == want["schema"]["title"], name
+        assert field["description"] == want["description"], name
+        assert field["schema"].get("enum") == want["schema"].get("enum"), name
+        assert field["schema"].get("format") == want["schema"].get("format"), name
+        assert None not in (field["schema"].get("enum") or [])
+    assert pm._connection_form_widgets["extra__aidp__passphrase"].is_sensitive is False  # mock widget
+    behaviour = AIDPHook.get_ui_field_behaviour()
+    (conn_type,) = get_provider_info()["connection-types"]
+    assert behaviour["hidden_fields"] == conn_type["ui-field-behaviour"]["hidden-fields"]
+    assert behaviour["relabeling"] == conn_type["ui-field-behaviour"]["relabeling"]
+
+
+def test_airflow_33_ignores_the_hook_methods_when_conn_fields_exist() -> None:
+    """3.2+ reads conn-fields and skips the (deprecated there) hook methods: no warning, no WTForms."""
+    code = (
+        "import sys, warnings\n"
+        "from airflow.providers_manager import ProvidersManager\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    pm = ProvidersManager()\n"
+        "    info = pm.hooks['aidp']\n"
+        "    w = pm.connection_form_widgets\n"
+        "assert not [c for c in caught if 'get_connection_form_widgets' in str(c.message)], caught\n"
+        "assert 'extra__aidp__passphrase' in w, sorted(w)[:5]\n"
+        "assert 'wtforms' not in sys.modules and 'flask_appbuilder' not in sys.modules\n"
+        "print('OK', info.connection_type)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "OK aidp" in out.stdout, out.stderr[-2000:]
+
+
+# --- endpoints for every realm ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("region", "endpoint"),
+    [
+        ("us-ashburn-1", "https://aidp.us-ashburn-1.oci.oraclecloud.com"),
+        ("iad", "https://aidp.us-ashburn-1.oci.oraclecloud.com"),
+        ("FRA", "https://aidp.eu-frankfurt-1.oci.oraclecloud.com"),
+        ("us-langley-1", "https://aidp.us-langley-1.oci.oraclegovcloud.com"),  # oc2, US government
+        ("uk-gov-london-1", "https://aidp.uk-gov-london-1.oci.oraclegovcloud.uk"),  # oc4
+        ("ltn", "https://aidp.uk-gov-london-1.oci.oraclegovcloud.uk"),
+        ("eu-frankfurt-2", "https://aidp.eu-frankfurt-2.oci.oraclecloud.eu"),  # oc19, EU sovereign
+        ("ap-chiyoda-1", "https://aidp.ap-chiyoda-1.oci.oraclecloud8.com"),  # oc8
+    ],
+)
+def test_default_endpoint_follows_the_realm(region: str, endpoint: str) -> None:
+    cfg = AIDPConnectionConfig.from_fields(extra={"region": region, "ai_data_platform_id": OCID})
+    assert cfg.endpoint == endpoint
+
+
+def test_realms_come_from_the_oci_tables() -> None:
+    from oci import regions_definitions as tables
+
+    realms = {tables.REGION_REALMS[r] for r in ("us-ashburn-1", "us-langley-1", "uk-gov-london-1")}
+    assert len(realms) == 3
+    for short, name in list(tables.REGIONS_SHORT_NAMES.items())[::7]:
+        info = resolve_region(short)
+        assert info.region == name and info.domain == tables.REALMS[tables.REGION_REALMS[name]]
+
+
+def test_unknown_regions(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_region("xx-newplace-1").domain == "oraclecloud.com"  # as the OCI SDK assumes
+    monkeypatch.setenv("OCI_DEFAULT_REALM", "example-cloud.test")
+    assert resolve_region("xx-newplace-1").endpoint == "https://aidp.xx-newplace-1.oci.example-cloud.test"
+    with pytest.raises(AIDPConfigError, match="not a known region or short code") as err:
+        resolve_region("zzq")
+    assert err.value.field == "region"
+    with pytest.raises(AIDPConfigError, match="must look like"):
+        resolve_region("us ashburn")
+
+
+def test_region_lookup_does_not_import_the_oci_package() -> None:
+    code = (
+        "import sys\nfrom airflow_provider_aidp.hooks.realms import resolve_region\n"
+        "assert resolve_region('fra').domain == 'oraclecloud.com'\n"
+        "print('oci' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_diagnosis_lists_deprecated_names_and_stops_at_the_first_failure(tmp_path: Path) -> None:
+    from airflow.models.connection import Connection
+
+    from airflow_provider_aidp.hooks.diagnosis import diagnose, summary
+
+    missing = str(tmp_path / "missing.pem")
+    extra = {"ai_data_platform_id": OCID, "workspace_key": "ws", "tenancy": TENANCY, "user": USER}
+    extra |= {"fingerprint": FP, "private_key_file": missing}
+    conn = Connection(conn_id="x", conn_type="aidp", host="http://127.0.0.1:1", extra=extra)
+    checks = diagnose(conn)
+    assert [(c.name, c.ok) for c in checks] == [("settings", True), ("credentials", False)]
+    assert "'private_key_file' (rename to 'key_file')" in checks[0].message
+    assert checks[1].line().startswith("✘ credentials: Cannot read the private key file")
+    assert summary(checks) == (False, checks[1].message)
