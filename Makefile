@@ -1,11 +1,11 @@
-# The two commands of the README: `make demo` and `make test`.
+# The two commands of the README: `make demo` and `make test` (`make compat`: the older Airflow minors).
 # Both create .venv on first use (Python >= 3.10 and network access to PyPI needed) and reuse it after.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit install clean
+.PHONY: demo test lint unit install clean compat
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest
 
+# Unit + integration suites on Airflow 3.0 / 3.1 / 3.2, one uv venv each under .venv-compat/.
+compat: $(STAMP)
+	scripts/compat_matrix.sh
+
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
 clean:
-	rm -rf $(VENV) .demo
+	rm -rf $(VENV) .demo .venv-compat

@@ -45,6 +45,6 @@ def _fresh_secrets_masker() -> None:
     Airflow's masker recompiles one regex of every secret it knows for each new secret. Over a whole
     session (every generated PEM adds ~30 lines) that made registering one more key cost ~30 s.
     """
-    from airflow.sdk._shared.secrets_masker import reset_secrets_masker
+    from airflow_provider_aidp.compat import secrets_masker_module
 
-    reset_secrets_masker()
+    secrets_masker_module().reset_secrets_masker()

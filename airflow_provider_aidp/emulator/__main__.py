@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .credentials import api_key_from_pem
 from .readings import parse_assignments
 from .server import AIDPEmulator
 from .simulation import Timings
@@ -23,7 +24,23 @@ from .validation import GA, LA
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m airflow_provider_aidp.emulator", description=__doc__)
-    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free port)")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (0 = any free port)")
+    p.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        help="address to listen on; a non-loopback one (e.g. 0.0.0.0 in a container) is an explicit opt-in",
+    )
+    p.add_argument(
+        "--public-url",
+        default=None,
+        help="URL clients use, e.g. https://aidp-emulator:8443 (its host is the one signatures must "
+        "carry; the port defaults to --port's)",
+    )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve https with a self-signed certificate for the public host (written next to --key-file)",
+    )
     p.add_argument(
         "--surfaces", default=f"{GA},{LA}", help=f"comma-separated API versions to serve ({GA},{LA})"
     )
@@ -35,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--key-file",
         type=Path,
         default=None,
-        help="write a generated private key here (mode 600); the connection names the file",
+        help="API key file the connection names: reused if it exists, else generated (mode 600)",
     )
     p.add_argument("--pass-phrase", default=None, help="encrypt the generated key with this pass phrase")
     p.add_argument("--workspace-key", default="emulator_ws", help="workspace of the printed connection")
@@ -80,6 +97,21 @@ def load_scenario(emu: AIDPEmulator, path: Path) -> None:
         emu.set_readings(data["readings"])
 
 
+def api_key(emu: AIDPEmulator, key_file: Path | None, pass_phrase: str | None) -> tuple[Any, str | None]:
+    """(credentials, key file path): an existing ``--key-file`` is reused (same connection on every
+    start), a missing one is created (mode 600); without one the key is only printed."""
+    if key_file is None:
+        return emu.generate_api_key(pass_phrase=pass_phrase), None
+    if key_file.exists():
+        creds = api_key_from_pem(key_file.read_text(), pass_phrase=pass_phrase)
+        emu.register_api_key(creds)
+    else:
+        creds = emu.generate_api_key(pass_phrase=pass_phrase)
+        key_file.write_text(creds.private_key_pem)
+        os.chmod(key_file, 0o600)
+    return creds, str(key_file.resolve())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     timings = Timings()
@@ -92,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         time_scale=args.time_scale,
         timings=timings,
         accept_any_workspace=args.accept_any_workspace,
+        bind=args.bind,
+        public_url=args.public_url,
+        tls=args.tls,
+        tls_dir=args.key_file.resolve().parent if args.key_file else None,
     )
     for spec in args.host_workspace:
         instance, sep, workspace = spec.rpartition("/")
@@ -103,18 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.reading:
         emu.set_readings(parse_assignments(args.reading))
     emu.start()
-    creds = emu.generate_api_key(pass_phrase=args.pass_phrase)
-    key_file = None
-    if args.key_file:
-        args.key_file.write_text(creds.private_key_pem)
-        os.chmod(args.key_file, 0o600)
-        key_file = str(args.key_file.resolve())
+    creds, key_file = api_key(emu, args.key_file, args.pass_phrase)
     extra_kwargs = {
         "api_version": args.api_version,
         "workspace_key": args.workspace_key,
         "private_key_file": key_file,
     }
-    print(f"AIDP emulator listening on {emu.url}")
+    print(f"AIDP emulator listening on {args.bind}:{emu.port}, public URL {emu.url}")
+    if emu.ca_bundle is not None:
+        print(f"TLS certificate (the CA bundle clients trust): {emu.ca_bundle}")
+        print(f"  export REQUESTS_CA_BUNDLE={emu.ca_bundle}   # requests, OCI SDK/CLI, the provider")
+        print(f"  export SSL_CERT_FILE={emu.ca_bundle}        # Python ssl / aiohttp defaults")
     print(f"Control API: {emu.url}/_emulator/  (health, scripts, faults, requests, clock, runs, tenancy)")
     print("Connection JSON (AIRFLOW_CONN_AIDP_DEFAULT):")
     print(emu.connection_json(creds, **extra_kwargs))

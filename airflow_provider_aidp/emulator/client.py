@@ -13,14 +13,22 @@ from .credentials import ApiKeyCredentials
 
 
 class EmulatorClient:
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, ca_bundle: str | None = None) -> None:
+        """``ca_bundle``: the certificate of an emulator started with TLS (else REQUESTS_CA_BUNDLE)."""
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._session = requests.Session()
+        # Per request: a session-level verify loses to REQUESTS_CA_BUNDLE in requests' env merge.
+        self._verify: str | bool = ca_bundle or True
 
     def _call(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         resp = self._session.request(
-            method, f"{self.url}/_emulator{path}", json=json, params=params, timeout=self.timeout
+            method,
+            f"{self.url}/_emulator{path}",
+            json=json,
+            params=params,
+            timeout=self.timeout,
+            verify=self._verify,
         )
         if resp.status_code >= 400:
             raise RuntimeError(f"emulator control {method} {path} -> {resp.status_code}: {resp.text[:300]}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,15 +75,31 @@ def generate_api_key(*, pass_phrase: str | None = None, key_size: int = 2048) ->
         else serialization.NoEncryption()
     )
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    return _credentials(key, private_pem.decode(), pass_phrase)
+
+
+def api_key_from_pem(private_key_pem: str, *, pass_phrase: str | None = None) -> ApiKeyCredentials:
+    """Credentials for an existing private key; tenancy/user derive from its fingerprint, so the same
+    key file gives the same connection on every start (a fixed ``AIRFLOW_CONN_...`` in a compose file)."""
+    password = pass_phrase.encode() if pass_phrase else None
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=password)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("the emulator key file must hold an RSA private key (OCI API keys are RSA)")
+    return _credentials(key, private_key_pem, pass_phrase)
+
+
+def _credentials(key: rsa.RSAPrivateKey, private_pem: str, pass_phrase: str | None) -> ApiKeyCredentials:
+    """Tenancy/user OCIDs derive from the key's fingerprint: a reused key file keeps its identity."""
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    suffix = secrets.token_hex(8)
+    fingerprint = public_key_fingerprint(key.public_key())
+    suffix = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
     return ApiKeyCredentials(
         tenancy=f"ocid1.tenancy.oc1..emulator{suffix}",
         user=f"ocid1.user.oc1..emulator{suffix}",
-        fingerprint=public_key_fingerprint(key.public_key()),
-        private_key_pem=private_pem.decode(),
+        fingerprint=fingerprint,
+        private_key_pem=private_pem,
         public_key_pem=public_pem.decode(),
         pass_phrase=pass_phrase,
     )

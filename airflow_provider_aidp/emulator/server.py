@@ -1,10 +1,12 @@
-"""``AIDPEmulator``: run the emulator in a background thread (or the current loop) on 127.0.0.1."""
+"""``AIDPEmulator``: run the emulator in a background thread (or the current loop); 127.0.0.1 by default."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import warnings
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +15,7 @@ from . import connection as conn
 from .app import build_app
 from .clock import Clock
 from .credentials import ApiKeyCredentials, generate_api_key
+from .exposure import Exposure
 from .faults import Fault
 from .readings import Readings
 from .recorder import RecordedRequest
@@ -30,6 +33,11 @@ class AIDPEmulator:
     ``with AIDPEmulator() as emu:`` runs it in a daemon thread with its own event loop;
     ``async with AIDPEmulator() as emu:`` runs it on the current loop. ``time_scale=0`` gives a
     manual clock that only :meth:`advance` moves.
+
+    Reaching it from containers or https-only clients (see ``exposure.py``): ``bind`` (a
+    non-loopback address warns), ``public_url`` (the URL clients use; its host is the only one the
+    signature check accepts) and ``tls`` (a self-signed certificate, :attr:`ca_bundle`, written
+    into ``tls_dir`` or a temporary directory).
     """
 
     def __init__(
@@ -43,8 +51,13 @@ class AIDPEmulator:
         max_clock_skew: float = 300.0,
         readings: Readings | dict[str, Any] | None = None,
         accept_any_workspace: bool = False,
+        bind: str = HOST,
+        public_url: str | None = None,
+        tls: bool = False,
+        tls_dir: Path | None = None,
     ) -> None:
         self._requested_port = port
+        self.exposure = Exposure(bind, public_url, tls, tls_dir)
         self.clock = Clock(time_scale)
         self.state = EmulatorState(
             EmulatorConfig(
@@ -66,17 +79,32 @@ class AIDPEmulator:
     def url(self) -> str:
         if self.port is None:
             raise RuntimeError("the emulator is not running; use it as a context manager or call start()")
-        return f"http://{HOST}:{self.port}"
+        return self.exposure.url(self.port)
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """With ``tls=True``: the PEM file clients trust (connection extra ``ca_bundle``)."""
+        return self.exposure.ca_bundle
 
     async def start_async(self) -> None:
+        if warning := self.exposure.bind_warning():
+            warnings.warn(warning, stacklevel=2)
+        ssl_context = self.exposure.server_ssl()
         self._runner = web.AppRunner(build_app(self.state), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, self._requested_port, backlog=4096, reuse_address=True)
+        site = web.TCPSite(
+            self._runner,
+            self.exposure.bind,
+            self._requested_port,
+            backlog=4096,
+            reuse_address=True,
+            ssl_context=ssl_context,
+        )
         await site.start()
         server = site._server
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        self.state.allowed_hosts = frozenset({f"{HOST}:{self.port}", f"localhost:{self.port}"})
+        self.state.allowed_hosts = self.exposure.allowed_hosts(self.port)
 
     async def stop_async(self) -> None:
         if self._runner is not None:
@@ -155,6 +183,8 @@ class AIDPEmulator:
         region, private_key_file). The connection's instance and workspace become hosted ones."""
         extra = conn.connection_extra(self.url, creds, **kwargs)
         self.host_workspace(extra["ai_data_platform_id"], extra["workspace_key"])
+        if self.ca_bundle is not None:
+            extra["ca_bundle"] = str(self.ca_bundle)
         return extra
 
     def host_workspace(self, ai_data_platform_id: str, *workspace_keys: str) -> None:

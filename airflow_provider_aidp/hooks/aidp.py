@@ -25,9 +25,10 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.sdk import BaseHook
 from pydantic import BaseModel
 
+from airflow_provider_aidp import compat
+from airflow_provider_aidp.compat import BaseHook
 from airflow_provider_aidp.exceptions import (
     AIDPConfigError,
     AIDPDuplicateJobError,
@@ -54,6 +55,7 @@ from airflow_provider_aidp.hooks.transport import (
 )
 from airflow_provider_aidp.hooks.transport import async_state as _async_state  # noqa: F401
 from airflow_provider_aidp.hooks.transport import env_proxy as _env_proxy  # noqa: F401
+from airflow_provider_aidp.hooks.transport import ssl_context as _ssl_context  # noqa: F401
 from airflow_provider_aidp.models.runs import (
     ExportedTaskRunOutputContents,
     JobRun,
@@ -174,7 +176,7 @@ class AIDPHook(BaseHook):
         plan = plan_request(config, self._workspace_for(config), method, segments, **request)
         policy, signer, session = self._policy(config), auth.get_signer(config), self.get_conn()
         for attempt in itertools.count(1):
-            answer = send_sync(session, signer, plan, self._timeout_for(config))
+            answer = send_sync(session, signer, plan, self._timeout_for(config), config.ca_bundle)
             step = conclude(plan, policy, attempt, answer, config)
             if isinstance(step, ApiResponse):
                 return step
@@ -383,7 +385,7 @@ class AIDPHook(BaseHook):
 
     async def _astate(self) -> AsyncState:
         """Shared per (conn id, loop): async connection lookup, signer built off-loop, one session."""
-        return await shared_state(self.aidp_conn_id, self.aget_connection)
+        return await shared_state(self.aidp_conn_id, lambda conn_id: compat.aget_connection(self, conn_id))
 
     async def _acall(self, method: str, *segments: str, **request: Any) -> ApiResponse:
         """The async twin of :meth:`_call`: the same plan and decision, sent by :func:`send_async`."""

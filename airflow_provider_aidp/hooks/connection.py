@@ -8,15 +8,16 @@ It imports neither ``oci`` nor ``aiohttp``.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
+import os
 import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from airflow_provider_aidp.exceptions import AIDPConfigError
+from airflow_provider_aidp.hooks.endpoint import resolve_endpoint
 from airflow_provider_aidp.hooks.settings import (
     ALIASES,
     AUTH_TYPE_ALIASES,
@@ -85,22 +86,13 @@ async def amask_secret(value: str | None) -> None:
     """:func:`mask_secret` for code running on an event loop (no blocking supervisor round-trip)."""
     if not value:
         return
-    from airflow.sdk.log import amask_secret as _amask
+    from airflow_provider_aidp.compat import amask_secret as _amask
 
     await _amask(value)
     if "\n" in value:
         for line in value.splitlines():
             if len(line.strip()) >= 16 and not line.startswith("-----"):
                 await _amask(line.strip())
-
-
-def _is_loopback(hostname: str) -> bool:
-    if hostname.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
 
 
 def _raw(extra: Mapping[str, Any], name: str) -> Any:
@@ -201,13 +193,13 @@ class AIDPConnectionConfig:
     private_key: str | None = field(default=None, repr=False)
     key_file: str | None = None
     passphrase: str | None = field(default=None, repr=False)
-    ca_bundle: str | None = None
     max_retries: int = DEFAULT_MAX_RETRIES
     retry_wait_max: float = DEFAULT_RETRY_WAIT_MAX
     timeout: float = DEFAULT_TIMEOUT
     max_requests_per_second: float = DEFAULT_MAX_REQUESTS_PER_SECOND
     console_url_template: str = DEFAULT_CONSOLE_URL_TEMPLATE
     depends_on_format: str = "objects"
+    ca_bundle: str | None = None  # PEM file of CAs to trust instead of the system's (not a secret)
 
     # --- derived --------------------------------------------------------------------------
 
@@ -324,7 +316,7 @@ class AIDPConnectionConfig:
 
         api_version = _choice("api_version", get("api_version") or DEFAULT_API_VERSION)
         region = get("region")
-        endpoint = _endpoint(host, schema, port, region, api_version)
+        endpoint = resolve_endpoint(host, schema, port, region, api_version)
 
         ai_data_platform_id = get("ai_data_platform_id")
         if not ai_data_platform_id:
@@ -362,7 +354,6 @@ class AIDPConnectionConfig:
             private_key=_normalise_pem(inline["private_key"]),
             key_file=inline["key_file"],
             passphrase=inline["passphrase"],
-            ca_bundle=get("ca_bundle"),
             max_retries=parse_number(BY_NAME["max_retries"], get("max_retries")),
             retry_wait_max=parse_number(BY_NAME["retry_wait_max"], get("retry_wait_max")),
             timeout=parse_number(BY_NAME["timeout"], get("timeout")),
@@ -371,6 +362,7 @@ class AIDPConnectionConfig:
             ),
             console_url_template=template,
             depends_on_format=depends_on_format,
+            ca_bundle=_ca_bundle(get("ca_bundle")),
         )
         if register_secrets:
             config.register_secrets()
@@ -382,52 +374,6 @@ def _normalise_pem(value: str | None) -> str | None:
     if value and "\\n" in value and "\n" not in value:
         value = value.replace("\\n", "\n")
     return value
-
-
-def _endpoint(
-    host: str | None, schema: str | None, port: int | None, region: str | None, api_version: str
-) -> str:
-    """Resolve the service endpoint (scheme + host [+ port] [+ path prefix]), without the api version."""
-    if not host:
-        if not region:
-            raise AIDPConfigError(
-                "Connection extra 'region' is required when no endpoint override (host) is set, "
-                "e.g. 'us-ashburn-1'.",
-                field="region",
-            )
-        from airflow_provider_aidp.hooks.realms import resolve_region
-
-        return resolve_region(region).endpoint
-    host = host.strip()
-    if "://" not in host:
-        scheme = schema if schema in ("http", "https") else "https"
-        host = f"{scheme}://{host}{f':{port}' if port else ''}"
-    parts = urlsplit(host)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AIDPConfigError(
-            f"Connection host (endpoint override) must be a full https:// URL, got {host!r}.", field="host"
-        )
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise AIDPConfigError(
-            "Connection host (endpoint override) must not carry credentials, a query or a fragment.",
-            field="host",
-        )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise AIDPConfigError(
-            f"Connection host uses plain http:// for {parts.hostname!r}; use https:// "
-            "(http:// is allowed only for loopback addresses such as 127.0.0.1 or localhost).",
-            field="host",
-        )
-    path = parts.path.rstrip("/")
-    if path.endswith(f"/{api_version}"):
-        path = path[: -len(api_version) - 1]
-    elif any(path.endswith(f"/{v}") for v in SURFACES):
-        raise AIDPConfigError(
-            f"Connection host ends with a different API version than api_version={api_version!r}; "
-            "remove the version from the host or change api_version.",
-            field="host",
-        )
-    return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 def _check_auth_fields(auth_type: str, inline: Mapping[str, Any]) -> None:
@@ -492,3 +438,18 @@ def _check_template(template: str) -> None:
             f"allowed: {sorted(CONSOLE_PLACEHOLDERS)}.",
             field="console_url_template",
         )
+
+
+def _ca_bundle(value: Any) -> str | None:
+    """The ``ca_bundle`` extra: an existing PEM file or ``c_rehash`` directory of trusted CAs."""
+    if value in (None, ""):
+        return None
+    path = os.path.expanduser(str(value))
+    if not os.path.exists(path):
+        raise AIDPConfigError(
+            f"Connection extra 'ca_bundle' names {path!r}, which does not exist: give the path of a PEM "
+            "file of CA certificates readable by the worker and triggerer (or remove it to trust the "
+            "system's CAs).",
+            field="ca_bundle",
+        )
+    return path

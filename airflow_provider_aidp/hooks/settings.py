@@ -173,8 +173,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ca_bundle",
         "CA bundle",
-        "Path of a PEM CA bundle to verify the endpoint's TLS certificate (e.g. an emulator's "
-        "self-signed one). Empty: the system's trust store.",
+        "Path of a PEM CA bundle (or hashed directory) to verify the endpoint's TLS certificate "
+        "(e.g. an emulator's --tls one), on every worker and triggerer. Empty: REQUESTS_CA_BUNDLE "
+        "if set, else the system's trust store.",
         example="/opt/airflow/certs/aidp-ca.pem",
     ),
     Setting(

@@ -176,13 +176,16 @@ def prepare_sync(signer: Any, plan: RequestPlan) -> requests.PreparedRequest:
     return prepared
 
 
-def send_sync(session: requests.Session, signer: Any, plan: RequestPlan, timeout: float) -> Answer | str:
+def send_sync(
+    session: requests.Session, signer: Any, plan: RequestPlan, timeout: float, ca_bundle: str | None = None
+) -> Answer | str:
     """Sign and send one attempt with ``requests``; the exception name when no answer arrived."""
     import requests
 
     prepared = prepare_sync(signer, plan)
     # session.send() skips the environment (proxies, REQUESTS_CA_BUNDLE); merge it explicitly.
-    env = session.merge_environment_settings(plan.url, {}, None, None, None)
+    # The connection's ca_bundle, when set, wins over REQUESTS_CA_BUNDLE.
+    env = session.merge_environment_settings(plan.url, {}, None, ca_bundle, None)
     try:
         resp = session.send(prepared, timeout=timeout, allow_redirects=False, **env)
         return Answer(resp.status_code, resp.headers, resp.content)
@@ -275,6 +278,20 @@ def signer_and_async_imports(config: AIDPConnectionConfig) -> Any:
     return auth.get_signer(config)
 
 
+def ssl_context(ca_bundle: str | None) -> Any:
+    """aiohttp's ``ssl=``: trust the connection's ``ca_bundle``, else ``REQUESTS_CA_BUNDLE`` (as the
+    sync path does), else the system CAs. Built in a worker thread: loading CA files blocks."""
+    import os
+    import ssl
+
+    cafile = ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or None
+    if cafile is None:
+        return True
+    if os.path.isdir(cafile):
+        return ssl.create_default_context(capath=cafile)
+    return ssl.create_default_context(cafile=cafile)
+
+
 def env_proxy(endpoint: str) -> tuple[Any, Any]:
     """(proxy URL, proxy auth) that the environment sets for ``endpoint`` (honours NO_PROXY)."""
     from aiohttp.helpers import get_env_proxy_for_url
@@ -332,8 +349,9 @@ async def shared_state(conn_id: str, aget_connection: Callable[[str], Awaitable[
             # Proxies come from the environment once per session: aiohttp's trust_env would look
             # up netrc and proxies in a worker thread on every request (two thread hops a poll).
             state.proxy, state.proxy_auth = await asyncio.to_thread(env_proxy, state.config.endpoint)
+            ssl = await asyncio.to_thread(ssl_context, state.config.ca_bundle)
             state.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=100), auto_decompress=True, trust_env=False
+                connector=aiohttp.TCPConnector(limit=100, ssl=ssl), auto_decompress=True, trust_env=False
             )
     return state
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_aidp import compat
 from airflow_provider_aidp.exceptions import AIDPApiError, AIDPConfigError, AIDPConflictError, AIDPError
 from airflow_provider_aidp.models.runs import SUCCESS, is_active, is_terminal, string_parameters
 from airflow_provider_aidp.operators.job_definition import AIDPCreateJobOperator, AIDPDeleteJobOperator
@@ -122,7 +123,7 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
         parameters = string_parameters(self.parameters)
         job_key = self._resolve_job_key()
         identity = TaskIdentity.from_context(context)
-        store = context.get("task_state_store")
+        store = compat.task_state_store(context, self.log)
         run = self._start_or_reattach(context, job_key, parameters, identity, store)
         if store is not None:
             store.set(

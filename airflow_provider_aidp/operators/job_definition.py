@@ -131,7 +131,8 @@ class AIDPCreateJobOperator(BaseOperator):
             result.job_key,
         )
         ti = context["ti"]
-        ti.xcom_push(key="job_key", value=result.job_key)
+        if result.job_key is not None:  # a dry run of a new job has none (Airflow 3.0 cannot push None)
+            ti.xcom_push(key="job_key", value=result.job_key)
         ti.xcom_push(key="action", value=result.action)
         return result.job_key
 

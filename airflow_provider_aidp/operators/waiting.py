@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
+from airflow_provider_aidp import compat
 from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPError
 from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
 from airflow_provider_aidp.runs import finish, polling, report
@@ -115,6 +116,8 @@ class _AIDPRunWaitOperator(BaseOperator):
         deadline = None if self.timeout is None else time.time() + self.timeout
         if self.deferrable:
             deadline = self._within_execution_timeout(context, deadline)
+            if self.cancel_on_kill and not compat.HAS_TRIGGER_ON_KILL:
+                self.log.info(compat.NO_TRIGGER_ON_KILL_NOTE)
             self.defer(
                 trigger=AIDPJobRunTrigger(
                     run_key,

@@ -7,6 +7,7 @@ job with tasks, and a runner that puts one operator in a DAG and runs it with ``
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -76,13 +77,29 @@ class FakeTI:
 def execute(op: Any) -> tuple[Any, FakeTI, list[str]]:
     """Run ``op.execute`` with a fake context; returns (result or exception, ti, rendered log lines)."""
     ti = FakeTI(op)
-    with structlog.testing.capture_logs() as logs:
-        try:
-            result: Any = op.execute({"ti": ti})
-        except Exception as exc:
-            result = exc
+    std = StdlibLines()  # Airflow 3.0 operators log through a stdlib logger, later ones structlog
+    if isinstance(op.log, logging.Logger):
+        op.log.addHandler(std)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            try:
+                result: Any = op.execute({"ti": ti})
+            except Exception as exc:
+                result = exc
+    finally:
+        if isinstance(op.log, logging.Logger):
+            op.log.removeHandler(std)
     lines = [str(e["event"]) % tuple(e.get("positional_args", ())) for e in logs]
-    return result, ti, lines
+    return result, ti, lines + std.lines
+
+
+class StdlibLines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
 
 
 def build_dag(*factories: Any) -> Any:
@@ -115,9 +132,15 @@ def register_dag(dag: Any) -> None:
 
     DagBundlesManager().sync_bundles_to_db()
     with create_session() as session:
-        update_dag_parsing_results_in_db(
-            "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
-        )
+        if hasattr(LazyDeserializedDAG, "from_dag"):  # Airflow >= 3.1
+            lazy = LazyDeserializedDAG.from_dag(dag)
+            update_dag_parsing_results_in_db("dags-folder", None, [lazy], {}, None, set(), session=session)
+        else:  # Airflow 3.0: no parse duration; the DagBag (not the DAG) sets relative_fileloc
+            from airflow.serialization.serialized_objects import SerializedDAG
+
+            dag.relative_fileloc = dag.relative_fileloc or dag.fileloc
+            lazy = LazyDeserializedDAG(data=SerializedDAG.to_dict(dag))
+            update_dag_parsing_results_in_db("dags-folder", None, [lazy], {}, set(), session=session)
 
 
 def task_states(dag_id: str, run_id: str) -> dict[str, str | None]:

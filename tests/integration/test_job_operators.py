@@ -64,7 +64,7 @@ def test_templated_spec_and_dry_run(emu: AIDPEmulator) -> None:
     states, run_id = run_dag(dag)
     assert states == {"plan": "success"}
     pushed = xcoms(dag, run_id, "plan")
-    assert pushed["action"] == "created" and pushed["job_key"] is None
+    assert pushed["action"] == "created" and "job_key" not in pushed
     assert emu.jobs() == []
     assert all(r.method == "GET" for r in emu.requests)
 
@@ -163,7 +163,10 @@ def test_importing_the_operators_stays_cheap() -> None:
 
 
 def test_example_dag_runs_against_the_emulator(emu: AIDPEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    try:  # Airflow >= 3.2
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:
+        from airflow.models.dagbag import DagBag
 
     monkeypatch.syspath_prepend(str(REPO / "example_dags"))  # Airflow puts the DAG folder on sys.path
 

@@ -224,7 +224,7 @@ async def test_one_session_and_signer_per_connection_and_loop(
     def no_sync_lookup(cls: Any, conn_id: str) -> None:
         raise AssertionError("async path used the blocking connection lookup")
 
-    monkeypatch.setattr(AIDPHook, "aget_connection", classmethod(aget))
+    monkeypatch.setattr(AIDPHook, "aget_connection", classmethod(aget), raising=False)
     monkeypatch.setattr(AIDPHook, "get_connection", classmethod(no_sync_lookup))
     builds: list[int] = []
     real_build = auth.build_signer

@@ -34,9 +34,9 @@ TOKEN = "SessionTokenValue-0123456789-abcdef"
 
 
 def redact(text: str) -> str:
-    from airflow.sdk._shared.secrets_masker import redact as airflow_redact
+    from airflow_provider_aidp.compat import secrets_masker_module
 
-    return str(airflow_redact(text))
+    return str(secrets_masker_module().redact(text))
 
 
 def assert_clean(text: str) -> None:
@@ -122,16 +122,17 @@ async def test_async_path_masks_with_amask_secret_only(monkeypatch: pytest.Monke
     """On the triggerer's loop a blocking supervisor round-trip must be avoided: amask_secret only."""
     import airflow.sdk.log as sdk_log
 
+    from airflow_provider_aidp import compat
     from airflow_provider_aidp.hooks.aidp import _async_state, close_async_sessions
 
     key = make_key(PASS_PHRASE + "-async", tag="masking-async")
     install_connection(monkeypatch, FakeConnection(host=HOST, extra=inline_extra(key)))
     masked: list[str] = []
-    real_amask = sdk_log.amask_secret
+    real_amask = compat.amask_secret
 
-    async def amask(secret: Any, name: str | None = None) -> None:
+    async def amask(secret: Any) -> None:
         masked.append(secret)
-        await real_amask(secret, name)
+        await real_amask(secret)
 
     loop_thread = threading.get_ident()
     sync_masked: list[str] = []
@@ -141,7 +142,7 @@ async def test_async_path_masks_with_amask_secret_only(monkeypatch: pytest.Monke
         assert threading.get_ident() != loop_thread, "blocking mask_secret called on the event loop"
         sync_masked.append(secret)
 
-    monkeypatch.setattr(sdk_log, "amask_secret", amask)
+    monkeypatch.setattr(compat, "amask_secret", amask)
     monkeypatch.setattr(sdk_log, "mask_secret", no_sync_mask)
     hook = AIDPHook("aidp_test")
     state = await hook._astate()

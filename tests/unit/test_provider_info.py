@@ -67,6 +67,8 @@ def test_providers_manager_builds_widgets_and_behaviour() -> None:
     """Feed our metadata through ProvidersManager's own UI-metadata loader."""
     from airflow.providers_manager import ProviderInfo, ProvidersManager
 
+    if not hasattr(ProvidersManager, "_load_ui_metadata"):
+        pytest.skip("Airflow < 3.2 has no declarative conn-fields loader; the hook's widgets serve there")
     pm = ProvidersManager.__new__(ProvidersManager)
     pm._connection_form_widgets = {}
     pm._field_behaviours = {}
@@ -74,7 +76,11 @@ def test_providers_manager_builds_widgets_and_behaviour() -> None:
     pm._customized_form_fields_schema_validator = ProvidersManager()._customized_form_fields_schema_validator
     pm._provider_dict = {"airflow-provider-aidp": ProviderInfo("0.1.0", get_provider_info())}
     pm._load_ui_metadata()
-    assert pm._hook_name_dict["aidp"] == "Oracle AI Data Platform"
+    import airflow
+    from packaging.version import Version
+
+    if Version(airflow.__version__) >= Version("3.3"):  # 3.2's loader leaves hook names to the hook import
+        assert pm._hook_name_dict["aidp"] == "Oracle AI Data Platform"
     assert pm._connection_form_widgets["extra__aidp__private_key"].is_sensitive
     assert not pm._connection_form_widgets["extra__aidp__region"].is_sensitive
     assert pm._field_behaviours["aidp"]["relabeling"]["host"] == "Endpoint override (optional)"

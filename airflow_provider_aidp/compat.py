@@ -1,0 +1,120 @@
+"""The one place that knows which Airflow 3.x release moved or added what.
+
+Supported: Airflow 3.0 to 3.3 (the versions ``.ci/run`` tests). Everything else in the provider
+imports Airflow names from here when they differ between those releases, and asks the ``HAS_*``
+flags (feature checks, not version numbers) before relying on a newer capability:
+
+- ``BaseHook`` is public in ``airflow.sdk`` from 3.1; 3.0 has only ``airflow.hooks.base``.
+- ``BaseHook.aget_connection`` (an async connection lookup) exists from 3.1.
+- ``amask_secret`` (an event-loop safe secrets-masker registration) exists from 3.3.
+- ``task_state_store`` in the task context (crash recovery of the run key) exists from 3.3.
+- ``BaseTrigger.on_kill`` (a user's kill reaches the trigger) exists from 3.3.
+
+The degradation messages are here too, so every caller says the same thing, once per task try.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from types import ModuleType
+from typing import Any
+
+import airflow
+from airflow.triggers.base import BaseTrigger
+
+try:  # Airflow >= 3.1
+    from airflow.sdk import BaseHook
+except ImportError:  # Airflow 3.0
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
+
+__all__ = [
+    "AIRFLOW_VERSION",
+    "HAS_AMASK_SECRET",
+    "HAS_TASK_STATE_STORE",
+    "HAS_TRIGGER_ON_KILL",
+    "NO_STATE_STORE_NOTE",
+    "NO_TRIGGER_ON_KILL_NOTE",
+    "BaseHook",
+    "aget_connection",
+    "amask_secret",
+    "secrets_masker_module",
+    "task_state_store",
+]
+
+AIRFLOW_VERSION: str = airflow.__version__
+
+
+def _context_has(key: str) -> bool:
+    from airflow.sdk.definitions.context import Context
+
+    return key in getattr(Context, "__annotations__", {})
+
+
+#: Task contexts carry ``task_state_store`` (Airflow >= 3.3).
+HAS_TASK_STATE_STORE: bool = _context_has("task_state_store")
+
+#: The triggerer calls ``BaseTrigger.on_kill`` when a user kills a deferred task (Airflow >= 3.3).
+HAS_TRIGGER_ON_KILL: bool = "on_kill" in vars(BaseTrigger)
+
+
+def _has_amask_secret() -> bool:
+    import airflow.sdk.log as sdk_log
+
+    return hasattr(sdk_log, "amask_secret")
+
+
+HAS_AMASK_SECRET: bool = _has_amask_secret()
+
+NO_STATE_STORE_NOTE = (
+    f"Airflow {AIRFLOW_VERSION} has no task_state_store (needs >= 3.3): the opc-retry-token alone "
+    "protects against duplicate AIDP runs when a worker dies mid-task."
+)
+NO_TRIGGER_ON_KILL_NOTE = (
+    f"Airflow {AIRFLOW_VERSION} does not tell a trigger when a user kills a deferred task (needs >= 3.3): "
+    "marking this task failed or success while it waits leaves the AIDP run running; the wait "
+    "deadline (timeout / execution_timeout) still cancels it."
+)
+
+
+def task_state_store(context: Any, log: logging.Logger | Any) -> Any:
+    """The context's ``task_state_store`` or ``None``; on Airflow < 3.3 say once why that is safe."""
+    store = context.get("task_state_store")
+    if store is None:
+        log.info(NO_STATE_STORE_NOTE)
+    return store
+
+
+async def aget_connection(hook: Any, conn_id: str) -> Any:
+    """``hook.aget_connection(conn_id)``; on Airflow 3.0 the sync lookup through asgiref's
+    ``sync_to_async``, whose worker thread lets the triggerer's ``async_to_sync`` supervisor call
+    run on the triggerer's own loop (a plain thread would start a second loop on its streams)."""
+    if hasattr(hook, "aget_connection"):
+        return await hook.aget_connection(conn_id)
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(hook.get_connection)(conn_id)
+
+
+async def amask_secret(value: str) -> None:
+    """Register ``value`` with the secrets masker from an event loop, without blocking it.
+
+    Airflow >= 3.3 has ``amask_secret`` (also tells the supervisor, asynchronously). Before 3.3 the
+    sync ``mask_secret`` would make a blocking (3.0: raising) supervisor round-trip from inside the
+    triggerer's loop, so the value is registered with this process's masker only; the supervisor
+    still masks the connection's own secret fields, and the provider never logs secrets itself.
+    """
+    if HAS_AMASK_SECRET:
+        from airflow.sdk.log import amask_secret as _amask
+
+        await _amask(value)
+        return
+    secrets_masker_module()._secrets_masker().add_mask(value, None)
+
+
+def secrets_masker_module() -> ModuleType:
+    """Airflow's secrets-masker module (``redact``, ``reset_secrets_masker``; moved in 3.1)."""
+    try:  # Airflow >= 3.1
+        return importlib.import_module("airflow.sdk._shared.secrets_masker")
+    except ImportError:  # Airflow 3.0
+        return importlib.import_module("airflow.sdk.execution_time.secrets_masker")
