@@ -230,7 +230,7 @@ def test_signer_cache_keeps_no_secret_in_clear() -> None:
         user=USER,
         fingerprint=key.fingerprint,
         private_key=key.private_pem,
-        pass_phrase=PASS_PHRASE,
+        passphrase=PASS_PHRASE,
     )
     signer = auth.get_signer(config)
     assert auth.get_signer(config) is signer  # still cached per config
