@@ -44,6 +44,7 @@ __all__ = [
 
 AIRFLOW_VERSION: str = airflow.__version__
 
+
 def _context_has(key: str) -> bool:
     from airflow.sdk.definitions.context import Context
 

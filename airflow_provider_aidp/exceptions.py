@@ -123,3 +123,21 @@ def error_class_for_status(status: int) -> type[AIDPApiError]:
     if status >= 500:
         return AIDPServerError
     return AIDPApiError
+
+
+class AIDPPollError(AIDPError):
+    """Waiting for a run failed for infrastructure reasons; the run itself was not reported failed."""
+
+    def __init__(self, message: str, *, run_key: str, kind: str) -> None:
+        super().__init__(message)
+        self.run_key = run_key
+        self.kind = kind
+
+
+class AIDPRunTimeoutError(AIDPError):
+    """The wait timeout passed before the run finished."""
+
+    def __init__(self, message: str, *, run_key: str, canceled: bool) -> None:
+        super().__init__(message)
+        self.run_key = run_key
+        self.canceled = canceled

@@ -10,7 +10,7 @@ from .credentials import ApiKeyCredentials
 from .tenancy import DEFAULT_PLATFORM_ID, DEFAULT_WORKSPACE
 
 DEFAULT_REGION = "us-ashburn-1"
-CONSOLE_TEMPLATE = "{endpoint}/_emulator/console/runs/{run_key}"
+CONSOLE_TEMPLATE = "{endpoint}/_emulator/console/jobs/{job_key}/runs/{run_key}"
 
 
 def connection_extra(

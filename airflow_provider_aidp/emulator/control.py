@@ -77,6 +77,8 @@ def add_routes(app: web.Application, state: EmulatorState) -> None:
         json_handler(lambda req, d: {"expired": state.keys.expire_session_token(req.match_info["token"])}),
     )
     r.add_get(f"{PREFIX}/console/runs/{{run_key}}", _console_handler(state))
+    # The connection's template: a link built without the job key (".../jobs//runs/...") is a 404.
+    r.add_get(f"{PREFIX}/console/jobs/{{job_key}}/runs/{{run_key}}", _console_handler(state))
 
 
 def _cleared(fn: Callable[[], None]) -> dict[str, bool]:
@@ -212,8 +214,9 @@ def _add_token(state: EmulatorState, data: dict[str, Any]) -> dict[str, Any]:
 def _console_handler(state: EmulatorState) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         key = request.match_info["run_key"]
+        job_key = request.match_info.get("job_key")
         run = next((r for r in state.store.all_runs() if r.key == key), None)
-        if run is None:
+        if run is None or (job_key is not None and run.job_key != job_key):
             return web.Response(
                 status=404, text=f"run {html.escape(key)} not found", content_type="text/html"
             )

@@ -1,10 +1,16 @@
-"""AIDPHook: the ONE place that signs, sends, retries and parses AIDP Workflow API calls.
+"""AIDPHook: the public API of the AIDP Workflow API for one ``aidp`` connection.
 
-Sync calls use ``requests``; async calls (triggers) use ``aiohttp`` and share one session, one
-signer and one request pacer (``hooks/pacing.py``) per (connection id, event loop) across every hook
-instance in the process. Both paths use the same signer (``hooks/auth.py``), the same retry
-policy (:class:`RetryPolicy`) and the same response parsing (:func:`parse_response`), so they
-cannot drift apart.
+Every call builds one request plan and asks one retry decision what to do after each attempt
+(``hooks/transport.py``, ``hooks/retry.py``); ``_call`` sends with ``requests``, ``_acall`` with
+the ``aiohttp`` session, signer and request pacer shared per (connection id, event loop) by every
+hook instance in the process. Both sign through ``hooks/auth.py`` and parse with
+``hooks/responses.py``, so they cannot drift apart.
+
+Returns: job definitions are the service's JSON (``dict``; ``get_job`` also gives the ``etag``),
+runs and task runs are models (``models/runs.py``), ``upsert_job`` an ``UpsertResult``. Errors are
+``AIDPError`` subclasses (``exceptions.py``): ``AIDPConfigError`` before any request,
+``AIDPApiError`` subclasses for non-2xx answers, ``AIDPResponseError`` for unreadable 2xx ones,
+``AIDPTransportError`` when no answer arrived within the retry budget.
 
 Importing this module imports neither ``oci`` nor ``aiohttp`` (DAG files import operators, which
 import this); they load inside the functions that send requests.
@@ -14,34 +20,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
-import threading
+import itertools
 import time
-import weakref
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_provider_aidp import __version__, compat
+from pydantic import BaseModel
+
+from airflow_provider_aidp import compat
 from airflow_provider_aidp.compat import BaseHook
 from airflow_provider_aidp.exceptions import (
     AIDPConfigError,
     AIDPDuplicateJobError,
-    AIDPResponseError,
-    AIDPTransportError,
 )
 from airflow_provider_aidp.hooks import auth
 from airflow_provider_aidp.hooks.connection import DEFAULT_CONN_ID, AIDPConnectionConfig
-from airflow_provider_aidp.hooks.pacing import DEFAULT_MAX_REQUESTS_PER_SECOND, RequestRateLimiter
-from airflow_provider_aidp.hooks.responses import (
-    ApiResponse,
-    header,
-    parse_items,
-    parse_model,
-    parse_response,
+from airflow_provider_aidp.hooks.responses import ApiResponse, JobDefinition, header, parse_items, parse_model
+from airflow_provider_aidp.hooks.retry import RetryPolicy, new_retry_token
+
+# The shared async state under its historical names (tests reach it through this module).
+from airflow_provider_aidp.hooks.transport import ASYNC_STATES as _ASYNC_STATES  # noqa: F401
+from airflow_provider_aidp.hooks.transport import (
+    USER_AGENT,
+    AsyncState,
+    close_async_sessions,
+    conclude,
+    lease,
+    next_page,
+    page_query,
+    plan_request,
+    send_async,
+    send_sync,
+    shared_state,
 )
-from airflow_provider_aidp.hooks.retry import RetryPolicy, new_request_id, new_retry_token
+from airflow_provider_aidp.hooks.transport import async_state as _async_state  # noqa: F401
+from airflow_provider_aidp.hooks.transport import env_proxy as _env_proxy  # noqa: F401
+from airflow_provider_aidp.hooks.transport import ssl_context as _ssl_context  # noqa: F401
 from airflow_provider_aidp.models.runs import (
     ExportedTaskRunOutputContents,
     JobRun,
@@ -49,104 +63,28 @@ from airflow_provider_aidp.models.runs import (
     JobSummary,
     TaskRun,
     TaskRunOutput,
+    string_parameters,
 )
 
+_M = TypeVar("_M", bound=BaseModel)
+
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     import requests
 
-log = logging.getLogger(__name__)
-
-USER_AGENT = f"airflow-provider-aidp/{__version__}"
-
-
-# --- async shared state ----------------------------------------------------------------------
-
-
-class _AsyncState:
-    """One aiohttp session, config, signer and request pacer for one connection id on one event loop."""
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.config: AIDPConnectionConfig | None = None
-        self.signer: Any = None
-        self.session: Any = None
-        self.limiter = RequestRateLimiter(DEFAULT_MAX_REQUESTS_PER_SECOND)
-        self.proxy: Any = None
-        self.proxy_auth: Any = None
-        self.leases = 0  # long-lived users (triggers) holding the session open
-
-
-def _signer_and_async_imports(config: AIDPConnectionConfig) -> Any:
-    """Build (or reuse) the signer and import the async transport, in a worker thread.
-
-    The first async call of a process imports ``oci`` and ``aiohttp`` (about a second of CPU on a
-    small machine); done on the event loop it would stall every other trigger of the triggerer.
-    """
-    import aiohttp  # noqa: F401
-    import requests.structures  # noqa: F401
-    import yarl  # noqa: F401
-
-    return auth.get_signer(config)
-
-
-def _env_proxy(endpoint: str) -> tuple[Any, Any]:
-    """(proxy URL, proxy auth) that the environment sets for ``endpoint`` (honours NO_PROXY)."""
-    from aiohttp.helpers import get_env_proxy_for_url
-    from yarl import URL
-
-    try:
-        return get_env_proxy_for_url(URL(endpoint))
-    except LookupError:
-        return None, None
-
-
-def _ssl_context(ca_bundle: str | None) -> Any:
-    """aiohttp's ``ssl=``: trust the connection's ``ca_bundle``, else ``REQUESTS_CA_BUNDLE`` (as the
-    sync path does), else the system CAs. Built in a worker thread: loading CA files blocks."""
-    import os
-    import ssl
-
-    cafile = ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or None
-    if cafile is None:
-        return True
-    if os.path.isdir(cafile):
-        return ssl.create_default_context(capath=cafile)
-    return ssl.create_default_context(cafile=cafile)
-
-
-_ASYNC_STATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _AsyncState]] = (
-    weakref.WeakKeyDictionary()
-)
-_ASYNC_STATES_LOCK = threading.Lock()
-
-
-def _async_state(conn_id: str) -> _AsyncState:
-    loop = asyncio.get_running_loop()
-    with _ASYNC_STATES_LOCK:
-        per_loop = _ASYNC_STATES.setdefault(loop, {})
-        state = per_loop.get(conn_id)
-        if state is None:
-            state = per_loop[conn_id] = _AsyncState()
-    return state
-
-
-async def close_async_sessions() -> None:
-    """Close the shared aiohttp sessions of the running loop (tests; process shutdown)."""
-    loop = asyncio.get_running_loop()
-    with _ASYNC_STATES_LOCK:
-        per_loop = _ASYNC_STATES.pop(loop, {})
-    for state in per_loop.values():
-        if state.session is not None:
-            await state.session.close()
-
-
-# --- the hook --------------------------------------------------------------------------------
+    from airflow_provider_aidp.hooks.upsert import UpsertResult
 
 
 class AIDPHook(BaseHook):
-    """Talk to the AIDP Workflow API of one workspace through an ``aidp`` connection."""
+    """Talk to the AIDP Workflow API of one workspace through an ``aidp`` connection.
+
+    :param aidp_conn_id: the Airflow connection (type ``aidp``).
+    :param workspace_key: workspace override (else the connection's ``workspace_key``).
+    :param max_retries: retries of one call (attempts = max_retries + 1); else the connection's.
+    :param timeout: seconds per attempt; else the connection's.
+    :param retry_wait_max: longest wait between attempts, seconds; else the connection's.
+    """
 
     conn_name_attr = "aidp_conn_id"
     default_conn_name = DEFAULT_CONN_ID
@@ -201,6 +139,7 @@ class AIDPHook(BaseHook):
 
     @property
     def workspace(self) -> str:
+        """The workspace key calls go to; raises ``AIDPConfigError`` when none is configured."""
         return self._workspace_for(self.config)
 
     def _workspace_for(self, config: AIDPConnectionConfig) -> str:
@@ -221,37 +160,6 @@ class AIDPHook(BaseHook):
     def _timeout_for(self, config: AIDPConnectionConfig) -> float:
         return float(self._timeout if self._timeout is not None else config.timeout)
 
-    # --- request preparation (shared) ---------------------------------------------------
-
-    @staticmethod
-    def _headers(request_id: str, retry_token: str | None, if_match: str | None) -> dict[str, str]:
-        headers = {
-            "accept": "application/json",
-            "content-type": "application/json",
-            "opc-request-id": request_id,
-            "user-agent": USER_AGENT,
-        }
-        if retry_token:
-            headers["opc-retry-token"] = retry_token
-        if if_match:
-            headers["if-match"] = if_match
-        return headers
-
-    @staticmethod
-    def _prepare(
-        signer: Any, method: str, url: str, headers: Mapping[str, str], body: bytes | None
-    ) -> requests.PreparedRequest:
-        """Build and sign the exact request to send (fresh per attempt: the date is signed)."""
-        import requests
-
-        prepared = requests.Request(method, url, headers=dict(headers), data=body).prepare()
-        signer(prepared)
-        return prepared
-
-    @staticmethod
-    def _encode(payload: Any) -> bytes | None:
-        return None if payload is None else json.dumps(payload, separators=(",", ":")).encode("utf-8")
-
     # --- sync transport -----------------------------------------------------------------
 
     def get_conn(self) -> requests.Session:
@@ -262,103 +170,23 @@ class AIDPHook(BaseHook):
             self._session = requests.Session()
         return self._session
 
-    def _call(
-        self,
-        method: str,
-        *segments: str,
-        query: Sequence[tuple[str, Any]] | None = None,
-        payload: Any = None,
-        retry_token: str | None = None,
-        if_match: str | None = None,
-        expect_json: bool = True,
-    ) -> ApiResponse:
-        import requests
-
+    def _call(self, method: str, *segments: str, **request: Any) -> ApiResponse:
+        """One logical call: attempts until ``conclude`` returns a response (or raises)."""
         config = self.config
-        url = config.url(self._workspace_for(config), *segments, query=query)
-        path = urlsplit(url).path
-        request_id = new_request_id()
-        headers = self._headers(request_id, retry_token, if_match)
-        body = self._encode(payload)
-        policy = self._policy(config)
-        signer = auth.get_signer(config)
-        session = self.get_conn()
-        # session.send() skips the environment (proxies, REQUESTS_CA_BUNDLE); merge it explicitly.
-        # The connection's ca_bundle, when set, wins over REQUESTS_CA_BUNDLE.
-        env_settings = session.merge_environment_settings(url, {}, None, config.ca_bundle, None)
-        attempt = 0
-        while True:
-            attempt += 1
-            prepared = self._prepare(signer, method, url, headers, body)
-            try:
-                resp = session.send(
-                    prepared, timeout=self._timeout_for(config), allow_redirects=False, **env_settings
-                )
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                reason = f"{type(exc).__name__}"
-                if attempt <= policy.max_retries and policy.may_retry(method, headers):
-                    self._log_retry(method, path, attempt, policy, reason, request_id, None)
-                    self._sleep(policy.delay(attempt))
-                    continue
-                raise AIDPTransportError(
-                    f"{method} {path} failed after {attempt} attempt(s): {reason} "
-                    f"(opc-request-id: {request_id})",
-                    method=method,
-                    path=path,
-                ) from None
-            raw = resp.content
-            if (
-                policy.retryable_status(resp.status_code)
-                and attempt <= policy.max_retries
-                and policy.may_retry(method, headers)
-            ):
-                retry_after = resp.headers.get("retry-after")
-                self._log_retry(
-                    method,
-                    path,
-                    attempt,
-                    policy,
-                    f"HTTP {resp.status_code}",
-                    resp.headers.get("opc-request-id") or request_id,
-                    retry_after,
-                )
-                self._sleep(policy.delay(attempt, retry_after))
-                continue
-            return parse_response(
-                status=resp.status_code,
-                headers=resp.headers,
-                raw=raw,
-                method=method,
-                path=path,
-                request_id=request_id,
-                expect_json=expect_json,
-                config=config,
-            )
+        plan = plan_request(config, self._workspace_for(config), method, segments, **request)
+        policy, signer, session = self._policy(config), auth.get_signer(config), self.get_conn()
+        for attempt in itertools.count(1):
+            answer = send_sync(session, signer, plan, self._timeout_for(config), config.ca_bundle)
+            step = conclude(plan, policy, attempt, answer, config)
+            if isinstance(step, ApiResponse):
+                return step
+            self._sleep(step)
+        raise AssertionError("unreachable")
 
-    @staticmethod
-    def _log_retry(
-        method: str,
-        path: str,
-        attempt: int,
-        policy: RetryPolicy,
-        reason: str,
-        request_id: str,
-        retry_after: str | None,
-    ) -> None:
-        log.warning(
-            "AIDP %s %s: %s; retry %d/%d%s (opc-request-id: %s)",
-            method,
-            path,
-            reason,
-            attempt,
-            policy.max_retries,
-            f" after Retry-After {retry_after}" if retry_after else "",
-            request_id,
-        )
+    def _model(self, cls: type[_M], method: str, *segments: str, **request: Any) -> _M:
+        """:meth:`_call`, its JSON read as ``cls`` (a mismatch is an ``AIDPResponseError``)."""
+        resp = self._call(method, *segments, **request)
+        return parse_model(cls, resp.body, method, "/" + "/".join(segments), resp.request_id)
 
     def _paginate(
         self,
@@ -368,31 +196,17 @@ class AIDPHook(BaseHook):
         page_size: int = 100,
     ) -> Iterator[dict[str, Any]]:
         """Yield items across every page (``opc-next-page``), up to ``limit``."""
-        yielded = 0
-        page: str | None = None
-        seen: set[str] = set()
+        path, page, seen, yielded = "/" + "/".join(segments), None, set[str](), 0
         while True:
-            size = page_size if limit is None else max(1, min(page_size, limit - yielded))
-            params = [*query, ("limit", size), ("page", page)]
-            resp = self._call("GET", *segments, query=params)
-            path = "/" + "/".join(segments)
+            resp = self._call("GET", *segments, query=page_query(query, page, page_size, limit, yielded))
             for item in parse_items(resp.body, "GET", path, resp.request_id):
                 yield item
                 yielded += 1
                 if limit is not None and yielded >= limit:
                     return
-            page = resp.next_page
-            if not page:
+            page = next_page(resp, seen, path)
+            if page is None:
                 return
-            if page in seen:
-                raise AIDPResponseError(
-                    f"Pagination loop: opc-next-page {page!r} repeated",
-                    status=resp.status,
-                    opc_request_id=resp.request_id,
-                    method="GET",
-                    path=path,
-                )
-            seen.add(page)
 
     # --- jobs ---------------------------------------------------------------------------
 
@@ -404,6 +218,7 @@ class AIDPHook(BaseHook):
         limit: int | None = None,
         page_size: int = 100,
     ) -> Iterator[JobSummary]:
+        """``GET /jobs`` (``displayName``/``path`` filters), every page, up to ``limit`` jobs."""
         query = [("displayName", name), ("path", path)]
         for item in self._paginate("jobs", query=query, limit=limit, page_size=page_size):
             yield parse_model(JobSummary, item, "GET", "/jobs", None)
@@ -419,6 +234,7 @@ class AIDPHook(BaseHook):
         return [job for job in self.list_jobs(name=name) if matches(job, name, path)]
 
     def find_job(self, name: str, path: str | None = None) -> JobSummary | None:
+        """The one job named ``name`` (in ``path``) or ``None``; ``AIDPDuplicateJobError`` if several."""
         jobs = self.find_jobs(name, path)
         if len(jobs) > 1:
             keys = ", ".join(job.key for job in jobs)
@@ -428,22 +244,26 @@ class AIDPHook(BaseHook):
             )
         return jobs[0] if jobs else None
 
-    def get_job(self, job_key: str) -> tuple[dict[str, Any], str | None]:
+    def get_job(self, job_key: str) -> JobDefinition:
+        """``GET /jobs/{key}``: the job definition's JSON and its ``etag`` (for ``update_job``'s if-match)."""
         resp = self._call("GET", "jobs", job_key)
-        return resp.body, header(resp.headers, "etag")
+        return JobDefinition(resp.body, header(resp.headers, "etag"))
 
     def create_job(self, body: dict[str, Any], *, retry_token: str | None = None) -> dict[str, Any]:
+        """``POST /jobs`` with an ``opc-retry-token`` (resent safely): the created job's JSON."""
         return self._call("POST", "jobs", payload=body, retry_token=retry_token or new_retry_token()).body
 
     def update_job(
         self, job_key: str, body: dict[str, Any], *, if_match: str | None = None
     ) -> dict[str, Any]:
+        """``PUT /jobs/{key}``: the job's JSON (``if_match`` stale: ``AIDPPreconditionFailedError``)."""
         return self._call("PUT", "jobs", job_key, payload=body, if_match=if_match).body
 
     def delete_job(self, job_key: str) -> None:
+        """``DELETE /jobs/{key}``."""
         self._call("DELETE", "jobs", job_key, expect_json=False)
 
-    def upsert_job(self, spec: Any, *, dry_run: bool = False) -> Any:
+    def upsert_job(self, spec: Any, *, dry_run: bool = False) -> UpsertResult:
         """Create or update a job to match ``spec`` (a ``JobSpec`` or dict); see ``hooks.upsert``."""
         from airflow_provider_aidp.hooks.upsert import upsert_job
 
@@ -452,123 +272,93 @@ class AIDPHook(BaseHook):
     # --- runs ---------------------------------------------------------------------------
 
     @staticmethod
-    def _parameters(parameters: Mapping[str, Any] | None) -> list[dict[str, str]] | None:
-        if parameters is None:
-            return None
-        if not isinstance(parameters, dict):
-            raise AIDPConfigError("parameters must be a mapping of name -> value.", field="parameters")
-        return [{"name": str(k), "value": str(v)} for k, v in parameters.items()]
+    def _parameters(parameters: Any) -> list[dict[str, str]] | None:
+        params = string_parameters(parameters)  # THE converter: True -> "true", containers refused
+        return None if params is None else [{"name": k, "value": v} for k, v in params.items()]
 
     def create_job_run(
-        self, job_key: str, parameters: dict[str, str] | None = None, *, retry_token: str | None = None
+        self, job_key: str, parameters: dict[str, Any] | None = None, *, retry_token: str | None = None
     ) -> JobRun:
-        """Start a run. Pass a deterministic ``retry_token`` to make a retried Airflow task idempotent."""
+        """``POST /jobRuns``: start a run. Pass a deterministic ``retry_token`` to make a retried Airflow
+        task idempotent (a lost or garbled answer is resent with it and returns the same run)."""
         payload: dict[str, Any] = {"jobKey": job_key}
         params = self._parameters(parameters)
         if params is not None:
             payload["parameters"] = params
-        resp = self._call("POST", "jobRuns", payload=payload, retry_token=retry_token or new_retry_token())
-        return parse_model(JobRun, resp.body, "POST", "/jobRuns", resp.request_id)
+        return self._model(
+            JobRun, "POST", "jobRuns", payload=payload, retry_token=retry_token or new_retry_token()
+        )
 
     def get_job_run(self, run_key: str, *, include_task_runs: bool = False) -> JobRun:
-        """The run; ``include_task_runs`` asks for ``taskRunSummaryMap`` (each task's latest attempt)."""
-        query = [("shouldIncludeTaskRunSummaries", "true")] if include_task_runs else None
-        resp = self._call("GET", "jobRuns", run_key, query=query)
-        return parse_model(JobRun, resp.body, "GET", "/jobRuns/{key}", resp.request_id)
+        """``GET /jobRuns/{key}``; ``include_task_runs`` adds ``taskRunSummaryMap`` (latest attempts)."""
+        query = [("shouldIncludeTaskRunSummaries", True)] if include_task_runs else None
+        return self._model(JobRun, "GET", "jobRuns", run_key, query=query)
 
     def list_job_runs(
         self, *, job_key: str | None = None, statuses: list[str] | None = None, limit: int | None = None
     ) -> Iterator[JobRunSummary]:
-        query: list[tuple[str, Any]] = [("jobKey", job_key)]
-        query += [("status", s) for s in statuses or ()]
-        for item in self._paginate("jobRuns", query=query, limit=limit):
+        """``GET /jobRuns`` (``jobKey``, repeated ``status`` filters), every page, up to ``limit`` runs."""
+        for item in self._paginate("jobRuns", query=_run_filters(job_key, statuses), limit=limit):
             yield parse_model(JobRunSummary, item, "GET", "/jobRuns", None)
 
     def list_task_runs(self, run_key: str) -> Iterator[TaskRun]:
+        """``GET /taskRuns?jobRunKey=``: every task run (all attempts) of a run, every page."""
         for item in self._paginate("taskRuns", query=[("jobRunKey", run_key)]):
             yield parse_model(TaskRun, item, "GET", "/taskRuns", None)
 
     def get_task_run(self, task_run_key: str) -> TaskRun:
-        resp = self._call("GET", "taskRuns", task_run_key)
-        return parse_model(TaskRun, resp.body, "GET", "/taskRuns/{key}", resp.request_id)
+        """``GET /taskRuns/{key}`` (carries the ``outputKey`` a listing may omit)."""
+        return self._model(TaskRun, "GET", "taskRuns", task_run_key)
 
     def fetch_task_run_output(self, task_run_key: str, output_key: str | None = None) -> TaskRunOutput:
+        """``POST /taskRuns/{key}/actions/fetchOutput`` (token-protected): the task run's output."""
         payload = {"outputKey": output_key} if output_key else None  # no body rather than "{}"
-        resp = self._call(
-            "POST",
-            "taskRuns",
-            task_run_key,
-            "actions",
-            "fetchOutput",
-            payload=payload,
-            retry_token=new_retry_token(),
-        )
-        return parse_model(
-            TaskRunOutput, resp.body, "POST", "/taskRuns/{key}/actions/fetchOutput", resp.request_id
-        )
+        segments = ("taskRuns", task_run_key, "actions", "fetchOutput")
+        return self._model(TaskRunOutput, "POST", *segments, payload=payload, retry_token=new_retry_token())
 
     def export_task_run_output(
         self, task_run_key: str, output_key: str, fmt: str = "HTML"
     ) -> ExportedTaskRunOutputContents:
+        """``POST .../outputs/{output_key}/actions/export``: the output as HTML or IPYNB (not resent)."""
         if fmt not in ("HTML", "IPYNB"):
             raise AIDPConfigError(f"fmt must be 'HTML' or 'IPYNB', got {fmt!r}.", field="fmt")
-        resp = self._call(
-            "POST",
-            "taskRuns",
-            task_run_key,
-            "outputs",
-            output_key,
-            "actions",
-            "export",
-            payload={"format": fmt},
-        )
-        return parse_model(
-            ExportedTaskRunOutputContents, resp.body, "POST", "/taskRuns/.../export", resp.request_id
-        )
+        segments = ("taskRuns", task_run_key, "outputs", output_key, "actions", "export")
+        return self._model(ExportedTaskRunOutputContents, "POST", *segments, payload={"format": fmt})
 
     def cancel_job_run(self, run_key: str) -> JobRun:
-        resp = self._call("POST", "jobRuns", run_key, "actions", "cancel", retry_token=new_retry_token())
-        return parse_model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/cancel", resp.request_id)
+        """``POST /jobRuns/{key}/actions/cancel`` (token-protected): the run as the service answers."""
+        return self._model(
+            JobRun, "POST", "jobRuns", run_key, "actions", "cancel", retry_token=new_retry_token()
+        )
 
     def cancel_job_runs(self, job_key: str) -> None:
-        self._call(
-            "POST",
-            "jobs",
-            job_key,
-            "actions",
-            "cancelJobRuns",
-            retry_token=new_retry_token(),
-            expect_json=False,
-        )
+        """``POST /jobs/{key}/actions/cancelJobRuns`` (token-protected): cancel every active run of a job."""
+        segments = ("jobs", job_key, "actions", "cancelJobRuns")
+        self._call("POST", *segments, retry_token=new_retry_token(), expect_json=False)
 
     def repair_job_run(
         self,
         run_key: str,
         repair_tasks: list[dict[str, Any]],
         *,
-        parameters: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
         retry_token: str | None = None,
     ) -> JobRun:
-        """Re-run chosen tasks of a root run with ``repairTasks`` (not the deprecated ``taskKeys``)."""
+        """``POST /jobRuns/{key}/actions/repair``: re-run chosen tasks with ``repairTasks`` (not the
+        deprecated ``taskKeys``); returns the repaired run. Token-protected like :meth:`create_job_run`."""
         if not repair_tasks:
             raise AIDPConfigError("repair_tasks must name at least one task.", field="repair_tasks")
         payload: dict[str, Any] = {"repairTasks": repair_tasks}
         params = self._parameters(parameters)
         if params is not None:
             payload["parameters"] = params
-        resp = self._call(
-            "POST",
-            "jobRuns",
-            run_key,
-            "actions",
-            "repair",
-            payload=payload,
-            retry_token=retry_token or new_retry_token(),
+        token = retry_token or new_retry_token()
+        return self._model(
+            JobRun, "POST", "jobRuns", run_key, "actions", "repair", payload=payload, retry_token=token
         )
-        return parse_model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/repair", resp.request_id)
 
     def get_run_url(self, run_key: str, job_key: str | None = None) -> str:
-        """The run's console URL from the connection's ``console_url_template``."""
+        """The run's console URL from the connection's ``console_url_template`` (no request)."""
         return self.config.console_url(
             workspace_key=self.workspace_key or self.config.workspace_key, run_key=run_key, job_key=job_key
         )
@@ -589,177 +379,58 @@ class AIDPHook(BaseHook):
 
     # --- async transport ----------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def session_lease(self) -> AsyncIterator[None]:
-        """Keep this connection's shared async session open while a long-lived caller (a trigger) works.
+    def session_lease(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Keep this connection's shared async session open while a trigger works (``transport.lease``)."""
+        return lease(self.aidp_conn_id)
 
-        The last lease released on a loop closes the session. In a triggerer leases overlap and the
-        session lives on; a loop that ends (``dag.test()`` runs each trigger in its own
-        ``asyncio.run``) is left with no unclosed connections.
-        """
-        state = _async_state(self.aidp_conn_id)
-        state.leases += 1
-        try:
-            yield
-        finally:
-            state.leases -= 1
-            if state.leases == 0 and state.session is not None:
-                session, state.session = state.session, None
-                await session.close()
-
-    async def _astate(self) -> _AsyncState:
+    async def _astate(self) -> AsyncState:
         """Shared per (conn id, loop): async connection lookup, signer built off-loop, one session."""
-        state = _async_state(self.aidp_conn_id)
-        if state.session is not None and not state.session.closed:
-            return state
-        async with state.lock:
-            if state.config is None:
-                conn = await compat.aget_connection(self, self.aidp_conn_id)
-                config = AIDPConnectionConfig.from_connection(conn, register_secrets=False)
-                await config.aregister_secrets()
-                state.limiter = RequestRateLimiter(config.max_requests_per_second)
-                state.config = config
-            if state.signer is None:
-                state.signer = await asyncio.to_thread(_signer_and_async_imports, state.config)
-            if state.session is None or state.session.closed:
-                import aiohttp
+        return await shared_state(self.aidp_conn_id, lambda conn_id: compat.aget_connection(self, conn_id))
 
-                # Proxies come from the environment once per session: aiohttp's trust_env would look
-                # up netrc and proxies in a worker thread on every request (two thread hops a poll).
-                state.proxy, state.proxy_auth = await asyncio.to_thread(_env_proxy, state.config.endpoint)
-                ssl_context = await asyncio.to_thread(_ssl_context, state.config.ca_bundle)
-                state.session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=100, ssl=ssl_context),
-                    auto_decompress=True,
-                    trust_env=False,
-                )
-        return state
-
-    async def _acall(
-        self,
-        method: str,
-        *segments: str,
-        query: Sequence[tuple[str, Any]] | None = None,
-        payload: Any = None,
-        retry_token: str | None = None,
-        expect_json: bool = True,
-    ) -> ApiResponse:
-        import aiohttp
-        from yarl import URL
-
+    async def _acall(self, method: str, *segments: str, **request: Any) -> ApiResponse:
+        """The async twin of :meth:`_call`: the same plan and decision, sent by :func:`send_async`."""
         state = await self._astate()
         config = state.config
         assert config is not None
-        url = config.url(self._workspace_for(config), *segments, query=query)
-        path = urlsplit(url).path
-        request_id = new_request_id()
-        headers = self._headers(request_id, retry_token, None)
-        body = self._encode(payload)
+        plan = plan_request(config, self._workspace_for(config), method, segments, **request)
         policy = self._policy(config)
-        timeout = aiohttp.ClientTimeout(total=self._timeout_for(config))
-        attempt = 0
-        while True:
-            attempt += 1
-            await state.limiter.acquire()
-            # Signed after the pacing wait (the signed date must be fresh) and sent exactly as
-            # signed: the same URL bytes, headers (incl. host) and body.
-            send_headers = auth.sign_request(state.signer, method, url, headers, body)
-            try:
-                async with state.session.request(
-                    method,
-                    URL(url, encoded=True),
-                    headers=send_headers,
-                    data=body,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    proxy=state.proxy,
-                    proxy_auth=state.proxy_auth,
-                ) as resp:
-                    raw = await resp.read()
-                    status, resp_headers = resp.status, resp.headers
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError, aiohttp.ClientPayloadError) as exc:
-                reason = type(exc).__name__
-                if attempt <= policy.max_retries and policy.may_retry(method, headers):
-                    self._log_retry(method, path, attempt, policy, reason, request_id, None)
-                    await self._asleep(policy.delay(attempt))
-                    continue
-                raise AIDPTransportError(
-                    f"{method} {path} failed after {attempt} attempt(s): {reason} "
-                    f"(opc-request-id: {request_id})",
-                    method=method,
-                    path=path,
-                ) from None
-            if status == 429:
-                state.limiter.throttled()
-            else:
-                state.limiter.succeeded()
-            if (
-                policy.retryable_status(status)
-                and attempt <= policy.max_retries
-                and policy.may_retry(method, headers)
-            ):
-                retry_after = resp_headers.get("retry-after")
-                self._log_retry(
-                    method,
-                    path,
-                    attempt,
-                    policy,
-                    f"HTTP {status}",
-                    resp_headers.get("opc-request-id") or request_id,
-                    retry_after,
-                )
-                await self._asleep(policy.delay(attempt, retry_after))
-                continue
-            return parse_response(
-                status=status,
-                headers=resp_headers,
-                raw=raw,
-                method=method,
-                path=path,
-                request_id=request_id,
-                expect_json=expect_json,
-                config=config,
-            )
+        for attempt in itertools.count(1):
+            answer = await send_async(state, plan, self._timeout_for(config))
+            step = conclude(plan, policy, attempt, answer, config)
+            if isinstance(step, ApiResponse):
+                return step
+            await self._asleep(step)
+        raise AssertionError("unreachable")
 
     async def _apaginate(self, *segments: str, query: Sequence[tuple[str, Any]] = ()) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        page: str | None = None
-        seen: set[str] = set()
-        path = "/" + "/".join(segments)
+        """Every item across every page (the async listing reads whole collections)."""
+        path, page, seen, items = "/" + "/".join(segments), None, set[str](), list[dict[str, Any]]()
         while True:
-            resp = await self._acall("GET", *segments, query=[*query, ("limit", 100), ("page", page)])
+            resp = await self._acall("GET", *segments, query=page_query(query, page, 100, None, len(items)))
             items.extend(parse_items(resp.body, "GET", path, resp.request_id))
-            page = resp.next_page
-            if not page:
+            page = next_page(resp, seen, path)
+            if page is None:
                 return items
-            if page in seen:
-                raise AIDPResponseError(
-                    f"Pagination loop: opc-next-page {page!r} repeated",
-                    status=resp.status,
-                    opc_request_id=resp.request_id,
-                    method="GET",
-                    path=path,
-                )
-            seen.add(page)
 
     async def a_get_job_run(self, run_key: str) -> JobRun:
+        """Async :meth:`get_job_run` (the trigger's poll)."""
         resp = await self._acall("GET", "jobRuns", run_key)
-        return parse_model(JobRun, resp.body, "GET", "/jobRuns/{key}", resp.request_id)
+        return parse_model(JobRun, resp.body, "GET", f"/jobRuns/{run_key}", resp.request_id)
 
     async def a_list_job_runs(
         self, *, job_key: str | None = None, statuses: Sequence[str] | None = None
     ) -> list[JobRunSummary]:
         """Every page of ``GET /jobRuns`` (one list per call, however many runs; used by event triggers)."""
-        query: list[tuple[str, Any]] = [("jobKey", job_key)]
-        query += [("status", s) for s in statuses or ()]
-        items = await self._apaginate("jobRuns", query=query)
+        items = await self._apaginate("jobRuns", query=_run_filters(job_key, statuses))
         return [parse_model(JobRunSummary, item, "GET", "/jobRuns", None) for item in items]
 
     async def a_find_jobs(self, name: str, path: str | None = None) -> list[JobSummary]:
         """Async :meth:`find_jobs`: every job named exactly ``name`` (and in ``path``), every page."""
-        items = await self._apaginate("jobs", query=[("displayName", name), ("path", path)])
+        from airflow_provider_aidp.hooks.jobs import matches
+
+        items = await self._apaginate("jobs", query=[("displayName", name)])
         jobs = [parse_model(JobSummary, item, "GET", "/jobs", None) for item in items]
-        return [job for job in jobs if job.name == name and (path is None or job.path == path)]
+        return [job for job in jobs if matches(job, name, path)]
 
     async def a_run_url(self, run_key: str, job_key: str | None = None) -> str:
         """Async :meth:`get_run_url` (reads the connection without blocking the triggerer's loop)."""
@@ -769,36 +440,16 @@ class AIDPHook(BaseHook):
             workspace_key=self.workspace_key or config.workspace_key, run_key=run_key, job_key=job_key
         )
 
-    async def a_list_task_runs(self, run_key: str) -> list[TaskRun]:
-        items = await self._apaginate("taskRuns", query=[("jobRunKey", run_key)])
-        return [parse_model(TaskRun, item, "GET", "/taskRuns", None) for item in items]
-
-    async def a_get_task_run(self, task_run_key: str) -> TaskRun:
-        resp = await self._acall("GET", "taskRuns", task_run_key)
-        return parse_model(TaskRun, resp.body, "GET", "/taskRuns/{key}", resp.request_id)
-
-    async def a_fetch_task_run_output(
-        self, task_run_key: str, output_key: str | None = None
-    ) -> TaskRunOutput:
-        payload = {"outputKey": output_key} if output_key else None
-        resp = await self._acall(
-            "POST",
-            "taskRuns",
-            task_run_key,
-            "actions",
-            "fetchOutput",
-            payload=payload,
-            retry_token=new_retry_token(),
-        )
-        return parse_model(
-            TaskRunOutput, resp.body, "POST", "/taskRuns/{key}/actions/fetchOutput", resp.request_id
-        )
-
     async def a_cancel_job_run(self, run_key: str) -> JobRun:
+        """Async :meth:`cancel_job_run` (deadline passed, or a user killed the deferred task)."""
         resp = await self._acall(
             "POST", "jobRuns", run_key, "actions", "cancel", retry_token=new_retry_token()
         )
-        return parse_model(JobRun, resp.body, "POST", "/jobRuns/{key}/actions/cancel", resp.request_id)
+        return parse_model(JobRun, resp.body, "POST", f"/jobRuns/{run_key}/actions/cancel", resp.request_id)
 
 
-__all__ = ["AIDPHook", "close_async_sessions"]
+def _run_filters(job_key: str | None, statuses: Sequence[str] | None) -> list[tuple[str, Any]]:
+    return [("jobKey", job_key), *(("status", s) for s in statuses or ())]
+
+
+__all__ = ["USER_AGENT", "AIDPHook", "close_async_sessions"]

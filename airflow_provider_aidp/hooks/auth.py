@@ -7,6 +7,8 @@ per process is enough, even with a thousand triggers polling at once.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 from collections.abc import Mapping
@@ -19,12 +21,14 @@ from airflow_provider_aidp.hooks.connection import mask_secret
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.connection import AIDPConnectionConfig
 
-_CACHE: dict[tuple[Any, ...], Any] = {}
+_CACHE: dict[str, Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def _cache_key(config: AIDPConnectionConfig) -> tuple[Any, ...]:
-    return (
+def _cache_key(config: AIDPConnectionConfig) -> str:
+    """A SHA-256 digest of the signer's inputs: the cache outlives the call and must not keep the
+    private key and pass phrase in clear (a heap dump or a debugger would show them)."""
+    parts = (
         config.auth_type,
         config.config_file,
         config.profile,
@@ -35,6 +39,7 @@ def _cache_key(config: AIDPConnectionConfig) -> tuple[Any, ...]:
         config.key_file,
         config.passphrase,
     )
+    return hashlib.sha256(json.dumps(parts, default=str).encode("utf-8")).hexdigest()
 
 
 def get_signer(config: AIDPConnectionConfig) -> Any:

@@ -30,6 +30,7 @@ from airflow_provider_aidp.hooks.settings import (
     SURFACES,
     Setting,
 )
+from airflow_provider_aidp.models.runs import param_text
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -249,9 +250,7 @@ class AIDPConnectionConfig:
         )
         items = [(k, v) for k, v in (query or ()) if v is not None]
         if items:
-            url += "?" + urlencode(
-                [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in items], quote_via=quote
-            )
+            url += "?" + urlencode([(k, param_text(v)) for k, v in items], quote_via=quote)
         return url
 
     def console_url(self, *, workspace_key: str | None, run_key: str, job_key: str | None) -> str:

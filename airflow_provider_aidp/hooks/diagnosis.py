@@ -153,16 +153,13 @@ def _probe(config: AIDPConnectionConfig, workspace: str, api_version: str) -> No
     import requests
 
     from airflow_provider_aidp.hooks import auth
-    from airflow_provider_aidp.hooks.aidp import AIDPHook
     from airflow_provider_aidp.hooks.responses import parse_response
-    from airflow_provider_aidp.hooks.retry import new_request_id
+    from airflow_provider_aidp.hooks.transport import plan_request, prepare_sync
 
     target = config if api_version == config.api_version else _on_version(config, api_version)
-    url = target.url(workspace, "jobs", query=[("limit", 1)])
-    request_id = new_request_id()
-    prepared = AIDPHook._prepare(
-        auth.get_signer(config), "GET", url, AIDPHook._headers(request_id, None, None), None
-    )
+    plan = plan_request(target, workspace, "GET", ("jobs",), query=[("limit", 1)])
+    url, request_id = plan.url, plan.request_id
+    prepared = prepare_sync(auth.get_signer(config), plan)
     with requests.Session() as session:
         settings = session.merge_environment_settings(url, {}, None, config.ca_bundle or None, None)
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,6 +18,13 @@ from airflow_provider_aidp.exceptions import AIDPResponseError, error_class_for_
 from airflow_provider_aidp.hooks.connection import AIDPConnectionConfig
 
 _M = TypeVar("_M", bound=BaseModel)
+
+
+class JobDefinition(NamedTuple):
+    """A job definition as the service returns it, with the ``etag`` an update's if-match needs."""
+
+    body: dict[str, Any]
+    etag: str | None
 
 
 @dataclass

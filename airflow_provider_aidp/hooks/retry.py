@@ -2,7 +2,17 @@
 
 Why POSTs are special: a POST that creates something may only be repeated when it carries an
 ``opc-retry-token``, because then the service answers the repeat with the original result instead
-of creating a duplicate (a second job run, for example).
+of creating a duplicate (a second job run, for example). That is also why a token-protected POST
+whose 2xx answer arrived garbled is resent: the run it created comes back, it is not created twice.
+
+One logical call makes at most ``max_retries + 1`` attempts, whatever went wrong (no answer, a
+retryable status, a garbled answer); nothing above the hook retries a request again.
+
+Not ``tenacity``: the decision needs the attempt's answer (status, ``Retry-After``, whether the
+body parsed) and must be the same function for a ``requests`` and an ``aiohttp`` sender. A plain
+function of (attempt, what happened) does that in a few lines; tenacity would add a sync and an
+async ``Retrying`` wrapper around each sender, i.e. the twins this module exists to avoid. So the
+package does not depend on tenacity.
 """
 
 from __future__ import annotations
@@ -49,6 +59,23 @@ class RetryPolicy:
     @staticmethod
     def retryable_status(status: int) -> bool:
         return status in RETRY_STATUSES and status != 501
+
+    def resend_after(
+        self, attempt: int, method: str, token_protected: bool, failure: str, retry_after: str | None = None
+    ) -> float | None:
+        """Seconds to wait before resending after attempt number ``attempt`` failed, or ``None``: give up.
+
+        ``failure`` is ``"lost"`` (no answer), ``"status"`` (a retryable HTTP status) or
+        ``"garbled"`` (a 2xx whose body could not be read: only a token-protected POST may be resent).
+        """
+        if attempt > self.max_retries:
+            return None
+        idempotent = method.upper() in IDEMPOTENT_METHODS
+        if failure == "garbled" and (idempotent or not token_protected):
+            return None
+        if not (idempotent or token_protected):
+            return None
+        return self.delay(attempt, retry_after)
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel, to_snake
 
 from airflow_provider_aidp.exceptions import AIDPConfigError
+from airflow_provider_aidp.models.runs import param_text
 from airflow_provider_aidp.models.spec_rules import spec_problems
 
 DependsOnFormat = Literal["objects", "keys"]
@@ -66,11 +67,7 @@ class SpecModel(BaseModel):
 
 def _scalar_text(value: Any) -> Any:
     """Parameter values are strings on the wire; let authors write 7 or true."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (int, float)):
-        return str(value)
-    return value
+    return param_text(value) if isinstance(value, bool | int | float) else value
 
 
 class Parameter(SpecModel):

@@ -16,16 +16,37 @@ from typing import Annotated, Any
 from pydantic import AliasGenerator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from airflow_provider_aidp.exceptions import AIDPConfigError
+
 log = logging.getLogger(__name__)
 
 
 def _text(value: Any) -> Any:
     """A number (or bool) where the SDK says string: keep it, as text."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float):
-        return str(value)
-    return value
+    return param_text(value) if isinstance(value, bool | int | float) else value
+
+
+def param_text(value: Any) -> str:
+    """THE converter of a parameter / query value to the API's string: ``True`` -> ``"true"``."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def string_parameters(parameters: Any, field: str = "parameters") -> dict[str, str] | None:
+    """Job-run parameters are strings in the API; scalars are converted, containers refused."""
+    if parameters is None:
+        return None
+    if not isinstance(parameters, dict):
+        raise AIDPConfigError(
+            f"{field} must be a dict of name -> value; got {type(parameters).__name__}.", field=field
+        )
+    for name, value in parameters.items():
+        if isinstance(value, dict | list | tuple | set) or value is None:
+            raise AIDPConfigError(
+                f"{field}[{name!r}] must be a string or number (AIDP parameters are strings); "
+                f"got {type(value).__name__}. Serialize it yourself, e.g. with json.dumps.",
+                field=field,
+            )
+    return {str(name): param_text(value) for name, value in parameters.items()}
 
 
 def _millis(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Operators that run, cancel and repair AIDP Workflow job runs.
+"""Operators that run, cancel and repair AIDP Workflow job runs (waiting: ``operators/waiting.py``).
 
 Import cost: nothing here imports ``oci``, ``aiohttp``, the emulator or ``models.jobs`` at module
 import; the hook is imported inside :meth:`_AIDPRunWaitOperator.hook` when a task runs.
@@ -7,32 +7,46 @@ Exactly once: the run operator stores the run key in ``task_state_store`` (Airfl
 present in the context) before it waits or defers, and on every Airflow version sends a
 deterministic ``opc-retry-token`` derived from the task instance's identity, so a retry
 reattaches to the run a previous try started instead of starting a second one.
+
+Why not Airflow 3.3's ``ResumableJobMixin``: it stores a bare external id and, on a failed job,
+resubmits from scratch. Our guarantees need more than that: the stored key carries the *clear
+generation* (a cleared task must start a new run, not reattach to the old one), a failed run may
+be *repaired* (``repair_on_retry``), whose key stays the same, and a worker that dies between the
+POST and the store (the window the mixin documents as open) is closed by the deterministic retry
+token, whose answer starts a chain of resubmissions/repairs we follow. The mixin also covers only
+the sync path, while ours defers; so the ~40 lines below stay ours.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
 from airflow_provider_aidp import compat
 from airflow_provider_aidp.exceptions import AIDPApiError, AIDPConfigError, AIDPConflictError, AIDPError
-from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
-from airflow_provider_aidp.models.runs import SUCCESS, is_active, is_terminal
+from airflow_provider_aidp.models.runs import SUCCESS, is_active, is_terminal, string_parameters
 from airflow_provider_aidp.operators.job_definition import AIDPCreateJobOperator, AIDPDeleteJobOperator
-from airflow_provider_aidp.runs import polling, report
+from airflow_provider_aidp.operators.waiting import (  # XCom keys re-exported (their documented home)
+    JOB_KEY_XCOM_KEY,
+    RUN_KEY_XCOM_KEY,
+    RUN_SUMMARY_XCOM_KEY,
+    _AIDPRunWaitOperator,
+    _seconds,
+)
+from airflow_provider_aidp.runs import polling
 from airflow_provider_aidp.runs.identity import TaskIdentity
-from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS
 from airflow_provider_aidp.runs.task_runs import failed_task_keys
-from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
 
 # The job-definition operators live in their own module; re-exported so DAGs have one import path.
 __all__ = [
+    "JOB_KEY_XCOM_KEY",
+    "RUN_KEY_XCOM_KEY",
+    "RUN_SUMMARY_XCOM_KEY",
     "AIDPCancelJobRunOperator",
     "AIDPCreateJobOperator",
     "AIDPDeleteJobOperator",
@@ -46,202 +60,8 @@ if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
     from airflow_provider_aidp.models.runs import JobRun
 
-#: XCom keys pushed by the run and repair operators (documented in docs/operators.md).
-RUN_KEY_XCOM_KEY = "run_key"
-JOB_KEY_XCOM_KEY = "job_key"
-RUN_SUMMARY_XCOM_KEY = "run_summary"
 #: task_state_store key holding {"run_key", "job_key", "generation"} across retries.
 STATE_STORE_KEY = "aidp_job_run"
-
-
-def _default_deferrable() -> bool:
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
-
-
-def _seconds(value: float | timedelta | None, field: str) -> float | None:
-    if value is None:
-        return None
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds <= 0:
-        raise AIDPConfigError(
-            f"{field} must be a positive number of seconds (or a timedelta); got {value!r}."
-        )
-    return seconds
-
-
-def _string_parameters(parameters: Any, field: str = "parameters") -> dict[str, str] | None:
-    """Job-run parameters are strings in the API; scalars are converted, containers refused."""
-    if parameters is None:
-        return None
-    if not isinstance(parameters, dict):
-        raise AIDPConfigError(
-            f"{field} must be a dict of name -> value; got {type(parameters).__name__}.", field=field
-        )
-    result = {}
-    for name, value in parameters.items():
-        if isinstance(value, dict | list | tuple | set) or value is None:
-            raise AIDPConfigError(
-                f"{field}[{name!r}] must be a string or number (AIDP parameters are strings); "
-                f"got {type(value).__name__}. Serialize it yourself, e.g. with json.dumps.",
-                field=field,
-            )
-        result[str(name)] = str(value).lower() if isinstance(value, bool) else str(value)
-    return result
-
-
-class _AIDPRunWaitOperator(BaseOperator):
-    """Shared waiting behaviour: sync polling or deferral, one failure message, cancel on kill.
-
-    Subclasses start (or find) a run and call :meth:`_wait_for`.
-    """
-
-    operator_extra_links = (AIDPJobRunLink(),)
-    ui_color = "#c74634"
-
-    def __init__(
-        self,
-        *,
-        workspace_key: str | None = None,
-        aidp_conn_id: str = "aidp_default",
-        wait_for_completion: bool = True,
-        deferrable: bool = _default_deferrable(),
-        poll_interval: float = 30.0,
-        timeout: float | timedelta | None = None,
-        cancel_on_kill: bool = True,
-        fetch_output: str = "on_failure",
-        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
-        max_poll_errors: int = polling.DEFAULT_MAX_POLL_ERRORS,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.workspace_key = workspace_key
-        self.aidp_conn_id = aidp_conn_id
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = _seconds(poll_interval, "poll_interval") or 30.0
-        self.timeout = _seconds(timeout, "timeout")
-        self.cancel_on_kill = cancel_on_kill
-        self.fetch_output = report.validate_fetch_output(fetch_output)
-        if max_output_chars < 0:
-            raise AIDPConfigError("max_output_chars must be >= 0 (0 = no limit).", field="max_output_chars")
-        self.max_output_chars = max_output_chars
-        if max_poll_errors < 0:
-            raise AIDPConfigError("max_poll_errors must be >= 0.", field="max_poll_errors")
-        self.max_poll_errors = max_poll_errors
-        self._active_run_key: str | None = None
-        self._lineage: dict[str, Any] = {}  # run key + summary for OpenLineage (no XCom read needed)
-
-    @cached_property
-    def hook(self) -> AIDPHook:
-        from airflow_provider_aidp.hooks.aidp import AIDPHook
-
-        return AIDPHook(aidp_conn_id=self.aidp_conn_id, workspace_key=self.workspace_key)
-
-    # --- publishing ------------------------------------------------------------------------
-
-    def _publish(self, context: Context, run_key: str, job_key: str | None) -> str:
-        """Push run_key / run_url / job_key and log the URL, before any waiting."""
-        run_url = self.hook.get_run_url(run_key, job_key)
-        self._lineage["run_key"] = run_key
-        ti = context["ti"]
-        ti.xcom_push(key=RUN_KEY_XCOM_KEY, value=run_key)
-        ti.xcom_push(key=RUN_URL_XCOM_KEY, value=run_url)
-        if job_key:
-            ti.xcom_push(key=JOB_KEY_XCOM_KEY, value=job_key)
-        self.log.info("AIDP job run %s: %s", run_key, run_url)
-        return run_url
-
-    # --- waiting ---------------------------------------------------------------------------
-
-    def _wait_for(self, context: Context, run_key: str, run_url: str) -> dict[str, Any]:
-        deadline = None if self.timeout is None else time.time() + self.timeout
-        if self.deferrable:
-            deadline = self._within_execution_timeout(context, deadline)
-            if self.cancel_on_kill and not compat.HAS_TRIGGER_ON_KILL:
-                self.log.info(compat.NO_TRIGGER_ON_KILL_NOTE)
-            self.defer(
-                trigger=AIDPJobRunTrigger(
-                    run_key,
-                    aidp_conn_id=self.aidp_conn_id,
-                    workspace_key=self.workspace_key,
-                    poll_interval=self.poll_interval,
-                    deadline=deadline,
-                    max_poll_errors=self.max_poll_errors,
-                    cancel_on_timeout=self.cancel_on_kill,
-                    cancel_on_kill=self.cancel_on_kill,
-                ),
-                method_name="execute_complete",
-            )
-        # Left set if an exception escapes (e.g. AirflowTaskTimeout from execution_timeout): the task
-        # runner calls on_kill() *after* execute unwound, and on_kill must still know the run.
-        self._active_run_key = run_key
-        event = polling.wait_for_run(
-            self.hook,
-            run_key,
-            poll_interval=self.poll_interval,
-            deadline=deadline,
-            max_poll_errors=self.max_poll_errors,
-            cancel_on_timeout=self.cancel_on_kill,
-            on_status=lambda status: self.log.info("AIDP job run %s is %s", run_key, status),
-        )
-        self._active_run_key = None
-        return self._finish(context, event, run_url)
-
-    def _within_execution_timeout(self, context: Context, deadline: float | None) -> float | None:
-        """Airflow times a deferred task out at start_date + execution_timeout WITHOUT calling any
-        on_kill; end the trigger's wait (and cancel the run) no later than that, or it is orphaned."""
-        start = getattr(context["ti"], "start_date", None)
-        if self.execution_timeout is None or start is None:
-            return deadline
-        limit = start.timestamp() + self.execution_timeout.total_seconds()
-        return limit if deadline is None else min(deadline, limit)
-
-    def _finish(self, context: Context, event: dict[str, Any], run_url: str | None) -> dict[str, Any]:
-        def push(summary: dict[str, Any]) -> None:
-            self._lineage.update(run_key=summary.get("run_key"), summary=summary)
-            context["ti"].xcom_push(key=RUN_SUMMARY_XCOM_KEY, value=summary)
-
-        return report.finish(
-            self.hook,
-            event,
-            run_url=run_url,
-            fetch_output=self.fetch_output,
-            max_output_chars=self.max_output_chars,
-            log=self.log,
-            on_summary=push,
-        )
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
-        """Resume after the trigger fired: same result and diagnostics as the sync path."""
-        run_key = str(event.get("run_key"))
-        self._lineage["run_key"] = run_key
-        run_url = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_URL_XCOM_KEY)
-        self._finish(context, event, run_url)
-        return run_key
-
-    # --- OpenLineage (called by the OpenLineage provider's listener; extra "openlineage") -------
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Link the task's lineage run to the AIDP job run (see ``airflow_provider_aidp.openlineage``)."""
-        from airflow_provider_aidp.openlineage import operator_lineage
-
-        return operator_lineage(self, task_instance, failed=False)
-
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        from airflow_provider_aidp.openlineage import operator_lineage
-
-        return operator_lineage(self, task_instance, failed=True)
-
-    def on_kill(self) -> None:
-        """The sync path was killed while waiting: cancel the run (if cancel_on_kill)."""
-        run_key = self._active_run_key
-        if not run_key or not self.cancel_on_kill:
-            return
-        try:
-            self.hook.cancel_job_run(run_key)
-            self.log.info("Cancelled AIDP job run %s", run_key)
-        except AIDPError as exc:
-            self.log.warning("Could not cancel AIDP job run %s: %s", run_key, exc)
 
 
 class AIDPRunJobOperator(_AIDPRunWaitOperator):
@@ -300,7 +120,7 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
         self.repair_on_retry = repair_on_retry
 
     def execute(self, context: Context) -> str:
-        parameters = _string_parameters(self.parameters)
+        parameters = string_parameters(self.parameters)
         job_key = self._resolve_job_key()
         identity = TaskIdentity.from_context(context)
         store = compat.task_state_store(context, self.log)
@@ -339,36 +159,30 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
         identity: TaskIdentity,
         store: Any,
     ) -> JobRun:
-        """Reattach to this task's previous run if it is active or succeeded; else repair or start one."""
+        """This try's run: the stored one (or what follows it), else what the retry token returns."""
         previous = self._stored_run_key(store, identity)
         if previous is not None:
-            run = self.hook.get_job_run(previous)
-            if is_active(run.status) or run.status == SUCCESS:
-                self.log.info("Reattaching to AIDP job run %s (%s) from a previous try", run.key, run.status)
-                return run
-            return self._after_failed(run, job_key, parameters, identity)
-        token = identity.retry_token()
-        run = idempotent_post(
-            lambda: self.hook.create_job_run(job_key, parameters, retry_token=token),
-            "POST /jobRuns",
-            self.log,
-        )
-        # A retry whose previous try crashed before storing the key: the token gave us that try's
-        # run back. Walk the chain of deliberate resubmissions to the newest one.
-        hops = 0
+            return self._usable_or_next(self.hook.get_job_run(previous), job_key, parameters, identity)
+        run = self.hook.create_job_run(job_key, parameters, retry_token=identity.retry_token())
+        # A retry whose previous try crashed before storing the key gets that try's run back from
+        # the token: follow its chain of resubmissions / repairs to the newest link.
         try_number = int(getattr(context["ti"], "try_number", 1) or 1)
-        while try_number > 1 and hops < try_number:
-            run = self.hook.get_job_run(run.key)
-            if not is_terminal(run.status) or run.status == SUCCESS:
-                self.log.info("Reattaching to AIDP job run %s (%s) from a previous try", run.key, run.status)
+        for _ in range(try_number if try_number > 1 else 0):
+            current = self.hook.get_job_run(run.key)
+            run = self._usable_or_next(current, job_key, parameters, identity)
+            if run.key == current.key:  # reattached, or repaired in place
                 return run
-            hops += 1
-            nxt = self._after_failed(run, job_key, parameters, identity)
-            if nxt.key == run.key:  # repaired in place
-                return nxt
-            run = nxt
         self.log.info("Started AIDP job run %s of job %s", run.key, job_key)
         return run
+
+    def _usable_or_next(
+        self, run: JobRun, job_key: str, parameters: dict[str, str] | None, identity: TaskIdentity
+    ) -> JobRun:
+        """Reattach to a run that is still going or succeeded; after a failure, repair or resubmit."""
+        if is_active(run.status) or run.status == SUCCESS:
+            self.log.info("Reattaching to AIDP job run %s (%s) from a previous try", run.key, run.status)
+            return run
+        return self._after_failed(run, job_key, parameters, identity)
 
     def _stored_run_key(self, store: Any, identity: TaskIdentity) -> str | None:
         if store is None:
@@ -391,48 +205,20 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
                 self.log.info("repair_on_retry: repairing tasks %s of AIDP job run %s", tasks, run.key)
                 token = identity.retry_token("repair", f"{run.key}#{run.repair_key or 0}")
                 body = repair_tasks_body(tasks, include_downstream=True)
-                return idempotent_post(
-                    lambda: self.hook.repair_job_run(run.key, body, retry_token=token), "repair", self.log
-                )
+                return self.hook.repair_job_run(run.key, body, retry_token=token)
             self.log.info(
                 "repair_on_retry: run %s has no failed tasks to repair; starting a new run", run.key
             )
         self.log.info("Previous AIDP job run %s ended %s; starting a new run", run.key, run.status)
         token = identity.retry_token("run", previous_run_key=run.key)
         try:
-            return idempotent_post(
-                lambda: self.hook.create_job_run(job_key, parameters, retry_token=token),
-                "POST /jobRuns",
-                self.log,
-            )
+            return self.hook.create_job_run(job_key, parameters, retry_token=token)
         except AIDPConflictError as exc:
             raise AIDPConfigError(
                 f"AIDP refused the resubmission token for run {run.key}: {exc}. The job-run parameters "
                 "differ between tries; make them deterministic for the task instance.",
                 field="parameters",
             ) from exc
-
-
-#: Resends of a token-protected POST whose answer was lost or garbled (after the hook's own retries).
-SUBMIT_ATTEMPTS = 3
-
-
-def idempotent_post(call: Callable[[], JobRun], what: str, log: Any) -> JobRun:
-    """Repeat a POST that carries a deterministic ``opc-retry-token`` after a transient failure.
-
-    Safe because the service answers a repeated token with the original result: a run created by
-    an attempt whose answer was truncated or lost is returned, not created twice. The hook does
-    not retry a garbled 2xx itself (it cannot know the request was idempotent).
-    """
-    for attempt in range(1, SUBMIT_ATTEMPTS + 1):
-        try:
-            return call()
-        except AIDPError as exc:
-            if attempt == SUBMIT_ATTEMPTS or not polling.is_transient_error(exc):
-                raise
-            log.warning("%s failed (%s); resending with the same opc-retry-token", what, exc)
-            time.sleep(min(2.0 ** (attempt - 1), 4.0))
-    raise AssertionError("unreachable")
 
 
 def repair_tasks_body(
@@ -522,7 +308,12 @@ class AIDPCancelJobRunOperator(BaseOperator):
     def _wait_terminal(self, run_key: str) -> None:
         deadline = None if self.timeout is None else time.time() + self.timeout
         event = polling.wait_for_run(
-            self.hook, run_key, poll_interval=self.poll_interval, deadline=deadline, cancel_on_timeout=False
+            self.hook,
+            run_key,
+            poll_interval=self.poll_interval,
+            deadline=deadline,
+            cancel_on_timeout=False,
+            log=self.log,
         )
         if event["event"] != "terminal":
             raise AIDPError(event.get("message") or f"Waiting for AIDP job run {run_key} failed: {event}")
@@ -563,7 +354,7 @@ class AIDPRepairJobRunOperator(_AIDPRunWaitOperator):
         self.parameters = parameters
 
     def execute(self, context: Context) -> str:
-        parameters = _string_parameters(self.parameters)
+        parameters = string_parameters(self.parameters)
         run = self.hook.get_job_run(self.run_key)
         if not is_terminal(run.status):
             raise AIDPConfigError(
@@ -581,11 +372,7 @@ class AIDPRepairJobRunOperator(_AIDPRunWaitOperator):
         body = repair_tasks_body(
             tasks, include_downstream=self.include_downstream, include_upstream=self.include_upstream
         )
-        repaired = idempotent_post(
-            lambda: self.hook.repair_job_run(run.key, body, parameters=parameters, retry_token=token),
-            "repair",
-            self.log,
-        )
+        repaired = self.hook.repair_job_run(run.key, body, parameters=parameters, retry_token=token)
         self.log.info("Repairing tasks %s of AIDP job run %s", tasks, repaired.key)
         run_url = self._publish(context, repaired.key, repaired.job_key or run.job_key)
         if self.wait_for_completion:

@@ -1,6 +1,6 @@
 """AIDPJobRunSensor: wait for an AIDP job run someone else started (e.g. a run key from XCom).
 
-Same failure semantics and diagnostics as the run operator (``runs.report.finish``). The sensor
+Same failure semantics and diagnostics as the run operator (``runs.finish.finish``). The sensor
 does not own the run, so it never cancels it: not on timeout, not on kill.
 """
 
@@ -17,9 +17,9 @@ from airflow.sdk.bases.sensor import BaseSensorOperator
 
 from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPError
 from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
-from airflow_provider_aidp.models.runs import is_terminal
-from airflow_provider_aidp.runs import outcome, polling, report
+from airflow_provider_aidp.runs import finish, report
 from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS
+from airflow_provider_aidp.runs.waiter import DEFAULT_MAX_POLL_ERRORS, Done, Waiter, is_transient_error
 from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class AIDPJobRunSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         fetch_output: str = "on_failure",
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
-        max_poll_errors: int = polling.DEFAULT_MAX_POLL_ERRORS,
+        max_poll_errors: int = DEFAULT_MAX_POLL_ERRORS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -73,7 +73,7 @@ class AIDPJobRunSensor(BaseSensorOperator):
             raise AIDPConfigError("max_output_chars must be >= 0 (0 = no limit).", field="max_output_chars")
         self.max_output_chars = max_output_chars
         self.max_poll_errors = max_poll_errors
-        self._url_pushed = False
+        self._run_url: str | None = None
 
     @cached_property
     def hook(self) -> AIDPHook:
@@ -84,7 +84,7 @@ class AIDPJobRunSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        self._push_url(context, None)
+        self._push_url(context, self._job_key_before_deferring())
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
         self.defer(
             trigger=AIDPJobRunTrigger(
@@ -104,36 +104,54 @@ class AIDPJobRunSensor(BaseSensorOperator):
         try:
             run = self.hook.get_job_run(self.run_key)
         except AIDPError as exc:
-            if not polling.is_transient_error(exc):
+            if not is_transient_error(exc):
                 raise
             self.log.warning("Polling AIDP job run %s failed (%s); will poke again.", self.run_key, exc)
             return False
         self._push_url(context, run.job_key)
-        self.log.info("AIDP job run %s is %s", run.key, run.status)
-        if not is_terminal(run.status):
+        # One observation of the shared wait core: it logs the status and decides "terminal".
+        waiter = Waiter(
+            self.run_key, poll_interval=float(self.poke_interval), deadline=None, now=0.0, log=self.log
+        )
+        action = waiter.observed(run, now=0.0)
+        if not isinstance(action, Done):
             return False
-        self._finish(context, outcome.terminal(run.key, run.status, run.to_api()))
+        self._finish(context, action.event)
         return True
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         return self._finish(context, event)
 
-    def _push_url(self, context: Context, job_key: str | None) -> None:
-        if self._url_pushed:
-            return
+    def _job_key_before_deferring(self) -> str | None:
+        """The run's job key for the console link (one GET); the wait itself starts in the triggerer."""
+        try:
+            return self.hook.get_job_run(self.run_key).job_key
+        except AIDPError as exc:  # the trigger reports what is wrong with the run; the link waits
+            self.log.warning("Could not read AIDP job run %s before deferring: %s", self.run_key, exc)
+            return None
+
+    def _push_url(self, context: Context, job_key: str | None) -> str:
+        """Publish the console link (again only when it changed, e.g. once the job key is known)."""
         url = self.hook.get_run_url(self.run_key, job_key)
-        context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=url)
-        self.log.info("AIDP job run %s: %s", self.run_key, url)
-        self._url_pushed = True
+        if url != self._run_url:
+            context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=url)
+            self.log.info("AIDP job run %s: %s", self.run_key, url)
+            self._run_url = url
+        return url
 
     def _finish(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         def push(summary: dict[str, Any]) -> None:
             context["ti"].xcom_push(key=RUN_SUMMARY_XCOM_KEY, value=summary)
 
-        return report.finish(
+        job_key = (event.get("run") or {}).get("jobKey")
+        if job_key:
+            run_url = self._push_url(context, job_key)
+        else:  # no run in a timeout / polling-error event: keep the link published before deferring
+            run_url = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_URL_XCOM_KEY)
+        return finish.finish(
             self.hook,
             event,
-            run_url=self.hook.get_run_url(self.run_key),
+            run_url=run_url or self.hook.get_run_url(self.run_key),
             fetch_output=self.fetch_output,
             max_output_chars=self.max_output_chars,
             log=self.log,

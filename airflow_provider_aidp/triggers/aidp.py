@@ -9,16 +9,14 @@ on a triggerer restart.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_aidp.models.runs import is_terminal
-from airflow_provider_aidp.runs import outcome
-from airflow_provider_aidp.runs.polling import DEFAULT_MAX_POLL_ERRORS, ErrorBudget, PollSchedule, describe
+from airflow_provider_aidp.runs.polling import adrive
+from airflow_provider_aidp.runs.waiter import DEFAULT_MAX_POLL_ERRORS, Waiter, describe
 
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
@@ -63,7 +61,6 @@ class AIDPJobRunTrigger(BaseTrigger):
         self.max_poll_errors = int(max_poll_errors)
         self.cancel_on_timeout = bool(cancel_on_timeout)
         self.cancel_on_kill = bool(cancel_on_kill)
-        self._last_status: str | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -92,60 +89,19 @@ class AIDPJobRunTrigger(BaseTrigger):
         yield TriggerEvent(event)
 
     async def wait(self, hook: AIDPHook) -> dict[str, Any]:
-        """The polling loop; returns the ``runs.outcome`` event (split out for direct testing)."""
-        schedule = PollSchedule(self.poll_interval)
-        budget = ErrorBudget(self.max_poll_errors)
-        started = time.time()
-        await asyncio.sleep(self._bounded(min(SETTLE_SECONDS, self.poll_interval)))
-        while True:
-            remaining = self._remaining()
-            if remaining is not None and remaining <= 0:
-                return await self._timeout(hook, time.time() - started)
-            try:
-                run = await hook.a_get_job_run(self.run_key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # classified, reported as an event
-                if not budget.is_transient(exc):
-                    return outcome.error(self.run_key, self._last_status, last_error=describe(exc))
-                if not budget.record():
-                    return outcome.poll_error(
-                        self.run_key, self._last_status, errors=budget.errors, last_error=describe(exc)
-                    )
-                self.log.warning(
-                    "Polling AIDP job run %s failed (%s); will retry.", self.run_key, describe(exc)
-                )
-                await asyncio.sleep(schedule.error_delay(budget.errors, self._remaining()))
-                continue
-            budget.success()
-            if run.status != self._last_status:
-                self.log.info("AIDP job run %s is %s", self.run_key, run.status)
-            self._last_status = run.status
-            if is_terminal(run.status):
-                return outcome.terminal(self.run_key, run.status, run.to_api())
-            await asyncio.sleep(schedule.next_delay(self._remaining()))
-
-    def _remaining(self) -> float | None:
-        return None if self.deadline is None else self.deadline - time.time()
-
-    def _bounded(self, delay: float) -> float:
-        remaining = self._remaining()
-        return delay if remaining is None else max(0.0, min(delay, remaining))
-
-    async def _timeout(self, hook: AIDPHook, waited: float) -> dict[str, Any]:
-        cancel_error = None
-        if self.cancel_on_timeout:
-            try:
-                await hook.a_cancel_job_run(self.run_key)
-                self.log.info("Wait deadline passed; cancelled AIDP job run %s", self.run_key)
-            except Exception as exc:  # reported in the event
-                cancel_error = describe(exc)
-        return outcome.timeout(
+        """The wait (``runs.waiter`` driven by ``runs.polling.adrive``); returns the outcome event."""
+        waiter = Waiter(
             self.run_key,
-            self._last_status,
-            canceled=self.cancel_on_timeout and cancel_error is None,
-            cancel_error=cancel_error,
-            waited_seconds=waited,
+            poll_interval=self.poll_interval,
+            deadline=self.deadline,
+            now=time.time(),
+            max_poll_errors=self.max_poll_errors,
+            cancel_on_timeout=self.cancel_on_timeout,
+            settle=SETTLE_SECONDS,
+            log=self.log,
+        )
+        return await adrive(
+            waiter, lambda: hook.a_get_job_run(self.run_key), lambda: hook.a_cancel_job_run(self.run_key)
         )
 
     async def on_kill(self) -> None:

@@ -72,7 +72,7 @@ def test_connection_helpers(emu: AIDPEmulator, tmp_path: Path) -> None:
     creds = emu.generate_api_key()
     extra = emu.connection_extra(creds)
     assert extra["auth_type"] == "api_key" and extra["private_key"].startswith("-----BEGIN")
-    assert extra["console_url_template"] == emu.url + "/_emulator/console/runs/{run_key}"
+    assert extra["console_url_template"] == emu.url + "/_emulator/console/jobs/{job_key}/runs/{run_key}"
     assert extra["ai_data_platform_id"].startswith("ocid1.aidataplatform.")
     as_json = json.loads(emu.connection_json(creds, api_version="20240831"))
     assert as_json["host"] == emu.url and as_json["extra"]["api_version"] == "20240831"

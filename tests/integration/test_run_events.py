@@ -104,7 +104,7 @@ async def test_reports_each_run_started_outside_airflow_once_with_what_downstrea
     assert event["job_key"] == key and event["job_name"] == "events.basic"
     assert event["status"] == "SUCCESS" and event["launched"] == "MANUAL"
     assert event["parameters"] == {"region": "emea"}
-    assert event["console_url"].endswith(f"/_emulator/console/runs/{new}")
+    assert event["console_url"].endswith(f"/_emulator/console/jobs/{key}/runs/{new}")
     assert event["end_time"] >= event["start_time"]
     assert await watcher.quiet() == []
     await watcher.stop()

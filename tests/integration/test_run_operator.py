@@ -103,7 +103,7 @@ def test_success_pushes_xcoms_summary_and_link(emu: AIDPEmulator, deferrable: bo
     (run,) = runs_of(emu, job_key)
     assert values["run_key"] == values["return_value"] == run["key"]
     assert values["job_key"] == job_key
-    assert values["run_url"] == f"{emu.url}/_emulator/console/runs/{run['key']}"
+    assert values["run_url"] == f"{emu.url}/_emulator/console/jobs/{job_key}/runs/{run['key']}"
     assert values["_link_AIDPJobRunLink"] == values["run_url"]
     summary = values["run_summary"]
     assert summary["status"] == "SUCCESS" and summary["run_key"] == run["key"]
@@ -538,6 +538,47 @@ def test_garbled_answer_to_the_post_is_resent_with_the_same_token(emu: AIDPEmula
     job_posts = [r for r in posts(emu) if job_key in json.dumps(r.body or {})]
     assert len(job_posts) == 2 and len({r.headers["opc-retry-token"] for r in job_posts}) == 1
     assert len(runs_of(emu, job_key)) == 1
+
+
+def test_deferrable_sensor_links_carry_the_job_key(emu: AIDPEmulator) -> None:
+    """The link is published before deferring: it must already name the job (no ``jobs//runs``)."""
+    import asyncio
+
+    from airflow_provider_aidp.hooks.aidp import close_async_sessions
+
+    try:  # Airflow >= 3.2
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:
+        from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
+
+    job_key = job(emu)
+    emu.script_task(task_key="a", outcome="FAILED", state_message="deferred sensor saw it fail")
+    run_key = AIDPHook().create_job_run(job_key).key
+    expected = f"{emu.url}/_emulator/console/jobs/{job_key}/runs/{run_key}"
+    kwargs: dict[str, Any] = {"run_key": run_key, "deferrable": True, "poke_interval": 0.1, "timeout": 60}
+    dag = build_dag(lambda: AIDPJobRunSensor(task_id="s", **kwargs))
+    states, run_id = run_dag(dag)
+    assert states == {"s": "failed"}
+    values = xcoms(dag, run_id, "s")
+    assert values["run_url"] == values["_link_AIDPJobRunLink"] == expected
+    assert values["run_summary"]["run_url"] == expected
+
+    sensor = AIDPJobRunSensor(task_id="direct", **kwargs)
+    ti = FakeTI(sensor)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"ti": ti})  # type: ignore[arg-type]
+    assert ti.xcoms["run_url"] == expected
+
+    async def fire() -> dict[str, Any]:
+        try:
+            return (await anext(deferred.value.trigger.run())).payload
+        finally:
+            await close_async_sessions()
+
+    event = asyncio.run(fire())
+    with pytest.raises(AIDPJobRunError) as info:
+        AIDPJobRunSensor(task_id="direct", **kwargs).execute_complete({"ti": ti}, event)  # type: ignore[arg-type]
+    assert expected in str(info.value)
 
 
 # --- older Airflow: degraded features are named once in the task log ----------------------------

@@ -220,3 +220,22 @@ def test_principal_signers_use_the_oci_factory(auth_type: str, factory: str) -> 
     finally:
         for p in patches.values():
             p.stop()
+
+
+def test_signer_cache_keeps_no_secret_in_clear() -> None:
+    """The cache outlives the call: its key is a digest, not the private key and pass phrase."""
+    key = make_key(PASS_PHRASE)
+    config = cfg(
+        tenancy=TENANCY,
+        user=USER,
+        fingerprint=key.fingerprint,
+        private_key=key.private_pem,
+        passphrase=PASS_PHRASE,
+    )
+    signer = auth.get_signer(config)
+    assert auth.get_signer(config) is signer  # still cached per config
+    (cache_key,) = auth._CACHE
+    assert PASS_PHRASE not in repr(cache_key) and "PRIVATE KEY" not in repr(cache_key)
+    assert "MII" not in repr(cache_key) and len(cache_key) == 64
+    other = cfg(tenancy=TENANCY, user=USER, fingerprint=key.fingerprint, private_key=key.private_pem)
+    assert auth._cache_key(other) != cache_key  # a different pass phrase is a different signer

@@ -53,7 +53,7 @@ def test_get_is_signed_and_carries_ids(hook: AIDPHook, requests_mock: Any) -> No
     run = hook.get_job_run("run/1")
     assert run.key == "run/1" and run.status == "RUNNING"
     req = requests_mock.last_request
-    assert req.path_url if hasattr(req, "path_url") else True
+    assert req.path_url == BASE[len(HOST) :] + "/jobRuns/run%2F1"
     path_url = req.url[len(HOST) :]
     params = verify_signature(
         method="GET", path_url=path_url, headers=req.headers, body=None, public_key=KEY.public_key

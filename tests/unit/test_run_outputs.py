@@ -135,7 +135,7 @@ class _Hook:
 
 
 def test_log_outputs_says_truncated_cuts_to_max_and_skips_tasks_without_output_key() -> None:
-    from airflow_provider_aidp.runs.report import log_outputs
+    from airflow_provider_aidp.runs.finish import log_outputs  # moved out of runs.report
 
     hook = _Hook({"t1": output("TEXT_PLAIN", "x" * 50, isTruncated=True)}, {"t1": "o1", "t2": None})
     tasks = [TaskRun(key="t1", task_key="a", state={"status": "FAILED"}), TaskRun(key="t2", task_key="b")]

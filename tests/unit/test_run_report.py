@@ -12,12 +12,12 @@ import pytest
 from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPJobRunError
 from airflow_provider_aidp.models.runs import JobRun, TaskRun, TaskRunOutput
 from airflow_provider_aidp.runs import outcome
+from airflow_provider_aidp.runs.finish import finish  # moved out of runs.report (API calls)
 from airflow_provider_aidp.runs.report import (
     AIDPPollError,
     AIDPRunTimeoutError,
     build_summary,
     failure_message,
-    finish,
     output_text,
     truncate,
     validate_fetch_output,
