@@ -33,6 +33,30 @@ if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
 
 
+def _perform(
+    action: Action, observe: Callable[[], Any], cancel: Callable[[], Any], sleep: Callable[[float], None]
+) -> Any:
+    """Do one action; a failed call's exception is its result (the core classifies it)."""
+    if isinstance(action, Sleep):
+        return sleep(action.seconds)
+    try:
+        return observe() if isinstance(action, Poll) else cancel()
+    except Exception as exc:
+        return exc
+
+
+async def _aperform(
+    action: Action, observe: Callable[[], Awaitable[Any]], cancel: Callable[[], Awaitable[Any]]
+) -> Any:
+    """:func:`_perform` on the event loop; ``asyncio.CancelledError`` passes through untouched."""
+    if isinstance(action, Sleep):
+        return await asyncio.sleep(action.seconds)
+    try:
+        return await (observe() if isinstance(action, Poll) else cancel())
+    except Exception as exc:
+        return exc
+
+
 def drive(
     waiter: Waiter,
     observe: Callable[[], JobRun],
@@ -42,17 +66,9 @@ def drive(
     clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
     """Run the wait synchronously; return its ``runs.outcome`` event."""
-    action: Action = waiter.start(clock())
+    action = waiter.start(clock())
     while not isinstance(action, Done):
-        result: Any = None
-        if isinstance(action, Sleep):
-            sleep(action.seconds)
-        else:
-            try:
-                result = observe() if isinstance(action, Poll) else cancel()
-            except Exception as exc:  # the core classifies it; never swallowed silently
-                result = exc
-        action = waiter.after(action, result, clock())
+        action = waiter.after(action, _perform(action, observe, cancel, sleep), clock())
     return action.event
 
 
@@ -63,18 +79,10 @@ async def adrive(
     *,
     clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
-    """Run the wait on the event loop; ``asyncio.CancelledError`` passes through untouched."""
-    action: Action = waiter.start(clock())
+    """Run the wait on the event loop (the trigger's driver)."""
+    action = waiter.start(clock())
     while not isinstance(action, Done):
-        result: Any = None
-        if isinstance(action, Sleep):
-            await asyncio.sleep(action.seconds)
-        else:
-            try:
-                result = await (observe() if isinstance(action, Poll) else cancel())
-            except Exception as exc:  # the core classifies it
-                result = exc
-        action = waiter.after(action, result, clock())
+        action = waiter.after(action, await _aperform(action, observe, cancel), clock())
     return action.event
 
 

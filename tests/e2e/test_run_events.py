@@ -10,6 +10,7 @@ store), and no run reported before the kill is reported again.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -35,10 +36,16 @@ COMMITTED_AFTER_SECONDS = 8.0
 
 
 def fire_schedule(emu: Any, *, fail: bool = False) -> None:
-    """Move the frozen emulator clock past one :00/:30 boundary and let the run finish."""
+    """Move the frozen emulator clock just past the next :00/:30 boundary and let the run finish.
+
+    The clock lands one second after the boundary and then moves a minute: always exactly one
+    boundary crossed per call (a fixed 30-minute step plus the minute drifts and, one call in
+    about six, crosses a second boundary and starts a run the test did not count).
+    """
     if fail:
         emu.script_task(job_name=JOB_NAME, task_key="export", outcome="FAILED", times=1)
-    emu.advance(HALF_HOUR)
+    now = emu.advance(0)
+    emu.advance(math.floor(now / HALF_HOUR) * HALF_HOUR + HALF_HOUR + 1 - now)
     emu.runs()  # a read starts the due run now (runs are created lazily), taking the script above
     emu.advance(60)
 
