@@ -199,6 +199,7 @@ class AIDPConnectionConfig:
     max_requests_per_second: float = DEFAULT_MAX_REQUESTS_PER_SECOND
     console_url_template: str = DEFAULT_CONSOLE_URL_TEMPLATE
     depends_on_format: str = "objects"
+    status_sweep: bool = True  # triggers share one listing per cycle (triggers/sweep.py)
     ca_bundle: str | None = None  # PEM file of CAs to trust instead of the system's (not a secret)
 
     # --- derived --------------------------------------------------------------------------
@@ -362,11 +363,22 @@ class AIDPConnectionConfig:
             ),
             console_url_template=template,
             depends_on_format=depends_on_format,
+            status_sweep=_switch("status_sweep", get("status_sweep")),
             ca_bundle=_ca_bundle(get("ca_bundle")),
         )
         if register_secrets:
             config.register_secrets()
         return config
+
+
+def _switch(name: str, value: Any) -> bool:
+    """An on/off setting; JSON booleans are read as on/off too."""
+    if isinstance(value, bool):
+        value = "on" if value else "off"
+    return (
+        _choice(name, str(value).strip().lower() if value not in (None, "") else BY_NAME[name].default)
+        == "on"
+    )
 
 
 def _normalise_pem(value: str | None) -> str | None:
