@@ -55,8 +55,8 @@ class Sweeper:
         self.board = Board()
         self.page_size = PAGE_SIZE
         self.cycles = 0
-        self._wakes: dict[int, asyncio.Event] = {}
-        self._cycle_done = asyncio.Event()
+        self._wakes: dict[int, asyncio.Future[None]] = {}  # done: the watch was woken
+        self._cycle_done: asyncio.Future[None] | None = None  # done when the running cycle ends
         self._kick = asyncio.Event()
         self._last_cycle = -float("inf")
         self._task: asyncio.Task[None] | None = None
@@ -65,7 +65,7 @@ class Sweeper:
 
     def add(self, wid: int, run_key: str, poll_interval: float) -> None:
         self.board.add(wid, run_key, poll_interval)
-        self._wakes[wid] = asyncio.Event()
+        self._wakes[wid] = asyncio.get_running_loop().create_future()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"aidp-sweep-{self.conn_id}"
@@ -83,19 +83,19 @@ class Sweeper:
 
     async def answer(self, wid: int) -> Ask | JobRun:
         """A listing's answer for watch ``wid`` (waiting for the next cycle if one is due), or GET."""
-        self._wakes[wid].clear()
+        if self._wakes[wid].done():
+            self._wakes[wid] = asyncio.get_running_loop().create_future()
         verdict = self.board.ask(wid, time.time())
         if verdict is Ask.WAIT:
-            cycle = self._cycle_done
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(cycle.wait(), self.board.watches[wid].poll_interval)
+            if self._cycle_done is None:
+                self._cycle_done = asyncio.get_running_loop().create_future()
+            await _until(self._cycle_done, self.board.watches[wid].poll_interval)
             verdict = self.board.ask(wid, time.time(), waited=True)
         return verdict
 
     async def sleep(self, wid: int, seconds: float) -> None:
         """The wait core's pause, ended early when a cycle wakes watch ``wid``."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wakes[wid].wait(), seconds)
+        await _until(self._wakes[wid], seconds)
 
     # --- cycles -------------------------------------------------------------------------
 
@@ -131,7 +131,8 @@ class Sweeper:
             self._failed(exc)
         else:
             for wid in self.board.listed(listing, set(keys), started, time.time()):
-                self._wakes[wid].set()
+                if not self._wakes[wid].done():
+                    self._wakes[wid].set_result(None)
         self._finish()
 
     async def _skip(self) -> None:
@@ -153,8 +154,31 @@ class Sweeper:
 
     def _finish(self) -> None:
         self.cycles += 1
-        done, self._cycle_done = self._cycle_done, asyncio.Event()
-        done.set()
+        done, self._cycle_done = self._cycle_done, None
+        if done is not None:
+            done.set_result(None)
+
+
+async def _until(event: asyncio.Future[None], seconds: float) -> None:
+    """Wait until ``event`` is done or ``seconds`` pass, whichever comes first.
+
+    A future and a timer, no task: ``asyncio.wait_for`` would start a task per call, and a thousand
+    triggers sleep about once a second each.
+    """
+    loop = asyncio.get_running_loop()
+    mine: asyncio.Future[None] = loop.create_future()
+
+    def done(_: object = None) -> None:
+        if not mine.done():
+            mine.set_result(None)
+
+    timer = loop.call_later(max(0.0, seconds), done)
+    event.add_done_callback(done)
+    try:
+        await mine
+    finally:
+        timer.cancel()
+        event.remove_done_callback(done)
 
 
 def sweeper_for(conn_id: str, workspace_key: str | None) -> Sweeper:
