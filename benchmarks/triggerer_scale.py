@@ -249,8 +249,6 @@ async def drive_all(spec: dict[str, Any], triggers: list[Any]) -> dict[str, Any]
     kind = spec["kind"]
     await warm_up(kind, spec["runs"][0])
     loop = asyncio.get_running_loop()
-        loop.set_debug(True)
-        loop.slow_callback_duration = 0.03
     lags: list[float] = []
     done = asyncio.Event()
     errors: list[str] = []
