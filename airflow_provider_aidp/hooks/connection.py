@@ -199,7 +199,7 @@ class AIDPConnectionConfig:
     max_requests_per_second: float = DEFAULT_MAX_REQUESTS_PER_SECOND
     console_url_template: str = DEFAULT_CONSOLE_URL_TEMPLATE
     depends_on_format: str = "objects"
-    status_sweep: bool = True  # triggers share one listing per cycle (triggers/sweep.py)
+    status_sweep: str = "on"  # "on": triggers share one listing per cycle (triggers/sweep.py)
     ca_bundle: str | None = None  # PEM file of CAs to trust instead of the system's (not a secret)
 
     # --- derived --------------------------------------------------------------------------
@@ -371,14 +371,11 @@ class AIDPConnectionConfig:
         return config
 
 
-def _switch(name: str, value: Any) -> bool:
-    """An on/off setting; JSON booleans are read as on/off too."""
+def _switch(name: str, value: Any) -> str:
+    """An ``on``/``off`` setting (JSON booleans read as on/off); absent -> the table's default."""
     if isinstance(value, bool):
         value = "on" if value else "off"
-    return (
-        _choice(name, str(value).strip().lower() if value not in (None, "") else BY_NAME[name].default)
-        == "on"
-    )
+    return _choice(name, BY_NAME[name].default if value in (None, "") else str(value).strip().lower())
 
 
 def _normalise_pem(value: str | None) -> str | None:

@@ -207,7 +207,7 @@ class SweepWatch:
         run = await self.hook.a_get_job_run(self.run_key)
         if not self._decided:  # the first answered GET: the connection is read, join if it says so
             self._decided = True
-            if (await self.hook.a_config()).status_sweep:
+            if (await self.hook.a_config()).status_sweep == "on":
                 self.sweeper = sweeper_for(self.hook.aidp_conn_id, self.hook.workspace_key)
                 self.sweeper.add(id(self), self.run_key, self.poll_interval)
         if self.sweeper is not None:
