@@ -15,8 +15,13 @@ The rules that keep it exact:
 * Nothing stays on listings alone for long: an owed GET is made at most once per the run's own
   poll interval (a listing that keeps showing a finished run costs what per-run polling costs),
   and every run gets its own GET at least every :data:`VERIFY_POLLS` poll intervals.
-* Only listings that started after a run's job key was known speak for it, and a failed cycle
-  speaks for nobody (the triggers fall back to per-run polling for it).
+* Only listings that started after a trigger joined (and, for a listing by job, after its job
+  key was known) speak for its run, and a failed cycle speaks for nobody (the triggers fall back
+  to per-run polling until a cycle succeeds).
+* A trigger that does not know its run's job key yet (every trigger when it starts: the trigger's
+  kwargs have no job key) is covered by a listing of the workspace's active runs, without
+  ``jobKey``; the listing tells the job key, later cycles list by job. A run such a listing does
+  not show gets its own GET, which also tells the job key.
 """
 
 from __future__ import annotations
@@ -57,8 +62,9 @@ class Watch:
 
     run_key: str
     poll_interval: float
+    added_at: float  # listings that started after this (and after the job key was known) speak for it
     job_key: str | None = None
-    job_known_at: float = math.inf  # listings that started after this speak for the run
+    job_known_at: float = -math.inf
     status: str | None = None  # as last told to the trigger (GET or listing)
     got_at: float = -math.inf  # last own GET that answered
     listed: JobRunSummary | None = None  # the latest listing entry showing it active
@@ -74,8 +80,8 @@ class Board:
         #: By watch id (one per trigger: two triggers may wait for the same run).
         self.watches: dict[int, Watch] = {}
 
-    def add(self, wid: int, run_key: str, poll_interval: float) -> Watch:
-        watch = self.watches[wid] = Watch(run_key, max(0.0, float(poll_interval)))
+    def add(self, wid: int, run_key: str, poll_interval: float, now: float) -> Watch:
+        watch = self.watches[wid] = Watch(run_key, max(0.0, float(poll_interval)), now)
         return watch
 
     def remove(self, wid: int) -> None:
@@ -83,11 +89,17 @@ class Board:
 
     @property
     def sweeping(self) -> bool:
-        """Whether a listing pays: at least :data:`MIN_WATCHES` runs with a known job key."""
-        return sum(1 for w in self.watches.values() if w.job_key) >= MIN_WATCHES
+        """Whether a listing pays: at least :data:`MIN_WATCHES` watched runs."""
+        return len(self.watches) >= MIN_WATCHES
 
     def job_keys(self) -> list[str]:
         return sorted({w.job_key for w in self.watches.values() if w.job_key})
+
+    def scope(self) -> list[str] | None:
+        """The job keys to list, or ``None``: list the workspace's active runs (no ``jobKey``),
+        because some watched run's job is not known yet (a trigger that just started, e.g. after a
+        triggerer restart: one listing finds a thousand of them instead of a GET each)."""
+        return None if any(w.job_key is None for w in self.watches.values()) else self.job_keys()
 
     def cycle_seconds(self) -> float:
         intervals = [w.poll_interval for w in self.watches.values()] or [MIN_CYCLE_SECONDS]
@@ -108,9 +120,9 @@ class Board:
         """The trigger's next observation: a listing's (non-terminal) answer, or GET / WAIT."""
         watch = self.watches[wid]
         watch.woken = False
-        if not self.sweeping or watch.job_key is None or watch.owed_get:
+        if not self.sweeping or watch.owed_get:
             return Ask.GET
-        if now - watch.got_at >= VERIFY_POLLS * watch.poll_interval:
+        if now - max(watch.got_at, watch.added_at) >= VERIFY_POLLS * watch.poll_interval:
             return Ask.GET
         if watch.listed is not None and now - watch.listed_at <= watch.poll_interval:
             watch.status = watch.listed.status
@@ -122,11 +134,12 @@ class Board:
     # --- what a cycle's listing means -------------------------------------------------------
 
     def listed(
-        self, listing: list[JobRunSummary], job_keys: set[str], started: float, now: float
+        self, listing: list[JobRunSummary], job_keys: set[str] | None, started: float, now: float
     ) -> list[int]:
-        """Apply one cycle's listing (every page) of ``job_keys``; return the watch ids to wake.
+        """Apply one cycle's listing (every page) of ``job_keys`` (``None``: the whole workspace);
+        return the watch ids to wake.
 
-        A watched run of a listed job is *active* when the listing holds its key with a
+        A watched run the listing covers is *active* when the listing holds its key with a
         non-terminal status (unknown statuses count as not finished, as everywhere); otherwise
         its own GET is owed. Wakes: a changed active status (answered from the listing, no
         request) and an owed GET, the latter at most once per the run's own poll interval.
@@ -134,10 +147,15 @@ class Board:
         by_key = {s.key: s for s in listing}
         wake = []
         for wid, watch in self.watches.items():
-            if watch.job_key not in job_keys or max(watch.job_known_at, watch.got_at) > started:
+            if job_keys is not None and watch.job_key not in job_keys:
+                continue
+            known = watch.job_known_at if job_keys is not None else -math.inf
+            if max(watch.added_at, watch.got_at, known) > started:
                 continue  # the listing is older than what the trigger knows
             summary = by_key.get(watch.run_key)
             if summary is not None and not is_terminal(summary.status) and not watch.owed_get:
+                if watch.job_key is None and summary.job_key:
+                    watch.job_key, watch.job_known_at = summary.job_key, started
                 watch.listed, watch.listed_at = summary, started
                 news = summary.status != watch.status
             else:

@@ -5,16 +5,18 @@ workspace on one event loop shares one :class:`Sweeper` (like the shared session
 pacer). A trigger's wait is the usual wait core (``runs/waiter.py``) driven by ``adrive``; only its
 ``observe`` and ``sleep`` come from a :class:`SweepWatch`:
 
-* ``observe``: the first poll is the run's own GET (it tells the job key); after that the answer
-  comes from the latest cycle's listing when that speaks for the run, else the trigger waits for
-  the next cycle or reads its run itself (``runs/sweep.py`` decides which). A terminal status
-  always comes from the run's own GET.
+* ``observe``: the answer comes from the latest cycle's listing when that speaks for the run,
+  else the trigger waits for the next cycle or reads its run itself (``runs/sweep.py`` decides
+  which). A trigger that just started is found by a listing of the workspace's active runs (its
+  kwargs hold no job key), which tells its job key. A terminal status always comes from the run's
+  own GET.
 * ``sleep``: the wait core's pause, cut short when a cycle finds the run changed or gone from the
   active listing.
 
 A cycle lists the watched runs' jobs' active runs (repeated ``jobKey`` and ``status``, every
-page). A failed cycle sends everyone back to per-run polling until a cycle succeeds; the wait core's
-error budget counts only the triggers' own requests. Fewer than two watched runs: no listing at all.
+page; without ``jobKey`` while some run's job is not known). A failed cycle sends everyone back
+to per-run polling until a cycle succeeds; the wait core's error budget counts only the
+triggers' own requests. Fewer than two watched runs: no listing at all.
 The ``status_sweep`` connection extra (``off``) turns it off: each trigger polls its own run.
 """
 
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 #: asks for the page size the field notes saw served (100) for the rest of its life.
 PAGE_SIZE = 1000
 FALLBACK_PAGE_SIZE = 100
-#: A new job key is listed this soon (seconds after the last cycle), so fresh triggers stop GETting.
+#: A new trigger (or job key) is listed this soon (seconds after the last cycle).
 KICK_GAP_SECONDS = 1.0
 
 _log = logging.getLogger(__name__)
@@ -64,8 +66,9 @@ class Sweeper:
     # --- watches ------------------------------------------------------------------------
 
     def add(self, wid: int, run_key: str, poll_interval: float) -> None:
-        self.board.add(wid, run_key, poll_interval)
+        self.board.add(wid, run_key, poll_interval, time.time())
         self._wakes[wid] = asyncio.get_running_loop().create_future()
+        self._kick.set()  # a run whose job is not known yet: list the workspace soon
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"aidp-sweep-{self.conn_id}"
@@ -122,15 +125,16 @@ class Sweeper:
 
     async def _cycle(self, hook: AIDPHook) -> None:
         started = self._last_cycle = time.time()
-        keys = self.board.job_keys()
+        keys = self.board.scope()
         try:
             listing = []
-            for part in chunks(keys):
+            for part in [[]] if keys is None else chunks(keys):
                 listing += await hook.a_list_runs_of_jobs(part, LISTED_STATUSES, page_size=self.page_size)
         except Exception as exc:
             self._failed(exc)
         else:
-            for wid in self.board.listed(listing, set(keys), started, time.time()):
+            covered = None if keys is None else set(keys)
+            for wid in self.board.listed(listing, covered, started, time.time()):
                 if not self._wakes[wid].done():
                     self._wakes[wid].set_result(None)
         self._finish()
@@ -199,17 +203,17 @@ class SweepWatch:
         self._decided = False
 
     async def observe(self) -> JobRun:
+        if not self._decided:  # the first poll reads the connection (as a GET would) and joins
+            if (await self.hook.a_config()).status_sweep == "on":
+                self.sweeper = sweeper_for(self.hook.aidp_conn_id, self.hook.workspace_key)
+                self.sweeper.add(id(self), self.run_key, self.poll_interval)
+            self._decided = True
         if self.sweeper is not None:
             verdict = await self.sweeper.answer(id(self))
             if verdict is not Ask.GET:
                 assert not isinstance(verdict, Ask)
                 return verdict
         run = await self.hook.a_get_job_run(self.run_key)
-        if not self._decided:  # the first answered GET: the connection is read, join if it says so
-            self._decided = True
-            if (await self.hook.a_config()).status_sweep == "on":
-                self.sweeper = sweeper_for(self.hook.aidp_conn_id, self.hook.workspace_key)
-                self.sweeper.add(id(self), self.run_key, self.poll_interval)
         if self.sweeper is not None:
             self.sweeper.got(id(self), run)
         return run

@@ -97,14 +97,16 @@ async def test_many_triggers_share_one_listing_per_cycle(emu: AIDPEmulator) -> N
     seen = since(emu, start)
     lists = listings(seen)
     assert lists, "no status sweep happened"
-    for request in lists:  # repeated jobKey and status filters, the largest page size
-        assert len(request.query["jobKey"]) == 3
+    for request in lists:  # repeated status filters, the largest page size
         assert set(request.query["status"]) == {"PENDING", "QUEUED", "RUNNING", "BLOCKED"}
         assert request.query["limit"] == ["1000"]
-    # Per run: the first GET (tells the job key) and the terminal GET; a listing that lags can owe
-    # one more. Per-run polling at this interval makes about 7 GETs per run over 3 s.
+    # new triggers are found by a workspace listing; then the jobs are listed by key
+    assert "jobKey" not in lists[0].query
+    assert any(len(r.query.get("jobKey", [])) == 3 for r in lists)
+    # Per run: the terminal GET; a listing that lags can owe one more. Per-run polling at this
+    # interval makes about 7 GETs per run over 3 s.
     gets = [len(run_gets(seen, k)) for k in runs]
-    assert max(gets) <= 3 and min(gets) >= 2, gets
+    assert max(gets) <= 2 and min(gets) >= 1, gets
     assert len(lists) < 3 * 4 / POLL  # at most one listing per cycle (one page each here)
 
 
@@ -151,7 +153,7 @@ async def test_readings_that_bend_the_listing_give_exact_events(
     events = await follow(runs)
     assert_all_succeeded_from_their_own_get(events, runs)
     seen = since(emu, start)
-    assert max(len(run_gets(seen, k)) for k in runs) <= 4
+    assert max(len(run_gets(seen, k)) for k in runs) <= 3
     if readings.get("page_size") == "max100_reject":  # the sweeper fell back to the page size served
         assert {r.query["limit"][0] for r in listings(seen) if r.status == 200} == {"100"}
 

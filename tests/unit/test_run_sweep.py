@@ -25,10 +25,10 @@ def summary(key: str, status: Any, job: str = "job-a") -> JobRunSummary:
 
 
 def board_with(*keys: str, now: float = 100.0, job: str = "job-a") -> Board:
-    """Watches whose first GET (at ``now``) said RUNNING."""
+    """Watches whose own GET (at ``now``) said RUNNING."""
     board = Board()
     for i, key in enumerate(keys):
-        board.add(i, key, P)
+        board.add(i, key, P, now - 1)
         board.got(i, run(key, "RUNNING", job), now)
     return board
 
@@ -37,22 +37,43 @@ def test_only_active_statuses_the_api_filter_accepts_are_asked_for() -> None:
     assert LISTED_STATUSES == ("PENDING", "QUEUED", "RUNNING", "BLOCKED")
 
 
-def test_first_observation_is_a_get_and_it_tells_the_job_key() -> None:
+def test_new_triggers_are_found_by_a_workspace_listing_that_tells_their_job() -> None:
     board = Board()
-    board.add(0, "r0", P)
-    assert board.ask(0, 0.0) is Ask.GET
-    assert board.got(0, run("r0", "RUNNING"), 1.0) is True  # a job new to the board: list soon
-    board.add(1, "r1", P)
-    assert board.got(1, run("r1", "RUNNING"), 1.0) is False  # same job: nothing new to list
-    assert board.job_keys() == ["job-a"] and board.sweeping
+    board.add(0, "r0", P, 0.0)
+    board.add(1, "r1", P, 0.0)
+    assert board.scope() is None  # jobs unknown: list the workspace's active runs
+    assert board.ask(0, 0.5) is Ask.WAIT
+    listing = [summary("r0", "RUNNING", job="job-a"), summary("other", "RUNNING", job="job-z")]
+    assert board.listed(listing, None, 1.0, 1.2) == [0, 1]  # r0: status news; r1: missing
+    answer = board.ask(0, 1.5)
+    assert isinstance(answer, JobRun) and answer.status == "RUNNING" and answer.job_key == "job-a"
+    assert board.ask(1, 1.5) is Ask.GET  # not listed: its own GET, which tells the job key
+    assert board.got(1, run("r1", "QUEUED", job="job-b"), 1.6) is True
+    assert board.scope() == ["job-a", "job-b"]
 
 
-def test_a_watch_alone_or_without_job_key_keeps_polling_itself() -> None:
+def test_a_listing_started_before_a_trigger_joined_says_nothing_about_it() -> None:
+    board = Board()
+    board.add(0, "r0", P, 5.0)
+    board.add(1, "r1", P, 5.0)
+    assert board.listed([], None, 4.0, 5.5) == []
+    assert board.ask(0, 6.0) is Ask.WAIT
+
+
+def test_a_watch_alone_polls_itself() -> None:
     board = board_with("r0")
     assert not board.sweeping and board.ask(0, 101.0) is Ask.GET
-    board.add(1, "r1", P)
+
+
+def test_a_run_whose_job_the_service_never_tells_stays_on_workspace_listings() -> None:
+    board = board_with("r0")
+    board.add(1, "r1", P, 99.0)
     board.got(1, run("r1", "RUNNING", job=None), 100.0)
-    assert not board.sweeping and board.ask(1, 101.0) is Ask.GET
+    assert board.scope() is None
+    assert (
+        board.listed([summary("r0", "RUNNING"), summary("r1", "RUNNING", job="")], None, 101.0, 101.5) == []
+    )
+    assert isinstance(board.ask(1, 102.0), JobRun)
 
 
 def test_a_listed_active_run_is_answered_from_the_listing_without_a_request() -> None:
@@ -117,7 +138,7 @@ def test_unknown_statuses_in_a_listing_count_as_active() -> None:
 
 def test_a_listing_older_than_what_the_trigger_knows_speaks_for_nobody() -> None:
     board = board_with("r0", "r1", now=100.0)
-    assert board.listed([], {"job-a"}, 99.0, 100.5) == []  # started before the GETs
+    assert board.listed([], {"job-a"}, 99.5, 100.5) == []  # started before the GETs
     assert board.ask(0, 101.0) is Ask.WAIT
 
 
@@ -159,9 +180,9 @@ def test_two_watches_of_one_run_are_kept_apart() -> None:
 
 def test_cycle_is_half_the_smallest_poll_interval_but_not_below_the_floor() -> None:
     board = board_with("r0")
-    board.add(5, "r5", 3.0)
+    board.add(5, "r5", 3.0, 0.0)
     assert board.cycle_seconds() == 1.5
-    board.add(6, "r6", 0.1)
+    board.add(6, "r6", 0.1, 0.0)
     assert board.cycle_seconds() == 0.5
 
 
