@@ -130,6 +130,8 @@ class AIDP:
     def counts(self, base: str) -> tuple[int, int, dict[str, float], list[float]]:
         assert self.session is not None and self.session.base == base
         recs = [r for r in self.session.control.requests() if not r["path"].startswith("/_emulator")]
+        if os.environ.get("BENCH_DUMP"):
+            Path(os.environ["BENCH_DUMP"]).write_text(json.dumps(recs))
         return len(recs), sum(1 for r in recs if r["status"] == 429), {}, [r["time"] for r in recs]
 
 
@@ -305,7 +307,16 @@ def worker() -> None:
     spec = json.loads(sys.stdin.read())
     logging.basicConfig(level=logging.ERROR)
     triggers = make_triggers(spec["kind"], spec["runs"], spec["poll"])
-    print(RESULT + json.dumps(asyncio.run(drive_all(spec, triggers))), flush=True)
+    profile_to = os.environ.get("BENCH_PROFILE")  # a path: write cProfile stats of the worker there
+    if profile_to:
+        import cProfile
+
+        with cProfile.Profile() as prof:
+            result = asyncio.run(drive_all(spec, triggers))
+        prof.dump_stats(f"{profile_to}.{spec['kind']}")
+    else:
+        result = asyncio.run(drive_all(spec, triggers))
+    print(RESULT + json.dumps(result), flush=True)
 
 
 # --- report --------------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ class Watch:
     listed: JobRunSummary | None = None  # the latest listing entry showing it active
     listed_at: float = -math.inf  # when that listing started
     owed_get: bool = False  # a listing did not show it active: its own GET must confirm
+    covered: bool = False  # a cycle has answered for it (listed it, or failed) since it joined
     woken: bool = False  # the trigger was woken since its last observation
 
 
@@ -129,7 +130,9 @@ class Board:
             # Built from the validated summary's parts (cheap): a thousand triggers answered by
             # one cycle must not stall the triggerer's loop.
             return JobRun(key=watch.run_key, job_key=watch.job_key, state=watch.listed.state)
-        return Ask.GET if waited else Ask.WAIT
+        # No fresh answer: wait for a cycle, unless one already answered since the trigger joined
+        # (its answer aged out, or it failed): then the trigger reads its run itself.
+        return Ask.GET if waited and watch.covered else Ask.WAIT
 
     # --- what a cycle's listing means -------------------------------------------------------
 
@@ -152,6 +155,7 @@ class Board:
             known = watch.job_known_at if job_keys is not None else -math.inf
             if max(watch.added_at, watch.got_at, known) > started:
                 continue  # the listing is older than what the trigger knows
+            watch.covered = True
             summary = by_key.get(watch.run_key)
             if summary is not None and not is_terminal(summary.status) and not watch.owed_get:
                 if watch.job_key is None and summary.job_key:
@@ -170,7 +174,7 @@ class Board:
         """A cycle's listing failed: until a listing succeeds, every trigger reads its run itself
         (per-run polling, with the wait core's error budget)."""
         for watch in self.watches.values():
-            watch.listed = None
+            watch.listed, watch.covered = None, True
 
 
 def chunks(keys: list[str], size: int = JOB_KEYS_PER_LISTING) -> list[list[str]]:

@@ -42,6 +42,7 @@ PAGE_SIZE = 1000
 FALLBACK_PAGE_SIZE = 100
 #: A new trigger (or job key) is listed this soon (seconds after the last cycle).
 KICK_GAP_SECONDS = 1.0
+KICK_GATHER_SECONDS = 0.25
 
 _log = logging.getLogger(__name__)
 _SWEEPERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str | None], Sweeper]] = (
@@ -89,11 +90,14 @@ class Sweeper:
         if self._wakes[wid].done():
             self._wakes[wid] = asyncio.get_running_loop().create_future()
         verdict = self.board.ask(wid, time.time())
-        if verdict is Ask.WAIT:
+        until = time.time() + self.board.watches[wid].poll_interval
+        while verdict is Ask.WAIT:  # cycles until one answers for the run (at most a poll interval)
             if self._cycle_done is None:
                 self._cycle_done = asyncio.get_running_loop().create_future()
-            await _until(self._cycle_done, self.board.watches[wid].poll_interval)
+            await _until(self._cycle_done, until - time.time())
             verdict = self.board.ask(wid, time.time(), waited=True)
+            if verdict is Ask.WAIT and time.time() >= until:
+                verdict = Ask.GET
         return verdict
 
     async def sleep(self, wid: int, seconds: float) -> None:
@@ -115,13 +119,16 @@ class Sweeper:
             self._task = None  # a watch added from now on starts a new task
 
     async def _pause(self) -> None:
-        """Sleep one cycle; a kick (new job key, last watch gone) shortens it to KICK_GAP_SECONDS."""
+        """Sleep one cycle; a kick (new trigger or job key, last watch gone) shortens it to
+        KICK_GAP_SECONDS after the last cycle, and KICK_GATHER_SECONDS after the kick (triggers
+        that start together, e.g. after a triggerer restart, join one listing)."""
         self._kick.clear()
         until = self._last_cycle + self.board.cycle_seconds()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._kick.wait(), max(0.0, until - time.time()))
         if self._kick.is_set() and self.board.watches:
-            await asyncio.sleep(max(0.0, self._last_cycle + KICK_GAP_SECONDS - time.time()))
+            gap = max(self._last_cycle + KICK_GAP_SECONDS - time.time(), KICK_GATHER_SECONDS)
+            await asyncio.sleep(max(0.0, gap))
 
     async def _cycle(self, hook: AIDPHook) -> None:
         started = self._last_cycle = time.time()

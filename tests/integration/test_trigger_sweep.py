@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aidp.emulator import AIDPEmulator
+from airflow_provider_aidp.emulator import AIDPEmulator, Readings
 from airflow_provider_aidp.emulator.recorder import RecordedRequest
 from airflow_provider_aidp.hooks.aidp import AIDPHook
 from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
-from tests.integration.aidp_run_support import TIME_SCALE, create_job, notebook_task
+from tests.integration.aidp_run_support import TIME_SCALE, create_job, notebook_task, scrubbed
 
 POLL = 0.5  # seconds; the sweep cycles every 0.5 s (MIN_CYCLE_SECONDS)
 
@@ -36,14 +36,9 @@ def shared_emu() -> Iterator[AIDPEmulator]:
 
 @pytest.fixture
 def emu(shared_emu: AIDPEmulator) -> Iterator[AIDPEmulator]:
-    shared_emu.clear_faults()
-    shared_emu.state.scripts.clear()
-    yield shared_emu
-    shared_emu.clear_faults()
+    yield from scrubbed(shared_emu)
     shared_emu.set_rate_limit(0)
-    shared_emu.set_readings(
-        {"run_list_filters": "applied", "page_size": "max1000", "unknown_statuses": False}
-    )
+    shared_emu.state.readings = Readings()
 
 
 def start_runs(emu: AIDPEmulator, n: int, jobs: int, name: str, duration: float = 120.0) -> list[str]:

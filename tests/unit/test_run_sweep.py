@@ -58,6 +58,7 @@ def test_a_listing_started_before_a_trigger_joined_says_nothing_about_it() -> No
     board.add(1, "r1", P, 5.0)
     assert board.listed([], None, 4.0, 5.5) == []
     assert board.ask(0, 6.0) is Ask.WAIT
+    assert board.ask(0, 6.0, waited=True) is Ask.WAIT  # no cycle answered for it yet: keep waiting
 
 
 def test_a_watch_alone_polls_itself() -> None:
