@@ -70,7 +70,7 @@ class Sweeper:
         self.board.add(wid, run_key, poll_interval, time.time())
         self._wakes[wid] = asyncio.get_running_loop().create_future()
         self._kick.set()  # a run whose job is not known yet: list the workspace soon
-        if self._task is None:
+        if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"aidp-sweep-{self.conn_id}"
             )
