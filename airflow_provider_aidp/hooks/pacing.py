@@ -63,4 +63,3 @@ class RequestRateLimiter:
         """A request was not throttled: win back ``RECOVERY_FRACTION`` of the ceiling."""
         if self.enabled and self.rate < self.max_rate:
             self.rate = min(self.max_rate, self.rate + self.max_rate * RECOVERY_FRACTION)
-
