@@ -9,28 +9,22 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf
 from airflow.sdk.bases.sensor import BaseSensorOperator
 
 from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPError
-from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
-from airflow_provider_aidp.runs import finish, report
+from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY
+from airflow_provider_aidp.operators.waiting import RUN_SUMMARY_XCOM_KEY, _AIDPRunTask
 from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS
 from airflow_provider_aidp.runs.waiter import DEFAULT_MAX_POLL_ERRORS, Done, Waiter, is_transient_error
-from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_aidp.hooks.aidp import AIDPHook
 
-RUN_SUMMARY_XCOM_KEY = "run_summary"
-
-
-class AIDPJobRunSensor(BaseSensorOperator):
+class AIDPJobRunSensor(BaseSensorOperator, _AIDPRunTask):
     """Succeed when the run is SUCCESS; fail with the run's diagnostics on any other terminal status.
 
     :param run_key: the job run to watch (templated).
@@ -46,8 +40,6 @@ class AIDPJobRunSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("run_key", "workspace_key")
-    operator_extra_links = (AIDPJobRunLink(),)
-    ui_color = "#c74634"
 
     def __init__(
         self,
@@ -68,36 +60,18 @@ class AIDPJobRunSensor(BaseSensorOperator):
         self.workspace_key = workspace_key
         self.aidp_conn_id = aidp_conn_id
         self.deferrable = deferrable
-        self.fetch_output = report.validate_fetch_output(fetch_output)
-        if max_output_chars < 0:
-            raise AIDPConfigError("max_output_chars must be >= 0 (0 = no limit).", field="max_output_chars")
-        self.max_output_chars = max_output_chars
+        self._output_options(fetch_output, max_output_chars)
         self.max_poll_errors = max_poll_errors
         self._run_url: str | None = None
-
-    @cached_property
-    def hook(self) -> AIDPHook:
-        from airflow_provider_aidp.hooks.aidp import AIDPHook
-
-        return AIDPHook(aidp_conn_id=self.aidp_conn_id, workspace_key=self.workspace_key)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         self._push_url(context, self._job_key_before_deferring())
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
-        self.defer(
-            trigger=AIDPJobRunTrigger(
-                self.run_key,
-                aidp_conn_id=self.aidp_conn_id,
-                workspace_key=self.workspace_key,
-                poll_interval=float(self.poke_interval),
-                deadline=None if not timeout else time.time() + float(timeout),
-                max_poll_errors=self.max_poll_errors,
-                cancel_on_timeout=False,
-                cancel_on_kill=False,
-            ),
-            method_name="execute_complete",
+        deadline = None if not timeout else time.time() + float(timeout)
+        self._defer_wait(
+            self.run_key, float(self.poke_interval), deadline, self.max_poll_errors, cancel=False
         )
 
     def poke(self, context: Context) -> bool:
@@ -148,12 +122,4 @@ class AIDPJobRunSensor(BaseSensorOperator):
             run_url = self._push_url(context, job_key)
         else:  # no run in a timeout / polling-error event: keep the link published before deferring
             run_url = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_URL_XCOM_KEY)
-        return finish.finish(
-            self.hook,
-            event,
-            run_url=run_url or self.hook.get_run_url(self.run_key),
-            fetch_output=self.fetch_output,
-            max_output_chars=self.max_output_chars,
-            log=self.log,
-            on_summary=push,
-        )
+        return self._finish_run(event, run_url or self.hook.get_run_url(self.run_key), push)
