@@ -21,8 +21,6 @@ from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS
 from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from airflow.sdk import Context
 
     from airflow_provider_aidp.hooks.aidp import AIDPHook
@@ -50,14 +48,17 @@ class _AIDPRunTask(BaseOperator):
 
     operator_extra_links = (AIDPJobRunLink(),)
     ui_color = "#c74634"
-    aidp_conn_id: str
-    workspace_key: str | None
 
-    def _output_options(self, fetch_output: str, max_output_chars: int) -> None:
+    def _init_run_task(
+        self, aidp_conn_id: str, workspace_key: str | None, fetch_output: str, max_output_chars: int
+    ) -> None:
+        self.aidp_conn_id = aidp_conn_id
+        self.workspace_key = workspace_key
         self.fetch_output = report.validate_fetch_output(fetch_output)
         if max_output_chars < 0:
             raise AIDPConfigError("max_output_chars must be >= 0 (0 = no limit).", field="max_output_chars")
         self.max_output_chars = max_output_chars
+        self._lineage: dict[str, Any] = {}  # run key + summary for OpenLineage (no XCom read needed)
 
     @cached_property
     def hook(self) -> AIDPHook:
@@ -87,9 +88,13 @@ class _AIDPRunTask(BaseOperator):
         )
         self.defer(trigger=trigger, method_name="execute_complete")
 
-    def _finish_run(
-        self, event: dict[str, Any], run_url: str | None, on_summary: Callable[[dict[str, Any]], None]
-    ) -> dict[str, Any]:
+    def _finish(self, context: Context, event: dict[str, Any], run_url: str | None) -> dict[str, Any]:
+        """The summary pushed to XCom (failed runs too) and returned, or the one failure raised."""
+
+        def push(summary: dict[str, Any]) -> None:
+            self._lineage.update(run_key=summary.get("run_key"), summary=summary)
+            context["ti"].xcom_push(key=RUN_SUMMARY_XCOM_KEY, value=summary)
+
         return finish.finish(
             self.hook,
             event,
@@ -97,7 +102,7 @@ class _AIDPRunTask(BaseOperator):
             fetch_output=self.fetch_output,
             max_output_chars=self.max_output_chars,
             log=self.log,
-            on_summary=on_summary,
+            on_summary=push,
         )
 
 
@@ -120,19 +125,16 @@ class _AIDPRunWaitOperator(_AIDPRunTask):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.workspace_key = workspace_key
-        self.aidp_conn_id = aidp_conn_id
+        self._init_run_task(aidp_conn_id, workspace_key, fetch_output, max_output_chars)
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = _seconds(poll_interval, "poll_interval") or 30.0
         self.timeout = _seconds(timeout, "timeout")
         self.cancel_on_kill = cancel_on_kill
-        self._output_options(fetch_output, max_output_chars)
         if max_poll_errors < 0:
             raise AIDPConfigError("max_poll_errors must be >= 0.", field="max_poll_errors")
         self.max_poll_errors = max_poll_errors
         self._active_run_key: str | None = None
-        self._lineage: dict[str, Any] = {}  # run key + summary for OpenLineage (no XCom read needed)
 
     # --- publishing ------------------------------------------------------------------------
 
@@ -182,13 +184,6 @@ class _AIDPRunWaitOperator(_AIDPRunTask):
             return deadline
         limit = start.timestamp() + self.execution_timeout.total_seconds()
         return limit if deadline is None else min(deadline, limit)
-
-    def _finish(self, context: Context, event: dict[str, Any], run_url: str | None) -> dict[str, Any]:
-        def push(summary: dict[str, Any]) -> None:
-            self._lineage.update(run_key=summary.get("run_key"), summary=summary)
-            context["ti"].xcom_push(key=RUN_SUMMARY_XCOM_KEY, value=summary)
-
-        return self._finish_run(event, run_url, push)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
         """Resume after the trigger fired: same result and diagnostics as the sync path."""

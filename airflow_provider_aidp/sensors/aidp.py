@@ -16,7 +16,7 @@ from airflow.sdk.bases.sensor import BaseSensorOperator
 
 from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPError
 from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY
-from airflow_provider_aidp.operators.waiting import RUN_SUMMARY_XCOM_KEY, _AIDPRunTask
+from airflow_provider_aidp.operators.waiting import _AIDPRunTask
 from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS
 from airflow_provider_aidp.runs.waiter import DEFAULT_MAX_POLL_ERRORS, Done, Waiter, is_transient_error
 
@@ -57,10 +57,8 @@ class AIDPJobRunSensor(BaseSensorOperator, _AIDPRunTask):
         if not run_key:
             raise AIDPConfigError(f"{self.task_id}: run_key is required.", field="run_key")
         self.run_key = run_key
-        self.workspace_key = workspace_key
-        self.aidp_conn_id = aidp_conn_id
+        self._init_run_task(aidp_conn_id, workspace_key, fetch_output, max_output_chars)
         self.deferrable = deferrable
-        self._output_options(fetch_output, max_output_chars)
         self.max_poll_errors = max_poll_errors
         self._run_url: str | None = None
 
@@ -90,11 +88,11 @@ class AIDPJobRunSensor(BaseSensorOperator, _AIDPRunTask):
         action = waiter.observed(run, now=0.0)
         if not isinstance(action, Done):
             return False
-        self._finish(context, action.event)
+        self._finish_event(context, action.event)
         return True
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        return self._finish(context, event)
+        return self._finish_event(context, event)
 
     def _job_key_before_deferring(self) -> str | None:
         """The run's job key for the console link (one GET); the wait itself starts in the triggerer."""
@@ -113,13 +111,10 @@ class AIDPJobRunSensor(BaseSensorOperator, _AIDPRunTask):
             self._run_url = url
         return url
 
-    def _finish(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        def push(summary: dict[str, Any]) -> None:
-            context["ti"].xcom_push(key=RUN_SUMMARY_XCOM_KEY, value=summary)
-
+    def _finish_event(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         job_key = (event.get("run") or {}).get("jobKey")
         if job_key:
             run_url = self._push_url(context, job_key)
         else:  # no run in a timeout / polling-error event: keep the link published before deferring
             run_url = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_URL_XCOM_KEY)
-        return self._finish_run(event, run_url or self.hook.get_run_url(self.run_key), push)
+        return self._finish(context, event, run_url or self.hook.get_run_url(self.run_key))
