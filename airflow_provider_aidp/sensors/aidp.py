@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class AIDPJobRunSensor(BaseSensorOperator, _AIDPRunTask):
+class AIDPJobRunSensor(_AIDPRunTask, BaseSensorOperator):
     """Succeed when the run is SUCCESS; fail with the run's diagnostics on any other terminal status.
 
     :param run_key: the job run to watch (templated).
