@@ -416,10 +416,9 @@ class AIDPHook(BaseHook):
 
     async def a_cancel_job_run(self, run_key: str) -> JobRun:
         """Async :meth:`cancel_job_run` (deadline passed, or a user killed the deferred task)."""
-        resp = await self._acall(
-            "POST", "jobRuns", run_key, "actions", "cancel", retry_token=new_retry_token()
-        )
-        return parse_model(JobRun, resp.body, "POST", f"/jobRuns/{run_key}/actions/cancel", resp.request_id)
+        segments = ("jobRuns", run_key, "actions", "cancel")
+        resp = await self._acall("POST", *segments, retry_token=new_retry_token())
+        return parse_model(JobRun, resp.body, "POST", "/" + "/".join(segments), resp.request_id)
 
 
 def _with_parameters(payload: dict[str, Any], parameters: Any) -> dict[str, Any]:

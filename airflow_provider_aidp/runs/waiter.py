@@ -196,14 +196,13 @@ class Waiter:
 
     def failed(self, exc: BaseException, now: float) -> Action:
         """A poll raised: forgive a transient error within the budget, else end the wait."""
+        last_error = describe(exc)
         if not self.budget.is_transient(exc):
-            return Done(outcome.error(self.run_key, self.status, last_error=describe(exc)))
+            return Done(outcome.error(self.run_key, self.status, last_error=last_error))
         if not self.budget.record():
             errors = self.budget.errors
-            return Done(
-                outcome.poll_error(self.run_key, self.status, errors=errors, last_error=describe(exc))
-            )
-        self._log.warning("Polling AIDP job run %s failed (%s); will retry.", self.run_key, describe(exc))
+            return Done(outcome.poll_error(self.run_key, self.status, errors=errors, last_error=last_error))
+        self._log.warning("Polling AIDP job run %s failed (%s); will retry.", self.run_key, last_error)
         return Sleep(self.schedule.error_delay(self.budget.errors, self.remaining(now)))
 
     def cancelled(self, error: BaseException | None, now: float) -> Done:
