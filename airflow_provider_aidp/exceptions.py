@@ -46,16 +46,12 @@ class AIDPApiError(AIDPError):
         super().__init__(self._render())
 
     def _render(self) -> str:
+        status = "" if self.status is None else f" {self.status}"
+        code = f" [{self.code}]" if self.code else ""
         where = f"{self.method} {self.path}" if self.method and self.path else (self.path or "")
-        parts = [f"AIDP API error{f' {self.status}' if self.status is not None else ''}"]
-        if self.code:
-            parts.append(f"[{self.code}]")
-        if where:
-            parts.append(f"on {where}")
-        text = " ".join(parts) + f": {self.message}"
-        if self.opc_request_id:
-            text += f" (opc-request-id: {self.opc_request_id})"
-        return text
+        where = f" on {where}" if where else ""
+        request_id = f" (opc-request-id: {self.opc_request_id})" if self.opc_request_id else ""
+        return f"AIDP API error{status}{code}{where}: {self.message}{request_id}"
 
 
 class AIDPAuthError(AIDPApiError):
@@ -108,21 +104,19 @@ class AIDPJobRunError(AIDPError):
         self.status = status
 
 
+_CLASS_BY_STATUS: dict[int, type[AIDPApiError]] = {
+    401: AIDPAuthError,
+    403: AIDPAuthError,
+    404: AIDPNotFoundError,
+    409: AIDPConflictError,
+    412: AIDPPreconditionFailedError,
+    429: AIDPRateLimitError,
+}
+
+
 def error_class_for_status(status: int) -> type[AIDPApiError]:
-    """Map an HTTP status to the most specific error class."""
-    if status in (401, 403):
-        return AIDPAuthError
-    if status == 404:
-        return AIDPNotFoundError
-    if status == 409:
-        return AIDPConflictError
-    if status == 412:
-        return AIDPPreconditionFailedError
-    if status == 429:
-        return AIDPRateLimitError
-    if status >= 500:
-        return AIDPServerError
-    return AIDPApiError
+    """The most specific error class for an HTTP status."""
+    return AIDPServerError if status >= 500 else _CLASS_BY_STATUS.get(status, AIDPApiError)
 
 
 class AIDPPollError(AIDPError):

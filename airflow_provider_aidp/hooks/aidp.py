@@ -1,19 +1,10 @@
 """AIDPHook: the public API of the AIDP Workflow API for one ``aidp`` connection.
 
 Every call builds one request plan and asks one retry decision what to do after each attempt
-(``hooks/transport.py``, ``hooks/retry.py``); ``_call`` sends with ``requests``, ``_acall`` with
-the ``aiohttp`` session, signer and request pacer shared per (connection id, event loop) by every
-hook instance in the process. Both sign through ``hooks/auth.py`` and parse with
-``hooks/responses.py``, so they cannot drift apart.
-
-Returns: job definitions are the service's JSON (``dict``; ``get_job`` also gives the ``etag``),
-runs and task runs are models (``models/runs.py``), ``upsert_job`` an ``UpsertResult``. Errors are
-``AIDPError`` subclasses (``exceptions.py``): ``AIDPConfigError`` before any request,
-``AIDPApiError`` subclasses for non-2xx answers, ``AIDPResponseError`` for unreadable 2xx ones,
-``AIDPTransportError`` when no answer arrived within the retry budget.
-
-Importing this module imports neither ``oci`` nor ``aiohttp`` (DAG files import operators, which
-import this); they load inside the functions that send requests.
+(``hooks/transport.py``); ``_call`` sends it with ``requests``, ``_acall`` with the ``aiohttp``
+session, signer and pacer shared per (connection id, event loop). Job definitions come back as the
+service's JSON, runs and task runs as models; errors are ``AIDPError`` subclasses. ``oci`` and
+``aiohttp`` load only when a request is sent (DAG files import this module through operators).
 """
 
 from __future__ import annotations
@@ -37,9 +28,6 @@ from airflow_provider_aidp.hooks import auth
 from airflow_provider_aidp.hooks.connection import DEFAULT_CONN_ID, AIDPConnectionConfig
 from airflow_provider_aidp.hooks.responses import ApiResponse, JobDefinition, header, parse_items, parse_model
 from airflow_provider_aidp.hooks.retry import RetryPolicy, new_retry_token
-
-# The shared async state under its historical names (tests reach it through this module).
-from airflow_provider_aidp.hooks.transport import ASYNC_STATES as _ASYNC_STATES  # noqa: F401
 from airflow_provider_aidp.hooks.transport import (
     USER_AGENT,
     AsyncState,
@@ -53,9 +41,6 @@ from airflow_provider_aidp.hooks.transport import (
     send_sync,
     shared_state,
 )
-from airflow_provider_aidp.hooks.transport import async_state as _async_state  # noqa: F401
-from airflow_provider_aidp.hooks.transport import env_proxy as _env_proxy  # noqa: F401
-from airflow_provider_aidp.hooks.transport import ssl_context as _ssl_context  # noqa: F401
 from airflow_provider_aidp.models.runs import (
     ExportedTaskRunOutputContents,
     JobRun,
@@ -271,20 +256,12 @@ class AIDPHook(BaseHook):
 
     # --- runs ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _parameters(parameters: Any) -> list[dict[str, str]] | None:
-        params = string_parameters(parameters)  # THE converter: True -> "true", containers refused
-        return None if params is None else [{"name": k, "value": v} for k, v in params.items()]
-
     def create_job_run(
         self, job_key: str, parameters: dict[str, Any] | None = None, *, retry_token: str | None = None
     ) -> JobRun:
         """``POST /jobRuns``: start a run. Pass a deterministic ``retry_token`` to make a retried Airflow
         task idempotent (a lost or garbled answer is resent with it and returns the same run)."""
-        payload: dict[str, Any] = {"jobKey": job_key}
-        params = self._parameters(parameters)
-        if params is not None:
-            payload["parameters"] = params
+        payload = _with_parameters({"jobKey": job_key}, parameters)
         return self._model(
             JobRun, "POST", "jobRuns", payload=payload, retry_token=retry_token or new_retry_token()
         )
@@ -348,10 +325,7 @@ class AIDPHook(BaseHook):
         deprecated ``taskKeys``); returns the repaired run. Token-protected like :meth:`create_job_run`."""
         if not repair_tasks:
             raise AIDPConfigError("repair_tasks must name at least one task.", field="repair_tasks")
-        payload: dict[str, Any] = {"repairTasks": repair_tasks}
-        params = self._parameters(parameters)
-        if params is not None:
-            payload["parameters"] = params
+        payload = _with_parameters({"repairTasks": repair_tasks}, parameters)
         token = retry_token or new_retry_token()
         return self._model(
             JobRun, "POST", "jobRuns", run_key, "actions", "repair", payload=payload, retry_token=token
@@ -463,10 +437,16 @@ class AIDPHook(BaseHook):
 
     async def a_cancel_job_run(self, run_key: str) -> JobRun:
         """Async :meth:`cancel_job_run` (deadline passed, or a user killed the deferred task)."""
-        resp = await self._acall(
-            "POST", "jobRuns", run_key, "actions", "cancel", retry_token=new_retry_token()
-        )
-        return parse_model(JobRun, resp.body, "POST", f"/jobRuns/{run_key}/actions/cancel", resp.request_id)
+        segments = ("jobRuns", run_key, "actions", "cancel")
+        resp = await self._acall("POST", *segments, retry_token=new_retry_token())
+        return parse_model(JobRun, resp.body, "POST", "/" + "/".join(segments), resp.request_id)
+
+
+def _with_parameters(payload: dict[str, Any], parameters: Any) -> dict[str, Any]:
+    params = string_parameters(parameters)  # THE converter: True -> "true", containers refused
+    if params is not None:
+        payload["parameters"] = [{"name": k, "value": v} for k, v in params.items()]
+    return payload
 
 
 def _run_filters(job_key: str | None, statuses: Sequence[str] | None) -> list[tuple[str, Any]]:

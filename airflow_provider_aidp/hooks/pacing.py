@@ -12,13 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import Any
 
-from airflow_provider_aidp.hooks.connection import parse_number
-from airflow_provider_aidp.hooks.settings import BY_NAME
-
-#: Default ceiling of requests per second, per connection, per event loop (one triggerer).
-DEFAULT_MAX_REQUESTS_PER_SECOND = float(BY_NAME["max_requests_per_second"].default or 0)
 #: A 429 halves the pace, never below this fraction of the ceiling.
 MIN_RATE_FRACTION = 1 / 16
 #: Each request that is not throttled wins back this fraction of the ceiling.
@@ -69,12 +63,3 @@ class RequestRateLimiter:
         """A request was not throttled: win back ``RECOVERY_FRACTION`` of the ceiling."""
         if self.enabled and self.rate < self.max_rate:
             self.rate = min(self.max_rate, self.rate + self.max_rate * RECOVERY_FRACTION)
-
-
-def rate_from_extra(extra: Any) -> float:
-    """``max_requests_per_second`` of a connection extra: absent -> 20, ``0`` -> no pacing.
-
-    Parsed by the connection's settings table like every other extra (one parser, one message).
-    """
-    value = extra.get("max_requests_per_second") if isinstance(extra, dict) else None
-    return float(parse_number(BY_NAME["max_requests_per_second"], value))

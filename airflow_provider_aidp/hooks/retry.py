@@ -1,18 +1,13 @@
-"""The retry policy shared by the sync and async paths of AIDPHook (the ONE place that decides retries).
+"""The ONE retry decision of AIDPHook, shared by its sync and async transports.
 
-Why POSTs are special: a POST that creates something may only be repeated when it carries an
-``opc-retry-token``, because then the service answers the repeat with the original result instead
-of creating a duplicate (a second job run, for example). That is also why a token-protected POST
-whose 2xx answer arrived garbled is resent: the run it created comes back, it is not created twice.
-
-One logical call makes at most ``max_retries + 1`` attempts, whatever went wrong (no answer, a
-retryable status, a garbled answer); nothing above the hook retries a request again.
+A POST that creates something may only be resent with an ``opc-retry-token``: the service answers
+the repeat with the original result instead of creating a duplicate (a second job run, say). That
+is also why a token-protected POST whose 2xx answer arrived garbled is resent. One logical call
+makes at most ``max_retries + 1`` attempts, whatever went wrong; nothing above the hook resends.
 
 Not ``tenacity``: the decision needs the attempt's answer (status, ``Retry-After``, whether the
-body parsed) and must be the same function for a ``requests`` and an ``aiohttp`` sender. A plain
-function of (attempt, what happened) does that in a few lines; tenacity would add a sync and an
-async ``Retrying`` wrapper around each sender, i.e. the twins this module exists to avoid. So the
-package does not depend on tenacity.
+body parsed) and must be one function for a ``requests`` and an ``aiohttp`` sender; tenacity would
+wrap each sender in its own sync or async ``Retrying``, the twins this module exists to avoid.
 """
 
 from __future__ import annotations
@@ -23,10 +18,9 @@ import secrets
 import string
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504}) | frozenset(range(505, 600))
+RETRY_STATUSES = frozenset({429, 500}) | frozenset(range(502, 600))  # not 501 Not Implemented
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _TOKEN_CHARS = string.ascii_letters + string.digits
 
@@ -49,17 +43,6 @@ class RetryPolicy:
     wait_max: float
     wait_base: float = 1.0
 
-    @staticmethod
-    def may_retry(method: str, headers: Mapping[str, str]) -> bool:
-        """GET/PUT/DELETE always; POST only with an ``opc-retry-token`` (the service dedupes it)."""
-        if method.upper() in IDEMPOTENT_METHODS:
-            return True
-        return any(k.lower() == "opc-retry-token" for k in headers)
-
-    @staticmethod
-    def retryable_status(status: int) -> bool:
-        return status in RETRY_STATUSES and status != 501
-
     def resend_after(
         self, attempt: int, method: str, token_protected: bool, failure: str, retry_after: str | None = None
     ) -> float | None:
@@ -67,15 +50,14 @@ class RetryPolicy:
 
         ``failure`` is ``"lost"`` (no answer), ``"status"`` (a retryable HTTP status) or
         ``"garbled"`` (a 2xx whose body could not be read: only a token-protected POST may be resent).
+        GET/PUT/DELETE are resent otherwise; a POST only with an ``opc-retry-token``.
         """
-        if attempt > self.max_retries:
-            return None
         idempotent = method.upper() in IDEMPOTENT_METHODS
-        if failure == "garbled" and (idempotent or not token_protected):
-            return None
-        if not (idempotent or token_protected):
-            return None
-        return self.delay(attempt, retry_after)
+        if failure == "garbled":
+            allowed = token_protected and not idempotent
+        else:
+            allowed = idempotent or token_protected
+        return self.delay(attempt, retry_after) if allowed and attempt <= self.max_retries else None
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
@@ -96,9 +78,7 @@ def parse_retry_after(value: str | None) -> float | None:
     except ValueError:
         pass
     try:
-        when = email.utils.parsedate_to_datetime(value)
+        when = email.utils.parsedate_to_datetime(value)  # raises on a bad date (Python >= 3.10)
     except (TypeError, ValueError):
-        return None
-    if when is None:
         return None
     return max(when.timestamp() - time.time(), 0.0)

@@ -1,13 +1,9 @@
 """One request plan, one retry decision, two senders that each send ONE attempt.
 
-``plan_request`` builds the request both transports send (URL, headers, body, request id, retry
-token, ``if-match``); ``conclude`` turns one attempt's answer into the parsed response, the seconds
-to wait before resending (``RetryPolicy.resend_after`` decides), or the error. ``send_sync``
-(``requests``) and ``send_async`` (``aiohttp``, paced by ``hooks/pacing.py``) only sign and send,
-both through ``auth.sign_request``. The hook's ``_call``/``_acall`` are the two small loops.
-
-Nothing here imports ``requests``, ``aiohttp`` or ``oci`` at module import (DAG files import
-operators, which import the hook, which imports this).
+``plan_request`` builds what both transports send; ``conclude`` turns one attempt's answer into
+the parsed response, the seconds to wait before resending (``RetryPolicy.resend_after``) or the
+error. ``send_sync`` (``requests``) and ``send_async`` (``aiohttp``, paced) only sign and send.
+Nothing here imports ``requests``, ``aiohttp`` or ``oci`` at module import.
 """
 
 from __future__ import annotations
@@ -26,10 +22,10 @@ from urllib.parse import urlsplit
 from airflow_provider_aidp import __version__
 from airflow_provider_aidp.exceptions import AIDPResponseError, AIDPTransportError
 from airflow_provider_aidp.hooks import auth
-from airflow_provider_aidp.hooks.connection import AIDPConnectionConfig
-from airflow_provider_aidp.hooks.pacing import DEFAULT_MAX_REQUESTS_PER_SECOND, RequestRateLimiter
+from airflow_provider_aidp.hooks.connection import DEFAULT_MAX_REQUESTS_PER_SECOND, AIDPConnectionConfig
+from airflow_provider_aidp.hooks.pacing import RequestRateLimiter
 from airflow_provider_aidp.hooks.responses import ApiResponse, header, parse_response
-from airflow_provider_aidp.hooks.retry import RetryPolicy, new_request_id
+from airflow_provider_aidp.hooks.retry import RETRY_STATUSES, RetryPolicy, new_request_id
 
 if TYPE_CHECKING:
     import requests
@@ -105,17 +101,14 @@ def conclude(
         delay = _resend(plan, policy, attempt, "lost", answer, plan.request_id)
         if delay is not None:
             return delay
+        message = f"{plan.method} {plan.path} failed after {attempt} attempt(s): {answer}"
         raise AIDPTransportError(
-            f"{plan.method} {plan.path} failed after {attempt} attempt(s): {answer} "
-            f"(opc-request-id: {plan.request_id})",
-            method=plan.method,
-            path=plan.path,
+            f"{message} (opc-request-id: {plan.request_id})", method=plan.method, path=plan.path
         ) from None
     request_id = header(answer.headers, "opc-request-id") or plan.request_id
-    if policy.retryable_status(answer.status):
+    if answer.status in RETRY_STATUSES:
         retry_after = header(answer.headers, "retry-after")
-        reason = f"HTTP {answer.status}"
-        delay = _resend(plan, policy, attempt, "status", reason, request_id, retry_after)
+        delay = _resend(plan, policy, attempt, "status", f"HTTP {answer.status}", request_id, retry_after)
         if delay is not None:
             return delay
     try:
@@ -130,8 +123,8 @@ def conclude(
             config=config,
         )
     except AIDPResponseError as exc:
-        garbled = f"unreadable {answer.status} answer ({exc.message}); same opc-retry-token"
         if 200 <= answer.status < 300:
+            garbled = f"unreadable {answer.status} answer ({exc.message}); same opc-retry-token"
             delay = _resend(plan, policy, attempt, "garbled", garbled, request_id)
             if delay is not None:
                 return delay
@@ -149,16 +142,9 @@ def _resend(
 ) -> float | None:
     delay = policy.resend_after(attempt, plan.method, plan.token_protected, failure, retry_after)
     if delay is not None:
-        log.warning(
-            "AIDP %s %s: %s; retry %d/%d%s (opc-request-id: %s)",
-            plan.method,
-            plan.path,
-            reason,
-            attempt,
-            policy.max_retries,
-            f" after Retry-After {retry_after}" if retry_after else "",
-            request_id,
-        )
+        hint = f" after Retry-After {retry_after}" if retry_after else ""
+        where = f"{plan.method} {plan.path}: {reason}; retry {attempt}/{policy.max_retries}{hint}"
+        log.warning("AIDP %s (opc-request-id: %s)", where, request_id)
     return delay
 
 

@@ -1,20 +1,15 @@
 """Operators that run, cancel and repair AIDP Workflow job runs (waiting: ``operators/waiting.py``).
 
-Import cost: nothing here imports ``oci``, ``aiohttp``, the emulator or ``models.jobs`` at module
-import; the hook is imported inside :meth:`_AIDPRunWaitOperator.hook` when a task runs.
+Exactly once: the run operator stores the run key in ``task_state_store`` (Airflow >= 3.3) before
+it waits or defers, and on every Airflow version sends a deterministic ``opc-retry-token`` derived
+from the task instance, so a retry reattaches to the run a previous try started.
 
-Exactly once: the run operator stores the run key in ``task_state_store`` (Airflow >= 3.3, when
-present in the context) before it waits or defers, and on every Airflow version sends a
-deterministic ``opc-retry-token`` derived from the task instance's identity, so a retry
-reattaches to the run a previous try started instead of starting a second one.
-
-Why not Airflow 3.3's ``ResumableJobMixin``: it stores a bare external id and, on a failed job,
-resubmits from scratch. Our guarantees need more than that: the stored key carries the *clear
-generation* (a cleared task must start a new run, not reattach to the old one), a failed run may
-be *repaired* (``repair_on_retry``), whose key stays the same, and a worker that dies between the
-POST and the store (the window the mixin documents as open) is closed by the deterministic retry
-token, whose answer starts a chain of resubmissions/repairs we follow. The mixin also covers only
-the sync path, while ours defers; so the ~40 lines below stay ours.
+Why not Airflow 3.3's ``ResumableJobMixin``: it stores a bare external id, resubmits a failed job
+from scratch and covers only the sync path. We need more: the stored key carries the *clear
+generation* (a cleared task starts a new run), a failed run may be *repaired* in place
+(``repair_on_retry``), and a worker that dies between the POST and the store (the window the mixin
+leaves open) is closed by the retry token, whose answer starts a chain of resubmissions/repairs we
+follow. So the ~40 lines below stay ours. Nothing here imports ``oci`` or ``aiohttp``.
 """
 
 from __future__ import annotations
@@ -224,14 +219,8 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
 def repair_tasks_body(
     task_keys: list[str], *, include_downstream: bool, include_upstream: bool = False
 ) -> list[dict[str, Any]]:
-    return [
-        {
-            "taskKey": key,
-            "shouldIncludeDownstream": include_downstream,
-            "shouldIncludeUpstream": include_upstream,
-        }
-        for key in task_keys
-    ]
+    flags = {"shouldIncludeDownstream": include_downstream, "shouldIncludeUpstream": include_upstream}
+    return [{"taskKey": key, **flags} for key in task_keys]
 
 
 class AIDPCancelJobRunOperator(BaseOperator):

@@ -1,8 +1,6 @@
-"""The waiting half shared by the run and repair operators: publish the run, wait or defer, finish.
-
-Sync waits drive the wait core (``runs/waiter.py``) through ``runs.polling.wait_for_run``;
-deferred waits hand the same core to ``AIDPJobRunTrigger``. Import cost: the hook is imported
-inside :meth:`_AIDPRunWaitOperator.hook` when a task runs.
+"""The waiting half shared by the run and repair operators (and the sensor): the hook, the deferred
+wait, the finish. Sync waits drive the wait core (``runs/waiter.py``) through
+``runs.polling.wait_for_run``; deferred waits hand the same core to ``AIDPJobRunTrigger``.
 """
 
 from __future__ import annotations
@@ -33,10 +31,6 @@ JOB_KEY_XCOM_KEY = "job_key"
 RUN_SUMMARY_XCOM_KEY = "run_summary"
 
 
-def _default_deferrable() -> bool:
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
-
-
 def _seconds(value: float | timedelta | None, field: str) -> float | None:
     if value is None:
         return None
@@ -48,14 +42,72 @@ def _seconds(value: float | timedelta | None, field: str) -> float | None:
     return seconds
 
 
-class _AIDPRunWaitOperator(BaseOperator):
-    """Shared waiting behaviour: sync polling or deferral, one failure message, cancel on kill.
-
-    Subclasses start (or find) a run and call :meth:`_wait_for`.
-    """
+class _AIDPRunTask(BaseOperator):
+    """What every task that waits on a run shares (run/repair operators, sensor): the hook, the
+    trigger and the finish, so their deferral and failure semantics cannot drift apart."""
 
     operator_extra_links = (AIDPJobRunLink(),)
     ui_color = "#c74634"
+
+    def _init_run_task(
+        self, aidp_conn_id: str, workspace_key: str | None, fetch_output: str, max_output_chars: int
+    ) -> None:
+        self.aidp_conn_id = aidp_conn_id
+        self.workspace_key = workspace_key
+        self.fetch_output = report.validate_fetch_output(fetch_output)
+        if max_output_chars < 0:
+            raise AIDPConfigError("max_output_chars must be >= 0 (0 = no limit).", field="max_output_chars")
+        self.max_output_chars = max_output_chars
+        self._lineage: dict[str, Any] = {}  # run key + summary for OpenLineage (no XCom read needed)
+
+    @cached_property
+    def hook(self) -> AIDPHook:
+        from airflow_provider_aidp.hooks.aidp import AIDPHook
+
+        return AIDPHook(aidp_conn_id=self.aidp_conn_id, workspace_key=self.workspace_key)
+
+    def _defer_wait(
+        self,
+        run_key: str,
+        poll_interval: float,
+        deadline: float | None,
+        max_poll_errors: int,
+        *,
+        cancel: bool,
+    ) -> None:
+        """Wait in the triggerer; ``cancel``: the run is ours to cancel on timeout or a user's kill."""
+        trigger = AIDPJobRunTrigger(
+            run_key,
+            aidp_conn_id=self.aidp_conn_id,
+            workspace_key=self.workspace_key,
+            poll_interval=poll_interval,
+            deadline=deadline,
+            max_poll_errors=max_poll_errors,
+            cancel_on_timeout=cancel,
+            cancel_on_kill=cancel,
+        )
+        self.defer(trigger=trigger, method_name="execute_complete")
+
+    def _finish(self, context: Context, event: dict[str, Any], run_url: str | None) -> dict[str, Any]:
+        """The summary pushed to XCom (failed runs too) and returned, or the one failure raised."""
+
+        def push(summary: dict[str, Any]) -> None:
+            self._lineage.update(run_key=summary.get("run_key"), summary=summary)
+            context["ti"].xcom_push(key=RUN_SUMMARY_XCOM_KEY, value=summary)
+
+        return finish.finish(
+            self.hook,
+            event,
+            run_url=run_url,
+            fetch_output=self.fetch_output,
+            max_output_chars=self.max_output_chars,
+            log=self.log,
+            on_summary=push,
+        )
+
+
+class _AIDPRunWaitOperator(_AIDPRunTask):
+    """Sync polling or deferral, cancel on kill; subclasses start (or find) a run, call :meth:`_wait_for`."""
 
     def __init__(
         self,
@@ -63,7 +115,7 @@ class _AIDPRunWaitOperator(BaseOperator):
         workspace_key: str | None = None,
         aidp_conn_id: str = "aidp_default",
         wait_for_completion: bool = True,
-        deferrable: bool = _default_deferrable(),
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 30.0,
         timeout: float | timedelta | None = None,
         cancel_on_kill: bool = True,
@@ -73,28 +125,16 @@ class _AIDPRunWaitOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.workspace_key = workspace_key
-        self.aidp_conn_id = aidp_conn_id
+        self._init_run_task(aidp_conn_id, workspace_key, fetch_output, max_output_chars)
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = _seconds(poll_interval, "poll_interval") or 30.0
         self.timeout = _seconds(timeout, "timeout")
         self.cancel_on_kill = cancel_on_kill
-        self.fetch_output = report.validate_fetch_output(fetch_output)
-        if max_output_chars < 0:
-            raise AIDPConfigError("max_output_chars must be >= 0 (0 = no limit).", field="max_output_chars")
-        self.max_output_chars = max_output_chars
         if max_poll_errors < 0:
             raise AIDPConfigError("max_poll_errors must be >= 0.", field="max_poll_errors")
         self.max_poll_errors = max_poll_errors
         self._active_run_key: str | None = None
-        self._lineage: dict[str, Any] = {}  # run key + summary for OpenLineage (no XCom read needed)
-
-    @cached_property
-    def hook(self) -> AIDPHook:
-        from airflow_provider_aidp.hooks.aidp import AIDPHook
-
-        return AIDPHook(aidp_conn_id=self.aidp_conn_id, workspace_key=self.workspace_key)
 
     # --- publishing ------------------------------------------------------------------------
 
@@ -118,18 +158,8 @@ class _AIDPRunWaitOperator(BaseOperator):
             deadline = self._within_execution_timeout(context, deadline)
             if self.cancel_on_kill and not compat.HAS_TRIGGER_ON_KILL:
                 self.log.info(compat.NO_TRIGGER_ON_KILL_NOTE)
-            self.defer(
-                trigger=AIDPJobRunTrigger(
-                    run_key,
-                    aidp_conn_id=self.aidp_conn_id,
-                    workspace_key=self.workspace_key,
-                    poll_interval=self.poll_interval,
-                    deadline=deadline,
-                    max_poll_errors=self.max_poll_errors,
-                    cancel_on_timeout=self.cancel_on_kill,
-                    cancel_on_kill=self.cancel_on_kill,
-                ),
-                method_name="execute_complete",
+            self._defer_wait(
+                run_key, self.poll_interval, deadline, self.max_poll_errors, cancel=self.cancel_on_kill
             )
         # Left set if an exception escapes (e.g. AirflowTaskTimeout from execution_timeout): the task
         # runner calls on_kill() *after* execute unwound, and on_kill must still know the run.
@@ -154,21 +184,6 @@ class _AIDPRunWaitOperator(BaseOperator):
             return deadline
         limit = start.timestamp() + self.execution_timeout.total_seconds()
         return limit if deadline is None else min(deadline, limit)
-
-    def _finish(self, context: Context, event: dict[str, Any], run_url: str | None) -> dict[str, Any]:
-        def push(summary: dict[str, Any]) -> None:
-            self._lineage.update(run_key=summary.get("run_key"), summary=summary)
-            context["ti"].xcom_push(key=RUN_SUMMARY_XCOM_KEY, value=summary)
-
-        return finish.finish(
-            self.hook,
-            event,
-            run_url=run_url,
-            fetch_output=self.fetch_output,
-            max_output_chars=self.max_output_chars,
-            log=self.log,
-            on_summary=push,
-        )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
         """Resume after the trigger fired: same result and diagnostics as the sync path."""

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-# AIDPPollError / AIDPRunTimeoutError live in exceptions.py; re-exported here for old imports.
-from airflow_provider_aidp.exceptions import AIDPPollError, AIDPRunTimeoutError  # noqa: F401
-from airflow_provider_aidp.models.runs import SUCCESS, JobRun, TaskRun, TaskRunOutput
-from airflow_provider_aidp.runs.outputs import render, strip_ansi
+from airflow_provider_aidp.exceptions import AIDPConfigError
+from airflow_provider_aidp.models.runs import SUCCESS, JobRun, TaskRun
+from airflow_provider_aidp.runs.outputs import strip_ansi
 from airflow_provider_aidp.runs.task_runs import TASK_FAILED
 
 FETCH_OUTPUT_CHOICES = ("on_failure", "always", "never")
@@ -23,8 +22,6 @@ TRUNCATION_MARKER = "... [truncated {omitted} more characters]"
 
 def validate_fetch_output(value: str) -> str:
     if value not in FETCH_OUTPUT_CHOICES:
-        from airflow_provider_aidp.exceptions import AIDPConfigError
-
         raise AIDPConfigError(
             f"fetch_output must be one of {', '.join(FETCH_OUTPUT_CHOICES)}; got {value!r}.",
             field="fetch_output",
@@ -133,8 +130,3 @@ def truncate(text: str, limit: int) -> str:
     if limit <= 0 or len(text) <= limit:
         return text
     return text[:limit] + TRUNCATION_MARKER.format(omitted=len(text) - limit)
-
-
-def output_text(output: TaskRunOutput) -> str:
-    """The output as log text (every data type rendered; see ``runs.outputs``)."""
-    return render(output).text

@@ -1,13 +1,9 @@
 """The ONE wait core: an I/O-free state machine that says what to do next while a run is waited on.
 
-Fed observations (a ``JobRun``, an error, the time), it returns actions (:class:`Sleep`,
-:class:`Poll`, :class:`Cancel`, :class:`Done`). The poll schedule, the error budget, the deadline
-and what gets logged are decided here once; the drivers in ``runs/polling.py`` (sync: operators,
-sensor; async: the trigger) only perform the actions. A driver's "observe" step is any callable,
-so a shared status sweep could feed the same core instead of one GET per run.
-
-Rules that matter to users: a polling error is never a job failure and never a reason to cancel;
-a wait deadline cancels (if asked) and then reports ``timeout``.
+Fed observations (a ``JobRun``, an error, the time), it returns actions (sleep, poll, cancel,
+done); the poll schedule, error budget, deadline and logging are decided here once, and the
+drivers in ``runs/polling.py`` only perform the actions. A polling error is never a job failure
+and never a reason to cancel; a passed deadline cancels (if asked) and then reports ``timeout``.
 """
 
 from __future__ import annotations
@@ -39,11 +35,8 @@ _log = logging.getLogger(__name__)
 
 
 class PollSchedule:
-    """Jittered, growing intervals bounded by ``poll_interval`` and by the deadline.
-
-    Jitter spreads thousands of triggers started together; growth keeps short runs snappy
-    without hammering the API during long ones.
-    """
+    """Jittered, growing intervals bounded by ``poll_interval`` and the deadline: jitter spreads
+    triggers started together; growth keeps short runs snappy without hammering the API later."""
 
     def __init__(self, poll_interval: float, rng: random.Random | None = None) -> None:
         self.poll_interval = max(0.0, float(poll_interval))
@@ -66,11 +59,8 @@ def _bounded(delay: float, remaining: float | None) -> float:
 
 
 class ErrorBudget:
-    """Counts consecutive transient polling errors; a successful poll resets it.
-
-    A 401 is forgiven once in a row (the hook re-signs / the token may just have rotated);
-    a second consecutive 401 is a real auth problem.
-    """
+    """Counts consecutive transient polling errors; a successful poll resets it. A 401 is forgiven
+    once in a row (the token may just have rotated); a second one in a row is a real auth problem."""
 
     def __init__(self, max_errors: int) -> None:
         self.max_errors = max(0, int(max_errors))
@@ -112,9 +102,6 @@ def is_transient_error(exc: BaseException) -> bool:
 
 def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-# --- actions --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -175,7 +162,7 @@ class Waiter:
         return None if self.deadline is None else self.deadline - now
 
     def start(self, now: float) -> Action:
-        """The first action: the settling pause, else the first poll (or the timeout)."""
+        """The settling pause, else the first poll (or the timeout)."""
         if self._settle > 0:
             return Sleep(_bounded(self._settle, self.remaining(now)))
         return self.due(now)
@@ -188,8 +175,8 @@ class Waiter:
         return Cancel() if self.cancel_on_timeout else self.cancelled(None, now)
 
     def after(self, action: Action, result: Any, now: float) -> Action:
-        """What a driver reports after performing ``action``: ``result`` is the poll's JobRun, or the
-        exception the poll / cancel raised (``None`` after a sleep or a cancel that went through)."""
+        """A driver performed ``action``; ``result`` is the poll's JobRun or the exception the poll or
+        cancel raised (``None`` after a sleep or a cancel that went through)."""
         if isinstance(action, Sleep):
             return self.due(now)
         error = result if isinstance(result, BaseException) else None
@@ -198,7 +185,7 @@ class Waiter:
         return self.failed(error, now) if error is not None else self.observed(result, now)
 
     def observed(self, run: JobRun, now: float) -> Action:
-        """A poll answered: done when the run is terminal, else sleep until the next poll."""
+        """Done when the run is terminal, else sleep until the next poll."""
         self.budget.success()
         if run.status != self.status:
             self._log.info("AIDP job run %s is %s", self.run_key, run.status)
@@ -209,28 +196,24 @@ class Waiter:
 
     def failed(self, exc: BaseException, now: float) -> Action:
         """A poll raised: forgive a transient error within the budget, else end the wait."""
+        last_error = describe(exc)
         if not self.budget.is_transient(exc):
-            return Done(outcome.error(self.run_key, self.status, last_error=describe(exc)))
+            return Done(outcome.error(self.run_key, self.status, last_error=last_error))
         if not self.budget.record():
-            return Done(
-                outcome.poll_error(
-                    self.run_key, self.status, errors=self.budget.errors, last_error=describe(exc)
-                )
-            )
-        self._log.warning("Polling AIDP job run %s failed (%s); will retry.", self.run_key, describe(exc))
+            errors = self.budget.errors
+            return Done(outcome.poll_error(self.run_key, self.status, errors=errors, last_error=last_error))
+        self._log.warning("Polling AIDP job run %s failed (%s); will retry.", self.run_key, last_error)
         return Sleep(self.schedule.error_delay(self.budget.errors, self.remaining(now)))
 
     def cancelled(self, error: BaseException | None, now: float) -> Done:
         """The deadline passed (after the cancel, if one was due): report the timeout."""
-        tried = self.cancel_on_timeout
-        if tried and error is None:
+        canceled = self.cancel_on_timeout and error is None
+        if canceled:
             self._log.info("Wait deadline passed; cancelled AIDP job run %s", self.run_key)
+        cancel_error = None if error is None else describe(error)
+        waited = now - self._started
         return Done(
             outcome.timeout(
-                self.run_key,
-                self.status,
-                canceled=tried and error is None,
-                cancel_error=None if error is None else describe(error),
-                waited_seconds=now - self._started,
+                self.run_key, self.status, canceled=canceled, cancel_error=cancel_error, waited_seconds=waited
             )
         )

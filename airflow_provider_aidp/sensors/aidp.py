@@ -9,28 +9,22 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf
 from airflow.sdk.bases.sensor import BaseSensorOperator
 
 from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPError
-from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
-from airflow_provider_aidp.runs import finish, report
+from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY
+from airflow_provider_aidp.operators.waiting import _AIDPRunTask
 from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS
 from airflow_provider_aidp.runs.waiter import DEFAULT_MAX_POLL_ERRORS, Done, Waiter, is_transient_error
-from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_aidp.hooks.aidp import AIDPHook
 
-RUN_SUMMARY_XCOM_KEY = "run_summary"
-
-
-class AIDPJobRunSensor(BaseSensorOperator):
+class AIDPJobRunSensor(_AIDPRunTask, BaseSensorOperator):
     """Succeed when the run is SUCCESS; fail with the run's diagnostics on any other terminal status.
 
     :param run_key: the job run to watch (templated).
@@ -46,8 +40,6 @@ class AIDPJobRunSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("run_key", "workspace_key")
-    operator_extra_links = (AIDPJobRunLink(),)
-    ui_color = "#c74634"
 
     def __init__(
         self,
@@ -65,39 +57,19 @@ class AIDPJobRunSensor(BaseSensorOperator):
         if not run_key:
             raise AIDPConfigError(f"{self.task_id}: run_key is required.", field="run_key")
         self.run_key = run_key
-        self.workspace_key = workspace_key
-        self.aidp_conn_id = aidp_conn_id
+        self._init_run_task(aidp_conn_id, workspace_key, fetch_output, max_output_chars)
         self.deferrable = deferrable
-        self.fetch_output = report.validate_fetch_output(fetch_output)
-        if max_output_chars < 0:
-            raise AIDPConfigError("max_output_chars must be >= 0 (0 = no limit).", field="max_output_chars")
-        self.max_output_chars = max_output_chars
         self.max_poll_errors = max_poll_errors
         self._run_url: str | None = None
-
-    @cached_property
-    def hook(self) -> AIDPHook:
-        from airflow_provider_aidp.hooks.aidp import AIDPHook
-
-        return AIDPHook(aidp_conn_id=self.aidp_conn_id, workspace_key=self.workspace_key)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         self._push_url(context, self._job_key_before_deferring())
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
-        self.defer(
-            trigger=AIDPJobRunTrigger(
-                self.run_key,
-                aidp_conn_id=self.aidp_conn_id,
-                workspace_key=self.workspace_key,
-                poll_interval=float(self.poke_interval),
-                deadline=None if not timeout else time.time() + float(timeout),
-                max_poll_errors=self.max_poll_errors,
-                cancel_on_timeout=False,
-                cancel_on_kill=False,
-            ),
-            method_name="execute_complete",
+        deadline = None if not timeout else time.time() + float(timeout)
+        self._defer_wait(
+            self.run_key, float(self.poke_interval), deadline, self.max_poll_errors, cancel=False
         )
 
     def poke(self, context: Context) -> bool:
@@ -116,11 +88,11 @@ class AIDPJobRunSensor(BaseSensorOperator):
         action = waiter.observed(run, now=0.0)
         if not isinstance(action, Done):
             return False
-        self._finish(context, action.event)
+        self._finish_event(context, action.event)
         return True
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        return self._finish(context, event)
+        return self._finish_event(context, event)
 
     def _job_key_before_deferring(self) -> str | None:
         """The run's job key for the console link (one GET); the wait itself starts in the triggerer."""
@@ -139,21 +111,10 @@ class AIDPJobRunSensor(BaseSensorOperator):
             self._run_url = url
         return url
 
-    def _finish(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        def push(summary: dict[str, Any]) -> None:
-            context["ti"].xcom_push(key=RUN_SUMMARY_XCOM_KEY, value=summary)
-
+    def _finish_event(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         job_key = (event.get("run") or {}).get("jobKey")
         if job_key:
             run_url = self._push_url(context, job_key)
         else:  # no run in a timeout / polling-error event: keep the link published before deferring
             run_url = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_URL_XCOM_KEY)
-        return finish.finish(
-            self.hook,
-            event,
-            run_url=run_url or self.hook.get_run_url(self.run_key),
-            fetch_output=self.fetch_output,
-            max_output_chars=self.max_output_chars,
-            log=self.log,
-            on_summary=push,
-        )
+        return self._finish(context, event, run_url or self.hook.get_run_url(self.run_key))

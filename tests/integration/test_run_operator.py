@@ -20,7 +20,12 @@ import structlog
 
 from airflow_provider_aidp import compat
 from airflow_provider_aidp.emulator import AIDPEmulator
-from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPJobRunError
+from airflow_provider_aidp.exceptions import (
+    AIDPConfigError,
+    AIDPJobRunError,
+    AIDPPollError,
+    AIDPRunTimeoutError,
+)
 from airflow_provider_aidp.hooks.aidp import AIDPHook
 from airflow_provider_aidp.operators.aidp import (
     AIDPCancelJobRunOperator,
@@ -28,7 +33,6 @@ from airflow_provider_aidp.operators.aidp import (
     AIDPRunJobOperator,
 )
 from airflow_provider_aidp.runs.identity import TaskIdentity
-from airflow_provider_aidp.runs.report import AIDPPollError, AIDPRunTimeoutError
 from airflow_provider_aidp.sensors.aidp import AIDPJobRunSensor
 from tests.integration.aidp_run_support import (
     TIME_SCALE,

@@ -38,14 +38,14 @@ def test_async_transport_trusts_the_bundle_before_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow_provider_aidp.emulator.tls import self_signed_certificate
-    from airflow_provider_aidp.hooks.aidp import _ssl_context
+    from airflow_provider_aidp.hooks.transport import ssl_context
 
     cert_pem, _ = self_signed_certificate(["bundle.test"])
     bundle = tmp_path / "ca.pem"
     bundle.write_text(cert_pem)
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    assert _ssl_context(None) is True  # aiohttp's default (system CAs)
-    context = _ssl_context(str(bundle))
+    assert ssl_context(None) is True  # aiohttp's default (system CAs)
+    context = ssl_context(str(bundle))
     assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "bundle.test"),),)]
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))  # the sync path's variable, honoured too
-    assert len(_ssl_context(None).get_ca_certs()) == 1
+    assert len(ssl_context(None).get_ca_certs()) == 1

@@ -16,9 +16,8 @@ from airflow_provider_aidp.exceptions import AIDPConfigError
 from airflow_provider_aidp.get_provider_info import get_provider_info
 from airflow_provider_aidp.hooks import connection
 from airflow_provider_aidp.hooks.aidp import AIDPHook
-from airflow_provider_aidp.hooks.connection import AIDPConnectionConfig
+from airflow_provider_aidp.hooks.connection import DEFAULT_MAX_REQUESTS_PER_SECOND, AIDPConnectionConfig
 from airflow_provider_aidp.hooks.form import DOCS_END, DOCS_START, conn_fields, docs_table
-from airflow_provider_aidp.hooks.pacing import DEFAULT_MAX_REQUESTS_PER_SECOND
 from airflow_provider_aidp.hooks.realms import resolve_region
 from airflow_provider_aidp.hooks.settings import ALIASES, BY_NAME, SECRET_FIELDS, SETTINGS
 

@@ -14,8 +14,7 @@ import pytest
 from aiohttp import web
 
 from airflow_provider_aidp import exceptions as exc
-from airflow_provider_aidp.hooks import aidp as aidp_module
-from airflow_provider_aidp.hooks import auth
+from airflow_provider_aidp.hooks import auth, transport
 from airflow_provider_aidp.hooks.aidp import AIDPHook, close_async_sessions
 from tests.unit.hook_support import (
     OCID,
@@ -233,7 +232,7 @@ async def test_one_session_and_signer_per_connection_and_loop(
     server.script = [(200, run_body()) for _ in range(50)]
     await asyncio.gather(*(h.a_get_job_run("r1") for h in hooks))
     assert lookups == ["aidp_test"] and builds == [1]
-    states = aidp_module._ASYNC_STATES[asyncio.get_running_loop()]
+    states = transport.ASYNC_STATES[asyncio.get_running_loop()]
     assert list(states) == ["aidp_test"]
     assert states["aidp_test"].session is not None and len(server.seen) == 50
 
@@ -251,7 +250,7 @@ async def test_session_lease_closes_the_shared_session_when_the_last_user_leaves
 ) -> None:
     hook = make_hook(monkeypatch, host=server.url)
     server.script = [(200, run_body()) for _ in range(3)]
-    state = aidp_module._async_state("aidp_test")
+    state = transport.async_state("aidp_test")
     async with hook.session_lease():
         async with hook.session_lease():
             await hook.a_get_job_run("r1")

@@ -123,7 +123,7 @@ async def test_async_path_masks_with_amask_secret_only(monkeypatch: pytest.Monke
     import airflow.sdk.log as sdk_log
 
     from airflow_provider_aidp import compat
-    from airflow_provider_aidp.hooks.aidp import _async_state, close_async_sessions
+    from airflow_provider_aidp.hooks.transport import async_state, close_async_sessions
 
     key = make_key(PASS_PHRASE + "-async", tag="masking-async")
     install_connection(monkeypatch, FakeConnection(host=HOST, extra=inline_extra(key)))
@@ -149,7 +149,7 @@ async def test_async_path_masks_with_amask_secret_only(monkeypatch: pytest.Monke
     try:
         assert state.config is not None and state.config.private_key == key.private_pem
         assert key.private_pem in masked and PASS_PHRASE + "-async" in masked
-        assert _async_state("aidp_test") is state
+        assert async_state("aidp_test") is state
         assert sync_masked  # the key was also registered while being parsed off-loop
     finally:
         await close_async_sessions()

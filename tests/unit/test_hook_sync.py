@@ -322,12 +322,9 @@ def test_limits_from_hook_args_override_connection(
 def test_policy_backoff_is_bounded() -> None:
     policy = RetryPolicy(max_retries=10, wait_max=4.0)
     assert all(0 <= policy.delay(n) <= min(4.0, 2 ** (n - 1)) for n in range(1, 11) for _ in range(20))
-    assert (
-        RetryPolicy.may_retry("GET", {})
-        and RetryPolicy.may_retry("PUT", {})
-        and RetryPolicy.may_retry("DELETE", {})
-    )
-    assert not RetryPolicy.may_retry("POST", {}) and RetryPolicy.may_retry("POST", {"opc-retry-token": "t"})
+    assert all(policy.resend_after(1, m, False, "lost") is not None for m in ("GET", "PUT", "DELETE"))
+    assert policy.resend_after(1, "POST", False, "lost") is None
+    assert policy.resend_after(1, "POST", True, "lost") is not None
 
 
 # --- pagination ---------------------------------------------------------------------------------------

@@ -12,14 +12,11 @@ import pytest
 from aiohttp import web
 
 from airflow_provider_aidp.exceptions import AIDPConfigError
-from airflow_provider_aidp.hooks import aidp as aidp_module
-from airflow_provider_aidp.hooks import auth
+from airflow_provider_aidp.hooks import auth, transport
 from airflow_provider_aidp.hooks.aidp import AIDPHook, close_async_sessions
-from airflow_provider_aidp.hooks.pacing import (
-    DEFAULT_MAX_REQUESTS_PER_SECOND,
-    RequestRateLimiter,
-    rate_from_extra,
-)
+from airflow_provider_aidp.hooks.connection import DEFAULT_MAX_REQUESTS_PER_SECOND, parse_number
+from airflow_provider_aidp.hooks.pacing import RequestRateLimiter
+from airflow_provider_aidp.hooks.settings import BY_NAME
 from tests.unit.hook_support import FakeConnection, inline_extra, install_connection, make_key
 
 KEY = make_key()
@@ -52,6 +49,12 @@ def test_429_halves_the_rate_and_successes_restore_it() -> None:
     assert limiter.rate == 16  # never above the ceiling
 
 
+def rate_from_extra(extra: Any) -> float:
+    """The connection's parser of the extra (``AIDPConnectionConfig.from_connection`` uses it)."""
+    value = extra.get("max_requests_per_second") if isinstance(extra, dict) else None
+    return float(parse_number(BY_NAME["max_requests_per_second"], value))
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [({}, DEFAULT_MAX_REQUESTS_PER_SECOND), ({"max_requests_per_second": "5"}, 5.0),
@@ -71,9 +74,9 @@ def test_rate_from_extra_rejects_bad_values(bad: Any) -> None:
 def test_env_proxy_is_read_once_and_honours_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "internal.example")
-    proxy, _ = aidp_module._env_proxy("https://aidp.us-ashburn-1.oci.oraclecloud.com")
+    proxy, _ = transport.env_proxy("https://aidp.us-ashburn-1.oci.oraclecloud.com")
     assert str(proxy) == "http://proxy.example:3128"
-    assert aidp_module._env_proxy("https://internal.example") == (None, None)
+    assert transport.env_proxy("https://internal.example") == (None, None)
 
 
 # --- the async hook shares one limiter per connection and feeds it -----------------------------
@@ -119,7 +122,7 @@ async def test_hooks_of_one_connection_share_one_limiter(
     answers.statuses = [429]
     assert (await first.a_get_job_run("r1")).key == "r1"  # the 429 is retried
     assert (await second.a_get_job_run("r1")).key == "r1"
-    state = aidp_module._async_state("aidp_test")
+    state = transport.async_state("aidp_test")
     assert state.limiter.max_rate == 7
     # One 429 halved the shared rate; the two successes since won back 5 % of 7 each.
     assert state.limiter.rate == pytest.approx(3.5 + 2 * 0.35)

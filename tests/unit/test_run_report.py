@@ -9,19 +9,17 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPJobRunError
+from airflow_provider_aidp.exceptions import (
+    AIDPConfigError,
+    AIDPJobRunError,
+    AIDPPollError,
+    AIDPRunTimeoutError,
+)
 from airflow_provider_aidp.models.runs import JobRun, TaskRun, TaskRunOutput
 from airflow_provider_aidp.runs import outcome
 from airflow_provider_aidp.runs.finish import finish  # moved out of runs.report (API calls)
-from airflow_provider_aidp.runs.report import (
-    AIDPPollError,
-    AIDPRunTimeoutError,
-    build_summary,
-    failure_message,
-    output_text,
-    truncate,
-    validate_fetch_output,
-)
+from airflow_provider_aidp.runs.outputs import render
+from airflow_provider_aidp.runs.report import build_summary, failure_message, truncate, validate_fetch_output
 
 
 def task(key: str, status: str, message: str | None = None, trace: str | None = None, **kw: Any) -> TaskRun:
@@ -93,7 +91,7 @@ def test_output_text_decodes_base64_and_gzip() -> None:
         "compression": "GZIP",
     }
     broken = {"type": "TEXT", "value": "!!!", "isBase64": True, "compression": "GZIP"}
-    text = output_text(TaskRunOutput(data=[plain, b64, gz, broken]))
+    text = render(TaskRunOutput(data=[plain, b64, gz, broken])).text
     assert text.splitlines()[:3] == ["hello", "café", "zipped"]
     assert "could not be decoded" in text
 
