@@ -405,7 +405,8 @@ class AIDPHook(BaseHook):
     async def a_list_runs_of_jobs(
         self, job_keys: Sequence[str], statuses: Sequence[str], *, page_size: int = 100
     ) -> list[JobRunSummary]:
-        """Every page of ``GET /jobRuns?jobKey=..&jobKey=..&status=..`` (the triggerer's status sweep).
+        """Every page of ``GET /jobRuns?jobKey=..&jobKey=..&status=..`` (the triggerer's status sweep);
+        no job keys: the workspace's runs of those statuses.
 
         The caller matches runs locally: the service may not apply the filters as the SDK reads them.
         """

@@ -30,9 +30,10 @@ SETTLE_SECONDS = 2.0
 class AIDPJobRunTrigger(BaseTrigger):
     """Follow one run until it is terminal, the deadline passes or polling fails.
 
-    Its own ``GET /jobRuns/{run_key}`` answers the first poll and every terminal one; in between,
-    the triggerer-wide status sweep (``triggers/sweep.py``, connection extra ``status_sweep``)
-    answers for it when other triggers of the connection share the loop.
+    When other triggers of the connection share the triggerer's loop, the triggerer-wide status
+    sweep (``triggers/sweep.py``, connection extra ``status_sweep``) answers its polls from one
+    listing of active runs; its own ``GET /jobRuns/{run_key}`` answers every terminal poll (and
+    every poll when it is alone on its connection or the sweep is off).
 
     :param run_key: the AIDP job run to watch.
     :param aidp_conn_id: Airflow connection id (the hook reads credentials in the triggerer).
