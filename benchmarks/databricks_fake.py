@@ -7,7 +7,10 @@ through a control route that is not part of the Databricks API:
 * ``POST /_fake/runs``  body ``{"durations": [seconds, ...], "token": "..."}`` -> ``{"run_ids": [...]}``;
   each run is RUNNING until ``duration`` seconds after its *first* poll, then TERMINATED/SUCCESS,
   so a slow-starting client never sees a run finish before it began watching it.
-* ``GET /_fake/stats``  -> request counts per route, and per run.
+* ``GET /_fake/stats``  -> request counts per route and per run, each run's end (``time.monotonic``,
+  system-wide on Linux, so the benchmark's worker can compare it with its own clock), 429s sent.
+* ``--rate-limit N``: answer 429 with ``Retry-After`` above N requests a second (the AIDP emulator's
+  per-tenancy limit, same token bucket), so both providers meet the same limit.
 
 It answers with a realistic body (state, tasks, run page URL), checks the bearer token, and does
 no other work, so the benchmark measures the client.  Run it as a separate process:
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import time
 from collections import Counter
 from typing import Any
@@ -35,6 +39,8 @@ class FakeDatabricks:
         self.requests: Counter[str] = Counter()
         self.per_run: Counter[int] = Counter()
         self.per_second: Counter[int] = Counter()  # API requests by wall-clock second
+        self.throttled = 0
+        self.limit: Any = None  # airflow_provider_aidp.emulator.ratelimit.RateLimit when limited
 
     def run_body(self, run_id: int) -> dict[str, Any]:
         now = time.monotonic()
@@ -68,6 +74,10 @@ async def runs_get(request: web.Request) -> web.Response:
     fake: FakeDatabricks = request.app["fake"]
     fake.requests[request.path] += 1
     fake.per_second[int(time.time())] += 1
+    if fake.limit is not None and (wait := fake.limit.take(None)) > 0:
+        fake.throttled += 1
+        body = {"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "rate limit"}
+        return web.json_response(body, status=429, headers={"Retry-After": str(max(1, math.ceil(wait)))})
     if request.headers.get("Authorization") != f"Bearer {fake.token}":
         return web.json_response({"error_code": "UNAUTHENTICATED"}, status=401)
     run_id: Any = request.query.get("run_id")
@@ -102,6 +112,11 @@ async def stats(request: web.Request) -> web.Response:
             "requests": dict(fake.requests),
             "per_run": {str(k): v for k, v in fake.per_run.items()},
             "peak_per_second": max(fake.per_second.values(), default=0),
+            "ends": {
+                str(k): fake.first_poll[k] + d for k, d in fake.durations.items() if k in fake.first_poll
+            },
+            "throttled": fake.throttled,
+            "per_second": {str(k): v for k, v in fake.per_second.items()},
         }
     )
 
@@ -111,9 +126,13 @@ async def reset(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
-def make_app() -> web.Application:
+def make_app(rate_limit: float = 0.0) -> web.Application:
     app = web.Application()
     app["fake"] = FakeDatabricks()
+    if rate_limit > 0:
+        from airflow_provider_aidp.emulator.ratelimit import RateLimit
+
+        app["fake"].limit = RateLimit(rate_limit)
     for version in ("2.1", "2.2"):
         app.router.add_get(f"/api/{version}/jobs/runs/get", runs_get)
     app.router.add_post("/_fake/runs", create_runs)
@@ -122,8 +141,8 @@ def make_app() -> web.Application:
     return app
 
 
-async def serve(port: int) -> None:
-    runner = web.AppRunner(make_app(), access_log=None)
+async def serve(port: int, rate_limit: float = 0.0) -> None:
+    runner = web.AppRunner(make_app(rate_limit), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, backlog=4096)
     await site.start()
@@ -136,8 +155,9 @@ async def serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--rate-limit", type=float, default=0.0, help="429 above N requests/s (0 = off)")
     args = parser.parse_args()
-    asyncio.run(serve(args.port))
+    asyncio.run(serve(args.port, args.rate_limit))
 
 
 if __name__ == "__main__":

@@ -1,20 +1,33 @@
-"""Triggerer scale: N run-polling triggers in one event loop, AIDP against Databricks.
+"""Triggerer scale: N run-following triggers in one event loop -- status sweep, per-run polling, Databricks.
 
-A triggerer process follows every deferred run of a deployment in one asyncio loop.  This script
-reproduces that: N triggers (``AIDPJobRunTrigger`` / Databricks' ``DatabricksExecutionTrigger``)
-each iterated with ``async for event in trigger.run()`` in its own task, in a fresh worker process,
-against a server in another process (the AIDP emulator / a minimal fake of Databricks'
-``jobs/runs/get``).  Runs finish at spread-out times (durations evenly spread between
-``--min-duration`` and ``--max-duration``, shuffled, counted from each run's start).
+A triggerer process follows every deferred run of a deployment in one asyncio loop. This script
+reproduces that: N triggers each iterated with ``async for event in trigger.run()`` in its own task,
+in a fresh worker process, against a server in another process. Three ways of following runs:
 
-Reported per case (medians over ``--repeats`` rounds; both providers interleaved in each round):
-requests per run per poll (server-side request log / polls the triggers made), CPU seconds per
-poll in the worker, event-loop lag (a 10 ms ticker task: p50 / p99 / max), peak RSS, errors.
+* ``sweep``: ``AIDPJobRunTrigger`` with the triggerer-wide status sweep (connection extra
+  ``status_sweep`` on, the default): one listing of the watched jobs' active runs per cycle;
+* ``per-run``: the same trigger with ``status_sweep=off``: one signed GET per run per poll;
+* ``databricks``: Databricks' ``DatabricksExecutionTrigger`` against a fake of ``jobs/runs/get``.
 
-Run:  benchmarks/run.sh triggerer_scale              (N = 100 and 1000)
-      benchmarks/run.sh triggerer_scale --n 100 1000 3000
-Targets: exactly 1 request per run per poll; p99 lag <= 50 ms at N = 1000; CPU per poll <= 1.5x
-Databricks' (ours signs every request with RSA, theirs sends a bearer token).
+The N runs are spread over ``--jobs`` AIDP jobs; each job's task has one duration, evenly spread
+over ``--min-duration``..``--max-duration`` (counted from when the triggers start). Optionally the
+server rate-limits (``--rate-limit``: 429 + Retry-After above N requests/s; the emulator's
+per-tenancy limit, the same bucket in the Databricks fake).
+
+Reported per case: requests per run per poll cycle (server-counted requests / (seconds each run
+was followed / poll interval), steady and all), time from a run's end to its trigger event
+(p50 / p99, and runs later than two poll intervals), CPU ms per run followed, event-loop lag p99
+(10 ms ticker), 429s received, failed triggers (error events or exceptions).
+
+Scaled: the default poll interval is 30 s and the default pacing 20 requests/s per connection; this
+runs at ``--poll`` (1 s) and scales the AIDP pacing by the same factor (20 x 30 / poll = 600/s at 1 s)
+so "requests per poll cycle" means the same as at the defaults; run durations are 10-16 s (10-16
+polls). Two request figures: "steady" counts the requests while every run is followed (after each
+trigger's first GET, before the first run ends), "all" the whole life of each run, which includes
+the two own GETs every run costs (the first, which tells its job key, and the terminal one).
+
+Run:  benchmarks/run.sh triggerer_scale                         (N = 100, 1000; 10 and 100 jobs)
+      benchmarks/run.sh triggerer_scale --n 5000 --rate-limit 0 --modes sweep per-run
 """
 
 from __future__ import annotations
@@ -39,6 +52,7 @@ HERE = Path(__file__).resolve().parent
 TICK = 0.010
 CONN_ID = "bench"
 RESULT = "RESULT "  # marks the worker's result line among anything else it prints
+DEFAULT_POLL, DEFAULT_PACING = 30.0, 20.0  # the provider's defaults, which --poll scales
 
 
 # --- orchestrator side -----------------------------------------------------------------------------
@@ -47,143 +61,169 @@ RESULT = "RESULT "  # marks the worker's result line among anything else it prin
 class Databricks:
     """Databricks' DatabricksExecutionTrigger against benchmarks/databricks_fake.py."""
 
-    name = "Databricks"
+    kind = "databricks"
     token = "dapi-bench-token"
 
-    def server_cmd(self) -> list[str]:
-        return [sys.executable, str(HERE / "databricks_fake.py"), "--port", "0"]
+    def server_cmd(self, rate_limit: float) -> list[str]:
+        return [
+            sys.executable,
+            str(HERE / "databricks_fake.py"),
+            "--port",
+            "0",
+            "--rate-limit",
+            str(rate_limit),
+        ]
 
-    def setup(self, base: str, durations: list[float]) -> dict[str, Any]:
+    def setup(self, base: str, durations: list[float], jobs: int, args: argparse.Namespace) -> dict[str, Any]:
         body = {"durations": durations, "token": self.token}
         run_ids = http_json("POST", f"{base}/_fake/runs", body)["run_ids"]
         host, port = base.removeprefix("http://").split(":")
-        conn = {"conn_type": "databricks", "host": host, "port": int(port), "schema": "http",
-                "password": self.token}
+        conn = {
+            "conn_type": "databricks",
+            "host": host,
+            "port": int(port),
+            "schema": "http",
+            "password": self.token,
+        }
         return {"runs": run_ids, "env": {f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(conn)}}
 
-    def requests(self, base: str) -> tuple[dict[str, int], int]:
+    def counts(self, base: str) -> tuple[int, int, dict[str, float], list[float]]:
+        """(API requests, 429s sent, run id -> end on this machine's monotonic clock, request times)."""
         stats = http_json("GET", f"{base}/_fake/stats")
-        return dict(stats["requests"]), int(stats["peak_per_second"])
+        times = [float(sec) + 0.5 for sec, count in stats["per_second"].items() for _ in range(count)]
+        return sum(stats["requests"].values()), int(stats["throttled"]), stats["ends"], times
 
 
 class AIDP:
-    """AIDPJobRunTrigger against the AIDP emulator (``python -m airflow_provider_aidp.emulator``).
+    """AIDPJobRunTrigger against the AIDP emulator, with the status sweep on or off.
 
-    The emulator's clock is frozen (``--time-scale 0``) while jobs and runs are created and
-    started by the worker right before its triggers start, so every run's duration counts from
-    the moment it is watched (the Databricks fake counts from the first poll, to the same end).
+    The emulator's clock is frozen (``--time-scale 0``) while jobs and runs are created, and started
+    by the worker right before its triggers start, so every run's duration counts from then.
     """
 
-    name = "AIDP"
-    buckets = 50  # jobs; each job's task is scripted with one duration
+    kind = "aidp"
     session: EmulatorSession | None = None
 
-    def server_cmd(self) -> list[str]:
+    def __init__(self, sweep: bool) -> None:
+        self.sweep = sweep
+
+    def server_cmd(self, rate_limit: float) -> list[str]:
         return [sys.executable, "-m", "airflow_provider_aidp.emulator", "--port", "0", "--time-scale", "0"]
 
-    rate: float | None = None  # connection extra max_requests_per_second (None: provider default)
-
-    def setup(self, base: str, durations: list[float]) -> dict[str, Any]:
+    def setup(self, base: str, durations: list[float], jobs: int, args: argparse.Namespace) -> dict[str, Any]:
         self.session = emu = EmulatorSession.open(base)
-        if self.rate is not None:
-            emu.extra["max_requests_per_second"] = self.rate
+        emu.extra["max_requests_per_second"] = args.pacing
+        emu.extra["status_sweep"] = "on" if self.sweep else "off"
         lead = emu.lead_seconds()
-        job_for: dict[float, str] = {}
-        runs = []
-        for duration in durations:
-            if duration not in job_for:
-                job_for[duration] = emu.create_job(f"bench_job_{len(job_for)}", max(0.0, duration - lead))
-            runs.append(emu.create_run(job_for[duration]))
+        job_keys = [emu.create_job(f"bench_job_{j}", max(0.0, durations[j] - lead)) for j in range(jobs)]
+        runs = [emu.create_run(job_keys[i % jobs]) for i in range(len(durations))]
         emu.control.clear_requests()
+        if args.limit:  # after the set-up, which the limit would only slow down
+            http_json("PUT", f"{base}/_emulator/rate-limit", {"per_second": args.limit})
         return {
             "runs": runs,
             "env": {f"AIRFLOW_CONN_{CONN_ID.upper()}": emu.connection_json()},
             "start": {"method": "PUT", "url": f"{base}/_emulator/clock", "body": {"scale": 1.0}},
+            "clock": f"{base}/_emulator/clock",
         }
 
-    def requests(self, base: str) -> tuple[dict[str, int], int]:
+    def counts(self, base: str) -> tuple[int, int, dict[str, float], list[float]]:
         assert self.session is not None and self.session.base == base
-        return self.session.api_request_counts()
+        recs = [r for r in self.session.control.requests() if not r["path"].startswith("/_emulator")]
+        if os.environ.get("BENCH_DUMP"):
+            Path(os.environ["BENCH_DUMP"]).write_text(json.dumps(recs))
+        return len(recs), sum(1 for r in recs if r["status"] == 429), {}, [r["time"] for r in recs]
 
 
-BACKENDS = {"aidp": AIDP(), "databricks": Databricks()}
+MODES: dict[str, Databricks | AIDP] = {
+    "sweep": AIDP(True),
+    "per-run": AIDP(False),
+    "databricks": Databricks(),
+}
 
 
-def run_case(kind: str, n: int, args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    """One measurement: fresh server, N runs, fresh worker process; returns its figures."""
-    backend = BACKENDS[kind]
-    rng = random.Random(seed)
+def run_case(mode: str, n: int, jobs: int, args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """One measurement: fresh server, N runs over ``jobs`` jobs, fresh worker process."""
+    backend = MODES[mode]
+    jobs = min(jobs, n)
     span = args.max_duration - args.min_duration
-    buckets = min(n, AIDP.buckets)
-    durations = [round(args.min_duration + span * (i % buckets) / max(1, buckets - 1), 3) for i in range(n)]
-    rng.shuffle(durations)
+    job_durations = [round(args.min_duration + span * j / max(1, jobs - 1), 3) for j in range(jobs)]
+    durations = [job_durations[i % jobs] for i in range(n)]
     env = airflow_env(Path(args.home))
-    proc, port = start_server(backend.server_cmd(), env)
+    proc, port = start_server(backend.server_cmd(args.limit), env)
     base = f"http://127.0.0.1:{port}"
     try:
-        setup = backend.setup(base, durations)
-        before = sum(backend.requests(base)[0].values())
-        spec = {"kind": kind, "runs": setup["runs"], "poll": args.poll, "start": setup.get("start")}
-        worker_env = {**env, **setup["env"]}
+        setup = backend.setup(base, durations, jobs, args)
+        before = backend.counts(base)[0]
+        order = list(range(n))
+        random.Random(seed).shuffle(order)  # triggers start in a shuffled order, as deferrals arrive
+        spec = {
+            "kind": backend.kind,
+            "runs": [setup["runs"][i] for i in order],
+            "poll": args.poll,
+            "start": setup.get("start"),
+            "clock": setup.get("clock"),
+        }
         out = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--worker"],
-            input=json.dumps(spec), env=worker_env, capture_output=True, text=True,
-            timeout=args.max_duration * 10 + 300,
+            input=json.dumps(spec),
+            env={**env, **setup["env"]},
+            capture_output=True,
+            text=True,
+            timeout=args.max_duration * 20 + 600,
         )
-        if out.returncode != 0:
-            raise RuntimeError(f"{kind} worker failed:\n{out.stderr[-4000:]}")
         marked = [line for line in out.stdout.splitlines() if line.startswith(RESULT)]
-        if not marked:
-            tail = f"{out.stdout[-2000:]}\n{out.stderr[-2000:]}"
-            raise RuntimeError(f"{kind} worker printed no result:\n{tail}")
+        if out.returncode != 0 or not marked:
+            raise RuntimeError(f"{mode} worker failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
         result = json.loads(marked[-1].removeprefix(RESULT))
-        by_route, result["peak_req_per_s"] = backend.requests(base)
-        result["requests"] = sum(by_route.values()) - before - result["warmup_requests"]
-        result["by_route"] = by_route
+        total, result["throttled"], fake_ends, times = backend.counts(base)
+        result["requests"] = total - before - result["warmup_requests"]
     finally:
         stop_server(proc)
-    result["req_per_run_per_poll"] = result["requests"] / max(1, result["polls"])
-    result["cpu_per_poll_ms"] = result["cpu_s"] / max(1, result["polls"]) * 1000
-    return result
+    ends = result["ends"] if backend.kind == "aidp" else [fake_ends.get(str(r)) for r in spec["runs"]]
+    # Steady state: after every trigger's first GET (settle 2 s + two polls + N at the pacing),
+    # before the first run ends; whole seconds, as the Databricks fake counts per second.
+    lo = result["start_wall"] + 2.0 + 2 * args.poll + n / args.pacing
+    hi = result["start_wall"] + args.min_duration - 0.5
+    lo, hi = float(int(lo) + 1), float(int(hi))
+    steady = sum(1 for t in times if lo <= t < hi)
+    result["steady_req_per_run_cycle"] = (
+        steady / (n * (hi - lo) / args.poll) if hi - lo >= 1 else float("nan")
+    )
+    return figures(result, ends, args.poll)
+
+
+def figures(result: dict[str, Any], ends: list[float | None], poll: float) -> dict[str, Any]:
+    """Per-case figures from the worker's event times and the runs' end times (same clock)."""
+    events, start = result["events"], result["start"]
+    followed = sum(e - start for e in events if e is not None)
+    late = [e - end for e, end in zip(events, ends, strict=True) if e is not None and end is not None]
+    n = len(events)
+    return {
+        **result,
+        "req_per_run_cycle": result["requests"] / max(1e-9, followed / poll),
+        "end_to_event_p50": percentile(late, 50),
+        "end_to_event_p99": percentile(late, 99),
+        "late_2x": sum(1 for d in late if d > 2 * poll),
+        "missed": n - len(late),
+        "cpu_per_run_ms": result["cpu_s"] / max(1, n) * 1000,
+    }
 
 
 # --- worker side (the "triggerer") ---------------------------------------------------------------
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def make_triggers(kind: str, runs: list[Any], poll: float) -> tuple[list[Any], Any]:
-    """Build the triggers and patch the status-read method to count polls (not requests)."""
-    counter = {"polls": 0}
-
-    def counting(fn: Any) -> Any:
-        async def wrapper(*a: Any, **kw: Any) -> Any:
-            counter["polls"] += 1
-            return await fn(*a, **kw)
-
-        return wrapper
-
+def make_triggers(kind: str, runs: list[Any], poll: float) -> list[Any]:
     if kind == "databricks":
-        from airflow.providers.databricks.hooks.databricks import DatabricksHook
         from airflow.providers.databricks.triggers.databricks import DatabricksExecutionTrigger
 
-        DatabricksHook.a_get_run_state = counting(DatabricksHook.a_get_run_state)  # type: ignore[method-assign]
-        triggers = [
+        return [
             DatabricksExecutionTrigger(run_id=r, databricks_conn_id=CONN_ID, polling_period_seconds=poll)
             for r in runs
         ]
-        return triggers, counter
-    from airflow_provider_aidp.hooks.aidp import AIDPHook
     from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
 
-    AIDPHook.a_get_job_run = counting(AIDPHook.a_get_job_run)  # type: ignore[method-assign]
-    triggers = [AIDPJobRunTrigger(run_key=r, aidp_conn_id=CONN_ID, poll_interval=poll) for r in runs]
-    return triggers, counter
+    return [AIDPJobRunTrigger(run_key=r, aidp_conn_id=CONN_ID, poll_interval=poll) for r in runs]
 
 
 def event_ok(kind: str, payload: dict[str, Any]) -> bool:
@@ -193,11 +233,8 @@ def event_ok(kind: str, payload: dict[str, Any]) -> bool:
 
 
 async def warm_up(kind: str, run: Any) -> None:
-    """One status read outside the measured window: lazy imports, key parsing, connection lookup.
-
-    A triggerer pays these once per process, not per poll; the figures below are steady state.
-    The first-use cost is reported separately (``first poll CPU ms``).
-    """
+    """One status read outside the measured window (lazy imports, key parsing, connection lookup):
+    a triggerer pays these once per process. Its request is subtracted from the count."""
     if kind == "databricks":
         from airflow.providers.databricks.hooks.databricks import DatabricksHook
 
@@ -209,122 +246,149 @@ async def warm_up(kind: str, run: Any) -> None:
     await AIDPHook(CONN_ID).a_get_job_run(run)
 
 
-async def drive_all(kind: str, triggers: list[Any], counter: dict[str, int], run: Any) -> dict[str, Any]:
-    """Run every trigger in its own task, as the triggerer does, with a lag-measuring ticker."""
-    cpu0 = time.process_time()
-    await warm_up(kind, run)
-    first_poll_cpu = time.process_time() - cpu0
-    counter["polls"] = 0
+async def drive_all(spec: dict[str, Any], triggers: list[Any]) -> dict[str, Any]:
+    """Every trigger in its own task, as the triggerer runs them, plus a lag-measuring ticker."""
+    kind = spec["kind"]
+    await warm_up(kind, spec["runs"][0])
     loop = asyncio.get_running_loop()
     lags: list[float] = []
     done = asyncio.Event()
     errors: list[str] = []
-    bad_events: list[str] = []
+    events: list[float | None] = [None] * len(triggers)
+    ends: list[float | None] = [None] * len(triggers)
+    offset = 0.0  # emulator epoch seconds -> this machine's monotonic clock
+    if spec.get("start"):  # start the emulator's clock: runs begin as their triggers do
+        start = spec["start"]
+        http_json(start["method"], start["url"], start["body"])
+        offset = time.monotonic() - float(http_json("GET", spec["clock"])["now"])
 
     async def ticker() -> None:
         while not done.is_set():
-            start = loop.time()
+            begin = loop.time()
             await asyncio.sleep(TICK)
-            lags.append(loop.time() - start - TICK)
+            lags.append(loop.time() - begin - TICK)
 
-    async def drive(trigger: Any) -> None:
+    async def drive(i: int, trigger: Any) -> None:
         try:
             async for event in trigger.run():
+                events[i] = time.monotonic()
                 if not event_ok(kind, event.payload):
-                    bad_events.append(str(event.payload)[:300])
+                    errors.append(str(event.payload)[:300])
+                elif kind == "aidp":
+                    ends[i] = event.payload["run"]["endTime"] / 1000 + offset
                 return
             errors.append("trigger ended without an event")
         except Exception as exc:  # counted and reported, never hidden
             errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
 
     tick_task = asyncio.create_task(ticker())
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(asyncio.create_task(drive(t)) for t in triggers))
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    cpu0, started, started_wall = time.process_time(), time.monotonic(), time.time()
+    await asyncio.gather(*(asyncio.create_task(drive(i, t)) for i, t in enumerate(triggers)))
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - started
     done.set()
     await tick_task
     return {
         "cpu_s": cpu,
         "wall_s": wall,
-        "lag_p50_ms": percentile(lags, 50) * 1000,
+        "start": started,
+        "start_wall": started_wall,
+        "events": events,
+        "ends": ends,
         "lag_p99_ms": percentile(lags, 99) * 1000,
-        "lag_max_ms": max(lags, default=float("nan")) * 1000,
-        "first_poll_cpu_ms": first_poll_cpu * 1000,
         "warmup_requests": 1,
-        "errors": len(errors) + len(bad_events),
-        "error_samples": (errors + bad_events)[:3],
+        "errors": len(errors),
+        "error_samples": errors[:3],
     }
 
 
 def worker() -> None:
     import logging
-    import resource
 
     spec = json.loads(sys.stdin.read())
-    logging.basicConfig(level=logging.WARNING)
-    # Import what the triggers need before measuring, as a running triggerer has.
-    triggers, counter = make_triggers(spec["kind"], spec["runs"], spec["poll"])
-    rss_before = rss_mb()
-    if spec.get("start"):  # e.g. start the emulator's clock: runs begin as their triggers do
-        start = spec["start"]
-        http_json(start["method"], start["url"], start["body"])
+    logging.basicConfig(level=logging.ERROR)
+    triggers = make_triggers(spec["kind"], spec["runs"], spec["poll"])
     profile_to = os.environ.get("BENCH_PROFILE")  # a path: write cProfile stats of the worker there
     if profile_to:
         import cProfile
 
         with cProfile.Profile() as prof:
-            result = asyncio.run(drive_all(spec["kind"], triggers, counter, spec["runs"][0]))
+            result = asyncio.run(drive_all(spec, triggers))
         prof.dump_stats(f"{profile_to}.{spec['kind']}")
     else:
-        result = asyncio.run(drive_all(spec["kind"], triggers, counter, spec["runs"][0]))
-    result["polls"] = counter["polls"]
-    result["rss_before_mb"] = rss_before
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result = asyncio.run(drive_all(spec, triggers))
     print(RESULT + json.dumps(result), flush=True)
 
 
 # --- report --------------------------------------------------------------------------------------
 
+HEADERS = (
+    "mode",
+    "N",
+    "jobs",
+    "limit/s",
+    "req/run/cycle steady",
+    "req/run/cycle all",
+    "end->event p50 s",
+    "end->event p99 s",
+    "late >2 polls",
+    "missed",
+    "CPU ms/run",
+    "lag p99 ms",
+    "429s",
+    "failed",
+    "wall s",
+)
 
-def summarize(results: dict[tuple[str, int], list[dict[str, Any]]], ns: list[int]) -> tuple[str, list[str]]:
-    rows = []
-    misses: list[str] = []
-    for n in ns:
-        for kind in ("aidp", "databricks"):
-            rs = results.get((kind, n), [])
-            if not rs:
-                continue
 
-            def m(key: str, rs: list[dict[str, Any]] = rs) -> float:
-                return median(r[key] for r in rs)
+def row(mode: str, n: int, jobs: int, limit: float, rs: list[dict[str, Any]]) -> tuple[Any, ...]:
+    def m(key: str) -> float:
+        return median(r[key] for r in rs)
 
-            rows.append((
-                BACKENDS[kind].name, n, len(rs), m("polls"), m("req_per_run_per_poll"), m("cpu_per_poll_ms"),
-                m("lag_p50_ms"), m("lag_p99_ms"), m("lag_max_ms"), m("peak_rss_mb"),
-                m("peak_rss_mb") - m("rss_before_mb"), int(sum(r["errors"] for r in rs)), m("wall_s"),
-                m("first_poll_cpu_ms"), m("peak_req_per_s"),
-            ))
-        ours, theirs = results.get(("aidp", n), []), results.get(("databricks", n), [])
-        if ours and theirs:
-            ratios = [o["cpu_per_poll_ms"] / t["cpu_per_poll_ms"] for o, t in zip(ours, theirs, strict=False)]
-            ratio = median(ratios)
-            rows.append(("AIDP / Databricks CPU per poll", n, len(ratios), "", "", f"{ratio:.2f}x",
-                         "", "", "", "", "", "", "", "", ""))
-            if ratio > 1.5:
-                misses.append(f"CPU/poll {ratio:.2f}x Databricks' at N={n} (target <= 1.5x)")
-        if ours:
-            rpp = median(r["req_per_run_per_poll"] for r in ours)
-            if abs(rpp - 1.0) > 0.005:
-                misses.append(f"{rpp:.3f} requests per run per poll at N={n} (target 1)")
-            p99 = median(r["lag_p99_ms"] for r in ours)
-            if n == 1000 and p99 > 50:  # the issue's target is at N = 1,000; larger N is reported
-                misses.append(f"p99 lag {p99:.0f} ms at N={n} (target <= 50)")
-            if any(r["errors"] for r in ours):
-                misses.append(f"errors at N={n}: {ours[0]['error_samples']}")
-    headers = ("provider", "N", "rounds", "polls", "req/run/poll", "CPU ms/poll", "lag p50 ms",
-               "lag p99 ms", "lag max ms", "peak RSS MB", "RSS added MB", "errors", "wall s",
-               "first poll CPU ms", "peak req/s")
-    return table(headers, rows), misses
+    return (
+        mode,
+        n,
+        jobs if mode == "sweep" else "-",
+        limit or "off",
+        m("steady_req_per_run_cycle"),
+        m("req_per_run_cycle"),
+        m("end_to_event_p50"),
+        m("end_to_event_p99"),
+        int(m("late_2x")),
+        int(m("missed")),
+        m("cpu_per_run_ms"),
+        m("lag_p99_ms"),
+        int(m("throttled")),
+        int(m("errors")),
+        m("wall_s"),
+    )
+
+
+def verdicts(results: dict[tuple[str, int, int, float], list[dict[str, Any]]], poll: float) -> list[str]:
+    """The issue's "done when" figures, checked on the sweep at N = 1,000 over 10 jobs."""
+    out = []
+    for (mode, n, jobs, limit), rs in sorted(results.items()):
+        if mode != "sweep" or n != 1000 or jobs != 10:
+            continue
+        rpc = median(r["steady_req_per_run_cycle"] for r in rs)
+        p99 = median(r["end_to_event_p99"] for r in rs)
+        lag = median(r["lag_p99_ms"] for r in rs)
+        failed, late = sum(r["errors"] for r in rs), sum(r["late_2x"] for r in rs)
+        missed = sum(r["missed"] for r in rs)
+        if not limit:
+            checks = [
+                ("steady req/run/cycle <= 0.05", rpc <= 0.05, f"{rpc:.4f}"),
+                (f"end->event p99 <= {poll:g} s", p99 <= poll, f"{p99:.2f} s"),
+                ("lag p99 <= 50 ms", lag <= 50, f"{lag:.1f} ms"),
+                ("zero missed/wrong events", failed + missed == 0, f"{failed + missed}"),
+            ]
+        else:
+            checks = [
+                ("zero failed triggers", failed == 0, f"{failed}"),
+                ("zero runs late > 2 polls", late == 0, f"{late}"),
+            ]
+        for name, ok, value in checks:
+            out.append(f"{'PASS' if ok else 'MISS'} N=1000/10 jobs, limit {limit or 'off'}: {name} ({value})")
+    return out
 
 
 def main() -> int:
@@ -332,49 +396,67 @@ def main() -> int:
         worker()
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, nargs="+", default=[100, 1000], help="trigger counts")
-    parser.add_argument("--repeats", type=int, default=3, help="rounds per N (default 3)")
-    parser.add_argument("--poll", type=float, default=2.0, help="poll interval seconds (default 2)")
-    parser.add_argument("--min-duration", type=float, default=2.0)
-    parser.add_argument("--max-duration", type=float, default=20.0)
-    parser.add_argument("--only", choices=sorted(BACKENDS), help="run one provider only")
+    parser.add_argument("--n", type=int, nargs="+", default=[100, 1000], help="runs followed")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[10, 100], help="jobs the runs belong to")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument(
-        "--aidp-rate", type=float, default=0.0,
-        help="AIDP connection max_requests_per_second (triggerer-wide pacing); default 0 = off, so "
-             "both providers poll on their own schedules; -1 = the provider's default",
+        "--rate-limit",
+        type=float,
+        nargs="+",
+        default=[0.0, 100.0],
+        help="server rate limits to run under, requests/s (0 = none); default 0 and 100",
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="rounds per case (default 1)")
+    parser.add_argument("--poll", type=float, default=1.0, help="poll interval seconds (default 1)")
+    parser.add_argument("--min-duration", type=float, default=10.0)
+    parser.add_argument("--max-duration", type=float, default=16.0)
+    parser.add_argument(
+        "--pacing",
+        type=float,
+        default=None,
+        help="AIDP max_requests_per_second; default 20 x 30 / poll (the default, scaled)",
     )
     args = parser.parse_args()
-    aidp_backend = BACKENDS["aidp"]
-    assert isinstance(aidp_backend, AIDP)
-    aidp_backend.rate = None if args.aidp_rate < 0 else args.aidp_rate
+    args.pacing = DEFAULT_PACING * DEFAULT_POLL / args.poll if args.pacing is None else args.pacing
 
     import tempfile
 
     args.home = tempfile.mkdtemp(prefix="aidp-bench-home-")
-    subprocess.run([sys.executable, "-c", "import airflow.sdk"], env=airflow_env(Path(args.home)),
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", "import airflow.sdk"],
+        env=airflow_env(Path(args.home)),
+        check=True,
+        capture_output=True,
+    )
     print_machine()
-    pacing = "provider default" if args.aidp_rate < 0 else (args.aidp_rate or "off")
-    print(f"\npoll interval {args.poll}s, run durations {args.min_duration}-{args.max_duration}s, "
-          f"{args.repeats} rounds per N, {os.cpu_count()} cores shared by worker and server, "
-          f"AIDP pacing (max_requests_per_second): {pacing}\n")
-    kinds = [args.only] if args.only else ["aidp", "databricks"]
-    results: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for n in args.n:
-        for rnd in range(args.repeats):
-            order = kinds[:] if rnd % 2 == 0 else kinds[::-1]
-            for kind in order:
-                res = run_case(kind, n, args, seed=rnd)
-                results.setdefault((kind, n), []).append(res)
-                print(f"  {BACKENDS[kind].name:10} N={n:<5} round {rnd + 1}: polls {res['polls']}, "
-                      f"req/poll {res['req_per_run_per_poll']:.3f}, "
-                      f"CPU/poll {res['cpu_per_poll_ms']:.3f} ms, "
-                      f"lag p99 {res['lag_p99_ms']:.1f} ms, errors {res['errors']}", flush=True)
-    text, misses = summarize(results, args.n)
+    print(
+        f"\npoll interval {args.poll} s (default {DEFAULT_POLL:g}), AIDP pacing {args.pacing:g} requests/s "
+        f"(default {DEFAULT_PACING:g} at {DEFAULT_POLL:g} s, scaled), run durations "
+        f"{args.min_duration}-{args.max_duration} s, {args.repeats} round(s) per case, "
+        f"{os.cpu_count()} cores shared by worker and server\n",
+        flush=True,
+    )
+    results: dict[tuple[str, int, int, float], list[dict[str, Any]]] = {}
+    for limit in args.rate_limit:
+        args.limit = limit
+        for n in args.n:
+            for rnd in range(args.repeats):
+                cases = [(m, j) for m in args.modes for j in (args.jobs if m == "sweep" else args.jobs[:1])]
+                for mode, jobs in cases if rnd % 2 == 0 else cases[::-1]:
+                    res = run_case(mode, n, jobs, args, seed=rnd)
+                    results.setdefault((mode, n, jobs, limit), []).append(res)
+                    print(
+                        "  "
+                        + " ".join(
+                            f"{h}={v}" for h, v in zip(HEADERS, row(mode, n, jobs, limit, [res]), strict=True)
+                        ),
+                        flush=True,
+                    )
     print()
-    print(text)
-    verdict = "PASS" if not misses else "MISS: " + "; ".join(misses)
-    print(f"\nVERDICT: {verdict}")
+    print(table(HEADERS, [row(m, n, j, lim, rs) for (m, n, j, lim), rs in results.items()]))
+    print()
+    for line in verdicts(results, args.poll):
+        print(line)
     return 0
 
 

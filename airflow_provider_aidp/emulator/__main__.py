@@ -81,6 +81,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="play an alternative reading of the service, e.g. path_filter=ignored (docs/emulator.md)",
     )
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="answer 429 (with Retry-After) above N API requests a second per tenancy; 0 = off",
+    )
     p.add_argument("--url-file", type=Path, default=None, help="write the base URL here once listening")
     return p.parse_args(argv)
 
@@ -124,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         time_scale=args.time_scale,
         timings=timings,
         accept_any_workspace=args.accept_any_workspace,
+        rate_limit=args.rate_limit,
         bind=args.bind,
         public_url=args.public_url,
         tls=args.tls,

@@ -111,7 +111,7 @@ def list_jobs(call: Call) -> Result:
         and ("path" not in q or views.path_matches(call.state.readings, q["path"], j.body))
     ]
     jobs = sort_items(jobs, q, lambda j: j.created, lambda j: str(j.body.get("name")))
-    page, headers = paginate(jobs, q)
+    page, headers = _page(call, jobs)
     return 200, {"items": [j.summary() for j in page]}, headers
 
 
@@ -179,12 +179,22 @@ def _statuses(call: Call) -> set[str]:
     return wanted
 
 
+def _page(call: Call, items: list[Any]) -> tuple[list[Any], dict[str, str]]:
+    """One page under the ``page_size`` reading."""
+    return paginate(items, call.query, *call.state.readings.page_limit())
+
+
 def list_job_runs(call: Call, *, recent: bool = False) -> Result:
     q = call.query
     keys = set(q.getall("jobKey", []))
     if recent and not keys:
         raise bad_request("jobKey is required")
     statuses = _statuses(call)
+    ignored = call.state.readings.run_list_filters
+    if not recent and ignored in ("job_key_ignored", "ignored"):
+        keys = set()
+    if ignored in ("status_ignored", "ignored"):
+        statuses = set()
     runs = [
         r
         for r in call.state.store.list_runs(call.scope)
@@ -195,7 +205,7 @@ def list_job_runs(call: Call, *, recent: bool = False) -> Result:
     runs = sort_items(runs, q, lambda r: r.created, lambda r: str(r.summary()["name"]))
     if recent and "recordCount" in q:
         runs = runs[: int(q["recordCount"])]
-    page, headers = paginate(runs, q)
+    page, headers = _page(call, runs)
     headers.pop("opc-total-items", None)
     return 200, {"items": [views.run(call.state.readings, r.summary()) for r in page]}, headers
 
@@ -250,7 +260,7 @@ def list_task_runs(call: Call) -> Result:
         if not statuses or tr.status in statuses
     ]
     items = sort_items(items, call.query, lambda t: t.created, lambda t: t.task_key)
-    page, headers = paginate(items, call.query)
+    page, headers = _page(call, items)
     headers.pop("opc-total-items", None)
     return 200, {"items": [views.task_run(readings, tr.summary(run_key)) for tr in page]}, headers
 
@@ -270,7 +280,7 @@ def list_task_run_retries(call: Call) -> Result:
         {**{k: v for k, v in a.items() if k not in ("taskRunKey", "version")}, "taskRunId": tr.key}
         for a in attempts
     ]
-    page, headers = paginate(items, call.query)
+    page, headers = _page(call, items)
     headers.pop("opc-total-items", None)
     return 200, {"items": page}, headers
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import uuid
 from urllib.parse import unquote
 
@@ -66,6 +67,13 @@ def _wall() -> float:
 async def _respond(
     state: EmulatorState, request: web.Request, body: bytes, fault: Fault | None
 ) -> web.StreamResponse:
+    wait = state.rate_limit.take(request.headers.get("authorization"))
+    if wait > 0:
+        resp = web.json_response(
+            {"code": "TooManyRequests", "message": "tenancy request rate limit exceeded"}, status=429
+        )
+        resp.headers["retry-after"] = str(max(1, math.ceil(wait)))
+        return resp
     if fault is not None:
         early = await _apply_fault_before(request, fault)
         if early is not None:

@@ -43,6 +43,8 @@ def add_routes(app: web.Application, state: EmulatorState) -> None:
     r.add_put(f"{PREFIX}/config", json_handler(lambda req, d: _set_config(state, d)))
     r.add_get(f"{PREFIX}/readings", json_handler(lambda req, d: state.readings.to_dict()))
     r.add_put(f"{PREFIX}/readings", json_handler(lambda req, d: _set_readings(state, d)))
+    r.add_get(f"{PREFIX}/rate-limit", json_handler(lambda req, d: state.rate_limit.to_dict()))
+    r.add_put(f"{PREFIX}/rate-limit", json_handler(lambda req, d: _set_rate_limit(state, d)))
     r.add_get(f"{PREFIX}/clock", json_handler(lambda req, d: _clock(state)))
     r.add_post(f"{PREFIX}/clock/advance", json_handler(lambda req, d: _advance(state, d)))
     r.add_put(f"{PREFIX}/clock", json_handler(lambda req, d: _set_scale(state, d)))
@@ -120,6 +122,12 @@ def _set_config(state: EmulatorState, data: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"unknown timing {name!r}; known: {sorted(vars(state.timings))}")
         setattr(state.timings, name, float(value))
     return _config(state)
+
+
+def _set_rate_limit(state: EmulatorState, data: dict[str, Any]) -> dict[str, Any]:
+    """``{"per_second": N}``: answer 429 above N API requests a second per tenancy (0 = off)."""
+    state.rate_limit.set(data["per_second"])
+    return state.rate_limit.to_dict()
 
 
 def _set_readings(state: EmulatorState, data: dict[str, Any]) -> dict[str, Any]:

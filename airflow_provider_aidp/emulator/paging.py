@@ -31,13 +31,18 @@ def sort_items(
     return [item for _, item in indexed]
 
 
-def paginate(items: list[Any], query: MultiMapping[str]) -> tuple[list[Any], dict[str, str]]:
+def paginate(
+    items: list[Any], query: MultiMapping[str], max_limit: int = MAX_LIMIT, clamp: bool = False
+) -> tuple[list[Any], dict[str, str]]:
+    """One page; a ``limit`` above ``max_limit`` is refused (400) or, with ``clamp``, served as it."""
     try:
-        limit = int(query.get("limit", DEFAULT_LIMIT))
+        limit = int(query.get("limit", min(DEFAULT_LIMIT, max_limit)))
     except ValueError:
         raise bad_request("limit must be an integer") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise bad_request(f"limit must be between 1 and {MAX_LIMIT}")
+    if clamp and limit > max_limit:
+        limit = max_limit
+    if not 1 <= limit <= max_limit:
+        raise bad_request(f"limit must be between 1 and {max_limit}")
     page = query.get("page")
     offset = 0
     if page:

@@ -29,6 +29,11 @@ LISTED_ATTEMPTS = ("all", "latest")
 RETRY_TOKENS = ("honoured", "ignored")
 #: The status a queued run (and a not-yet-started task) reports when ``unknown_statuses`` is on.
 UNKNOWN_RUN_STATUS = "WAITING_FOR_RESOURCES"
+#: Which of ``GET /jobRuns``' repeated ``jobKey`` / ``status`` filters the server applies.
+RUN_LIST_FILTERS = ("applied", "status_ignored", "job_key_ignored", "ignored")
+#: Largest ``limit`` a list serves: up to 1000, larger -> 400 | at most 100 (larger is served as
+#: 100, with a next page) | at most 100, larger -> 400.
+PAGE_SIZES = ("max1000", "max100_clamp", "max100_reject")
 UNKNOWN_TASK_STATUS = "NOT_STARTED"
 
 
@@ -44,6 +49,8 @@ class Readings:
     loose_types: bool = False
     unknown_statuses: bool = False
     retry_tokens: str = "honoured"
+    run_list_filters: str = "applied"
+    page_size: str = "max1000"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -70,6 +77,12 @@ class Readings:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def page_limit(self) -> tuple[int, bool]:
+        """(largest page served, whether a larger ``limit`` is clamped rather than refused)."""
+        return {"max1000": (1000, False), "max100_clamp": (100, True), "max100_reject": (100, False)}[
+            self.page_size
+        ]
+
     def listing_404(self, api_version: str) -> bool:
         return self.no_task_run_listing in ("all", api_version)
 
@@ -80,6 +93,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "no_task_run_listing": NO_LISTING,
     "listed_attempts": LISTED_ATTEMPTS,
     "retry_tokens": RETRY_TOKENS,
+    "run_list_filters": RUN_LIST_FILTERS,
+    "page_size": PAGE_SIZES,
 }
 BOOLEANS = ("fill_defaults", "loose_types", "unknown_statuses")
 

@@ -50,6 +50,7 @@ class AIDPEmulator:
         timings: Timings | None = None,
         max_clock_skew: float = 300.0,
         readings: Readings | dict[str, Any] | None = None,
+        rate_limit: float = 0.0,
         accept_any_workspace: bool = False,
         bind: str = HOST,
         public_url: str | None = None,
@@ -68,6 +69,7 @@ class AIDPEmulator:
         )
         if readings is not None:
             self.set_readings(readings)
+        self.state.rate_limit.set(rate_limit)
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -299,6 +301,10 @@ class AIDPEmulator:
     def readings(self) -> Readings:
         """How this emulator reads the service's open behaviours (see readings.py)."""
         return self.state.readings
+
+    def set_rate_limit(self, per_second: float) -> None:
+        """Answer 429 (``Retry-After``) above ``per_second`` API requests a second per tenancy; 0 = off."""
+        self.state.rate_limit.set(per_second)
 
     def set_readings(self, readings: Readings | dict[str, Any] | None = None, **changes: Any) -> Readings:
         """Replace the readings (a ``Readings``), or change some (a dict / keywords); returns them."""

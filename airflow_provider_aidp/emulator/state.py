@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .clock import Clock
 from .faults import FaultBook
+from .ratelimit import RateLimit
 from .readings import Readings
 from .recorder import Recorder
 from .scripting import ScriptBook
@@ -44,6 +45,8 @@ class EmulatorState:
         self.allowed_hosts: frozenset[str] | None = None  # set once the port is known
         #: how the emulator reads the service's open behaviours (kept across reset())
         self.readings = Readings()
+        #: requests per second per tenancy above which the API answers 429 (0 = off)
+        self.rate_limit = RateLimit()
 
     def reset(self, *, keys: bool = False) -> None:
         """Forget jobs, runs, scripts, faults and recorded requests (and keys if asked)."""

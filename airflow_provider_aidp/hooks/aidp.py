@@ -376,11 +376,15 @@ class AIDPHook(BaseHook):
             await self._asleep(step)
         raise AssertionError("unreachable")
 
-    async def _apaginate(self, *segments: str, query: Sequence[tuple[str, Any]] = ()) -> list[dict[str, Any]]:
+    async def _apaginate(
+        self, *segments: str, query: Sequence[tuple[str, Any]] = (), page_size: int = 100
+    ) -> list[dict[str, Any]]:
         """Every item across every page (the async listing reads whole collections)."""
         path, page, seen, items = "/" + "/".join(segments), None, set[str](), list[dict[str, Any]]()
         while True:
-            resp = await self._acall("GET", *segments, query=page_query(query, page, 100, None, len(items)))
+            resp = await self._acall(
+                "GET", *segments, query=page_query(query, page, page_size, None, len(items))
+            )
             items.extend(parse_items(resp.body, "GET", path, resp.request_id))
             page = next_page(resp, seen, path)
             if page is None:
@@ -397,6 +401,24 @@ class AIDPHook(BaseHook):
         """Every page of ``GET /jobRuns`` (one list per call, however many runs; used by event triggers)."""
         items = await self._apaginate("jobRuns", query=_run_filters(job_key, statuses))
         return [parse_model(JobRunSummary, item, "GET", "/jobRuns", None) for item in items]
+
+    async def a_list_runs_of_jobs(
+        self, job_keys: Sequence[str], statuses: Sequence[str], *, page_size: int = 100
+    ) -> list[JobRunSummary]:
+        """Every page of ``GET /jobRuns?jobKey=..&jobKey=..&status=..`` (the triggerer's status sweep);
+        no job keys: the workspace's runs of those statuses.
+
+        The caller matches runs locally: the service may not apply the filters as the SDK reads them.
+        """
+        query = [*(("jobKey", k) for k in job_keys), *(("status", s) for s in statuses)]
+        items = await self._apaginate("jobRuns", query=query, page_size=page_size)
+        return [parse_model(JobRunSummary, item, "GET", "/jobRuns", None) for item in items]
+
+    async def a_config(self) -> AIDPConnectionConfig:
+        """The connection's parsed settings, read once per (connection id, event loop)."""
+        config = (await self._astate()).config
+        assert config is not None
+        return config
 
     async def a_find_jobs(self, name: str, path: str | None = None) -> list[JobSummary]:
         """Async :meth:`find_jobs`: every job named exactly ``name`` (and in ``path``), every page."""

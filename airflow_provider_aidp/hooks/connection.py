@@ -199,6 +199,7 @@ class AIDPConnectionConfig:
     max_requests_per_second: float = DEFAULT_MAX_REQUESTS_PER_SECOND
     console_url_template: str = DEFAULT_CONSOLE_URL_TEMPLATE
     depends_on_format: str = "objects"
+    status_sweep: str = "on"  # "on": triggers share one listing per cycle (triggers/sweep.py)
     ca_bundle: str | None = None  # PEM file of CAs to trust instead of the system's (not a secret)
 
     # --- derived --------------------------------------------------------------------------
@@ -362,11 +363,19 @@ class AIDPConnectionConfig:
             ),
             console_url_template=template,
             depends_on_format=depends_on_format,
+            status_sweep=_switch("status_sweep", get("status_sweep")),
             ca_bundle=_ca_bundle(get("ca_bundle")),
         )
         if register_secrets:
             config.register_secrets()
         return config
+
+
+def _switch(name: str, value: Any) -> str:
+    """An ``on``/``off`` setting (JSON booleans read as on/off); absent -> the table's default."""
+    if isinstance(value, bool):
+        value = "on" if value else "off"
+    return _choice(name, BY_NAME[name].default if value in (None, "") else str(value).strip().lower())
 
 
 def _normalise_pem(value: str | None) -> str | None:

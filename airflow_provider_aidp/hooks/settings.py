@@ -208,6 +208,14 @@ SETTINGS: tuple[Setting, ...] = (
         kind="number",
         default=20.0,
     ),
+    Setting(
+        "status_sweep",
+        "Status sweep",
+        "Triggers of this connection in one triggerer share one listing of their jobs' active runs "
+        "per poll cycle instead of one GET per run (on), or each polls its own run (off).",
+        default="on",
+        choices=("on", "off"),
+    ),
     # --- presentation --------------------------------------------------------------------------
     Setting(
         "console_url_template",

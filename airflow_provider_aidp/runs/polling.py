@@ -46,11 +46,14 @@ def _perform(
 
 
 async def _aperform(
-    action: Action, observe: Callable[[], Awaitable[Any]], cancel: Callable[[], Awaitable[Any]]
+    action: Action,
+    observe: Callable[[], Awaitable[Any]],
+    cancel: Callable[[], Awaitable[Any]],
+    sleep: Callable[[float], Awaitable[Any]],
 ) -> Any:
     """:func:`_perform` on the event loop; ``asyncio.CancelledError`` passes through untouched."""
     if isinstance(action, Sleep):
-        return await asyncio.sleep(action.seconds)
+        return await sleep(action.seconds)
     try:
         return await (observe() if isinstance(action, Poll) else cancel())
     except Exception as exc:
@@ -77,12 +80,14 @@ async def adrive(
     observe: Callable[[], Awaitable[JobRun]],
     cancel: Callable[[], Awaitable[Any]],
     *,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
-    """Run the wait on the event loop (the trigger's driver)."""
+    """Run the wait on the event loop (the trigger's driver). ``sleep`` may end early (a status
+    sweep wakes the trigger whose run changed)."""
     action = waiter.start(clock())
     while not isinstance(action, Done):
-        action = waiter.after(action, await _aperform(action, observe, cancel), clock())
+        action = waiter.after(action, await _aperform(action, observe, cancel, sleep), clock())
     return action.event
 
 

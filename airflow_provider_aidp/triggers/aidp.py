@@ -28,7 +28,12 @@ SETTLE_SECONDS = 2.0
 
 
 class AIDPJobRunTrigger(BaseTrigger):
-    """Poll ``GET /jobRuns/{run_key}`` until the run is terminal, the deadline passes or polling fails.
+    """Follow one run until it is terminal, the deadline passes or polling fails.
+
+    When other triggers of the connection share the triggerer's loop, the triggerer-wide status
+    sweep (``triggers/sweep.py``, connection extra ``status_sweep``) answers its polls from one
+    listing of active runs; its own ``GET /jobRuns/{run_key}`` answers every terminal poll (and
+    every poll when it is alone on its connection or the sweep is off).
 
     :param run_key: the AIDP job run to watch.
     :param aidp_conn_id: Airflow connection id (the hook reads credentials in the triggerer).
@@ -100,9 +105,12 @@ class AIDPJobRunTrigger(BaseTrigger):
             settle=SETTLE_SECONDS,
             log=self.log,
         )
-        return await adrive(
-            waiter, lambda: hook.a_get_job_run(self.run_key), lambda: hook.a_cancel_job_run(self.run_key)
-        )
+        from airflow_provider_aidp.triggers.sweep import watching
+
+        async with watching(hook, self.run_key, self.poll_interval) as watch:
+            return await adrive(
+                waiter, watch.observe, lambda: hook.a_cancel_job_run(self.run_key), sleep=watch.sleep
+            )
 
     async def on_kill(self) -> None:
         """A user marked the deferred task failed/success or cleared it: cancel the run (if configured).

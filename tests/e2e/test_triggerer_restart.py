@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_aidp.runs.sweep import LISTED_STATUSES
+
 from .conftest import EmulatorProcess
 from .deployment import AirflowDeployment
 
@@ -86,6 +88,13 @@ def test_deferred_tasks_survive_a_triggerer_restart(
     ]
     # exactly one run per region: the restart re-submitted nothing
     assert sorted(_parameter(body, "region") for body in posts) == ["apac", "emea"], posts
+    # the two triggers followed their runs through the triggerer's status sweep (on by default)
+    sweeps = [
+        r
+        for r in emu.requests(method="GET", path_contains="/jobRuns", since=before)
+        if r["path"].endswith("/jobRuns") and set(r["query"].get("status", [])) >= set(LISTED_STATUSES)
+    ]
+    assert sweeps, "no status sweep listing was sent"
 
 
 def _parameter(body: dict[str, Any], name: str) -> Any:

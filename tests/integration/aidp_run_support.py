@@ -50,6 +50,14 @@ def create_job(
     return key
 
 
+def scrubbed(shared: AIDPEmulator) -> Iterator[AIDPEmulator]:
+    """A module's shared emulator for one test: no scripts or faults left over (before and after)."""
+    shared.clear_faults()
+    shared.state.scripts.clear()
+    yield shared
+    shared.clear_faults()
+
+
 @pytest.fixture
 def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[AIDPEmulator]:
     """A scaled-clock emulator that the ``aidp_default`` connection points at."""

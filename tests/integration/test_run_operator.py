@@ -43,6 +43,7 @@ from tests.integration.aidp_run_support import (
     execute,
     notebook_task,
     run_dag,
+    scrubbed,
     xcoms,
 )
 
@@ -59,10 +60,7 @@ def shared_emu(airflow_db: Any) -> Iterator[AIDPEmulator]:
 
 @pytest.fixture
 def emu(shared_emu: AIDPEmulator) -> Iterator[AIDPEmulator]:
-    shared_emu.clear_faults()
-    shared_emu.state.scripts.clear()
-    yield shared_emu
-    shared_emu.clear_faults()
+    yield from scrubbed(shared_emu)
 
 
 def job(emu: AIDPEmulator, *tasks: dict[str, Any], max_concurrent_runs: int = 1) -> str:

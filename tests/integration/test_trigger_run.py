@@ -13,7 +13,7 @@ import pytest
 from airflow_provider_aidp.emulator import AIDPEmulator
 from airflow_provider_aidp.hooks.aidp import AIDPHook
 from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
-from tests.integration.aidp_run_support import TIME_SCALE, create_job, notebook_task
+from tests.integration.aidp_run_support import TIME_SCALE, create_job, notebook_task, scrubbed
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +29,7 @@ def shared_emu() -> Iterator[AIDPEmulator]:
 
 @pytest.fixture
 def emu(shared_emu: AIDPEmulator) -> Iterator[AIDPEmulator]:
-    shared_emu.clear_faults()
-    shared_emu.state.scripts.clear()
-    yield shared_emu
-    shared_emu.clear_faults()
+    yield from scrubbed(shared_emu)
 
 
 def start_run(emu: AIDPEmulator, *, duration: float | None = None) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
 
 
 class FakeAsyncHook:
+    aidp_conn_id, workspace_key = "fake", None
+
     def __init__(self, statuses: list[Any], cancel_error: Exception | None = None) -> None:
         self.statuses = list(statuses)
         self.cancel_error = cancel_error
@@ -29,6 +32,10 @@ class FakeAsyncHook:
         if isinstance(item, BaseException):
             raise item
         return JobRun(key=run_key, state={"status": item})
+
+    async def a_config(self) -> Any:
+        """The status sweep is on (the default); a trigger alone on its connection never lists."""
+        return SimpleNamespace(status_sweep="on")
 
     @contextlib.asynccontextmanager
     async def session_lease(self) -> AsyncIterator[None]:

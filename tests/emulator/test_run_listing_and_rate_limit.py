@@ -1,0 +1,110 @@
+"""``GET /jobRuns`` filters and page sizes under each reading, and the per-tenancy rate limit."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from multidict import MultiDict
+
+from airflow_provider_aidp.emulator import AIDPEmulator, ApiKeyCredentials
+from airflow_provider_aidp.emulator.paging import paginate
+from airflow_provider_aidp.emulator.ratelimit import RateLimit
+from airflow_provider_aidp.emulator.readings import Readings
+
+from .conftest import Api, task
+
+
+@pytest.fixture
+def api(emu: AIDPEmulator, creds: ApiKeyCredentials) -> Api:
+    return Api(emu, creds)
+
+
+def listed(api: Api, **params: object) -> list[str]:
+    resp = api("GET", "/jobRuns", params=params)
+    assert resp.status_code == 200, resp.text
+    return sorted(r["key"] for r in resp.json()["items"])
+
+
+@pytest.mark.parametrize(
+    ("reading", "wanted"),
+    [
+        ("applied", {"a_active"}),
+        ("status_ignored", {"a_active", "a_done"}),
+        ("job_key_ignored", {"a_active", "c_active"}),
+        ("ignored", {"a_active", "a_done", "c_active"}),
+    ],
+)
+def test_run_list_filter_readings(emu: AIDPEmulator, api: Api, reading: str, wanted: set[str]) -> None:
+    emu.script_task(task_key="t", duration=1000)
+    jobs = {name: api.create_job(f"job_{name}", tasks=[task("t")], maxConcurrentRuns=5) for name in "abc"}
+    runs = {"a_done": api.run(jobs["a"])["key"]}
+    api("POST", f"/jobRuns/{runs['a_done']}/actions/cancel")
+    runs["a_active"] = api.run(jobs["a"])["key"]
+    runs["c_active"] = api.run(jobs["c"])["key"]
+    emu.set_readings(run_list_filters=reading)
+    got = listed(api, jobKey=[jobs["a"], jobs["b"]], status=["QUEUED", "RUNNING", "PENDING"], limit=1000)
+    assert got == sorted(runs[name] for name in wanted)
+
+
+@pytest.mark.parametrize(
+    ("reading", "limit", "status"),
+    [
+        ("max1000", 1000, 200),
+        ("max1000", 1001, 400),
+        ("max100_reject", 1000, 400),
+        ("max100_reject", 100, 200),
+    ],
+)
+def test_page_size_readings_refuse_a_limit_above_the_max(
+    emu: AIDPEmulator, api: Api, reading: str, limit: int, status: int
+) -> None:
+    emu.set_readings(page_size=reading)
+    api.create_job("job_0")
+    resp = api("GET", "/jobRuns", params={"limit": limit})
+    assert resp.status_code == status, resp.text
+    if status == 400:
+        assert "limit must be between 1 and" in resp.json()["message"]
+
+
+def test_a_clamping_server_serves_its_max_and_a_next_page() -> None:
+    items = list(range(250))
+    page, headers = paginate(items, MultiDict(limit="1000"), *Readings(page_size="max100_clamp").page_limit())
+    assert page == items[:100] and headers["opc-next-page"] == "p100"
+    page, headers = paginate(items, MultiDict(limit="1000", page="p200"), 100, True)
+    assert page == items[200:] and "opc-next-page" not in headers
+
+
+def test_rate_limit_bucket_per_tenancy() -> None:
+    now = [0.0]
+    limit = RateLimit(2, clock=lambda: now[0])
+    a, b = 'Signature keyId="ocid1.tenancy.a/u/f"', 'Signature keyId="ocid1.tenancy.b/u/f"'
+    assert [limit.take(a) for _ in range(3)] == [0.0, 0.0, 0.5]
+    assert limit.take(b) == 0.0  # another tenancy has its own bucket
+    now[0] = 0.5
+    assert limit.take(a) == 0.0 and limit.throttled == 1
+    limit.set(0)
+    assert all(limit.take(a) == 0.0 for _ in range(100))
+    with pytest.raises(ValueError, match="rate limit"):
+        limit.set(-1)
+
+
+def test_rate_limit_answers_429_with_retry_after_and_spares_the_control_api(
+    emu: AIDPEmulator, api: Api
+) -> None:
+    emu.set_rate_limit(3)
+    codes = [api("GET", "/jobs").status_code for _ in range(8)]
+    assert codes[:3] == [200, 200, 200] and 429 in codes
+    throttled = api("GET", "/jobs")
+    assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
+    assert throttled.json()["code"] == "TooManyRequests"
+    control = requests.get(f"{emu.url}/_emulator/rate-limit", timeout=5).json()
+    assert control["per_second"] == 3 and control["throttled"] >= 2
+    assert requests.put(f"{emu.url}/_emulator/rate-limit", json={"per_second": 0}, timeout=5).ok
+    assert [api("GET", "/jobs").status_code for _ in range(10)] == [200] * 10
+    bad = requests.put(f"{emu.url}/_emulator/rate-limit", json={"per_second": "x"}, timeout=5)
+    assert bad.status_code == 400
+
+
+def test_rate_limit_from_the_constructor() -> None:
+    with AIDPEmulator(time_scale=0, rate_limit=7) as server:
+        assert server.state.rate_limit.per_second == 7

@@ -1,0 +1,181 @@
+"""The triggerer-wide status sweep against the emulator: many AIDPJobRunTriggers on one event loop.
+
+Request counts come from the emulator's recorded requests; every terminal event must come from the
+run's own GET (a listing summary has no ``taskToTaskRunMap``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from airflow_provider_aidp.emulator import AIDPEmulator, Readings
+from airflow_provider_aidp.emulator.recorder import RecordedRequest
+from airflow_provider_aidp.hooks.aidp import AIDPHook
+from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
+from tests.integration.aidp_run_support import TIME_SCALE, create_job, notebook_task, scrubbed
+
+POLL = 0.5  # seconds; the sweep cycles every 0.5 s (MIN_CYCLE_SECONDS)
+
+
+@pytest.fixture(scope="module")
+def shared_emu() -> Iterator[AIDPEmulator]:
+    with AIDPEmulator(time_scale=TIME_SCALE) as server, pytest.MonkeyPatch.context() as mp:
+        creds = server.generate_api_key()
+        conn = json.loads(server.connection_json(creds))
+        conn["extra"]["retry_wait_max"] = 2
+        mp.setenv("AIRFLOW_CONN_AIDP_DEFAULT", json.dumps(conn))
+        off = {**conn, "extra": {**conn["extra"], "status_sweep": "off"}}
+        mp.setenv("AIRFLOW_CONN_AIDP_NOSWEEP", json.dumps(off))
+        yield server
+
+
+@pytest.fixture
+def emu(shared_emu: AIDPEmulator) -> Iterator[AIDPEmulator]:
+    yield from scrubbed(shared_emu)
+    shared_emu.set_rate_limit(0)
+    shared_emu.state.readings = Readings()
+
+
+def start_runs(emu: AIDPEmulator, n: int, jobs: int, name: str, duration: float = 120.0) -> list[str]:
+    """``n`` runs spread over ``jobs`` jobs, each task lasting ``duration`` emulator seconds."""
+    emu.script_task(job_name=None, task_key=f"{name}_work", duration=duration)
+    keys = [
+        create_job(emu, f"{name}.{j}", [notebook_task(f"{name}_work")], max_concurrent_runs=n)
+        for j in range(jobs)
+    ]
+    hook = AIDPHook()
+    return [hook.create_job_run(keys[i % jobs]).key for i in range(n)]
+
+
+async def follow(run_keys: list[str], conn_id: str = "aidp_default") -> list[dict[str, Any]]:
+    async def one(run_key: str) -> dict[str, Any]:
+        async for event in AIDPJobRunTrigger(run_key, aidp_conn_id=conn_id, poll_interval=POLL).run():
+            return dict(event.payload)
+        raise AssertionError("trigger yielded nothing")
+
+    return await asyncio.gather(*(one(k) for k in run_keys))
+
+
+def since(emu: AIDPEmulator, mark: int) -> list[RecordedRequest]:
+    return [r for r in emu.requests if r.seq > mark]
+
+
+def mark(emu: AIDPEmulator) -> int:
+    return max((r.seq for r in emu.requests), default=0)
+
+
+def listings(requests: list[RecordedRequest]) -> list[RecordedRequest]:
+    return [r for r in requests if r.method == "GET" and r.path.endswith("/jobRuns")]
+
+
+def run_gets(requests: list[RecordedRequest], run_key: str) -> list[RecordedRequest]:
+    return [r for r in requests if r.method == "GET" and r.path.endswith(f"/jobRuns/{run_key}")]
+
+
+def assert_all_succeeded_from_their_own_get(events: list[dict[str, Any]], run_keys: list[str]) -> None:
+    assert [e["event"] for e in events] == ["terminal"] * len(run_keys), events
+    assert [e["status"] for e in events] == ["SUCCESS"] * len(run_keys)
+    assert [e["run"]["key"] for e in events] == run_keys
+    assert all("taskToTaskRunMap" in e["run"] for e in events)  # a GET's JobRun, not a summary
+
+
+async def test_many_triggers_share_one_listing_per_cycle(emu: AIDPEmulator) -> None:
+    runs = start_runs(emu, 24, 3, "sweep_many", duration=150)  # ~3 s real
+    start = mark(emu)
+    events = await follow(runs)
+    assert_all_succeeded_from_their_own_get(events, runs)
+    seen = since(emu, start)
+    lists = listings(seen)
+    assert lists, "no status sweep happened"
+    for request in lists:  # repeated status filters, the largest page size
+        assert set(request.query["status"]) == {"PENDING", "QUEUED", "RUNNING", "BLOCKED"}
+        assert request.query["limit"] == ["1000"]
+    # new triggers are found by a workspace listing; then the jobs are listed by key
+    assert "jobKey" not in lists[0].query
+    assert any(len(r.query.get("jobKey", [])) == 3 for r in lists)
+    # Per run: the terminal GET; a listing that lags can owe one more. Per-run polling at this
+    # interval makes about 7 GETs per run over 3 s.
+    gets = [len(run_gets(seen, k)) for k in runs]
+    assert max(gets) <= 2 and min(gets) >= 1, gets
+    assert len(lists) < 3 * 4 / POLL  # at most one listing per cycle (one page each here)
+
+
+async def test_a_run_gone_from_the_listing_is_confirmed_by_its_own_get(emu: AIDPEmulator) -> None:
+    short = start_runs(emu, 3, 1, "sweep_short", duration=50)
+    long = start_runs(emu, 3, 1, "sweep_long", duration=250)
+    start = mark(emu)
+    events = await follow(short + long)
+    assert_all_succeeded_from_their_own_get(events, short + long)
+    seen = since(emu, start)
+    for run_key in short:
+        last_listed = max(r.seq for r in listings(seen))
+        # the short runs' terminal GET came while the long runs were still listed
+        assert run_gets(seen, run_key)[-1].seq < last_listed
+
+
+async def test_a_failing_sweep_falls_back_to_per_run_polling(emu: AIDPEmulator) -> None:
+    runs = start_runs(emu, 6, 2, "sweep_fail", duration=200)
+    emu.inject_fault("status", path="*/jobRuns", method="GET", times=None, status=503)
+    start = mark(emu)
+    events = await follow(runs)
+    assert_all_succeeded_from_their_own_get(events, runs)
+    seen = since(emu, start)
+    assert listings(seen) and all(r.status == 503 for r in listings(seen))
+    assert min(len(run_gets(seen, k)) for k in runs) >= 4  # polled on their own, every cycle
+
+
+@pytest.mark.parametrize(
+    "readings",
+    [
+        {"run_list_filters": "ignored", "unknown_statuses": True},
+        {"run_list_filters": "status_ignored", "page_size": "max100_clamp"},
+        {"run_list_filters": "job_key_ignored", "page_size": "max100_reject"},
+    ],
+    ids=["filters-ignored+unknown-statuses", "status-ignored+clamped-pages", "job-key-ignored+limit-refused"],
+)
+async def test_readings_that_bend_the_listing_give_exact_events(
+    emu: AIDPEmulator, readings: dict[str, Any]
+) -> None:
+    start_runs(emu, 4, 1, "sweep_noise", duration=1)  # finished runs the bent listings show
+    emu.set_readings(readings)
+    runs = start_runs(emu, 8, 2, "sweep_bent", duration=100)
+    start = mark(emu)
+    events = await follow(runs)
+    assert_all_succeeded_from_their_own_get(events, runs)
+    seen = since(emu, start)
+    assert max(len(run_gets(seen, k)) for k in runs) <= 3
+    if readings.get("page_size") == "max100_reject":  # the sweeper fell back to the page size served
+        assert {r.query["limit"][0] for r in listings(seen) if r.status == 200} == {"100"}
+
+
+async def test_rate_limited_tenancy_fails_no_trigger(emu: AIDPEmulator) -> None:
+    runs = start_runs(emu, 12, 2, "sweep_limited", duration=100)
+    emu.set_rate_limit(3)
+    start = mark(emu)
+    events = await follow(runs)
+    assert_all_succeeded_from_their_own_get(events, runs)
+    assert any(r.status == 429 for r in since(emu, start)), "the limit never bit: the test proves nothing"
+
+
+async def test_status_sweep_off_polls_each_run(emu: AIDPEmulator) -> None:
+    runs = start_runs(emu, 4, 1, "sweep_off", duration=200)
+    start = mark(emu)
+    events = await follow(runs, conn_id="aidp_nosweep")
+    assert_all_succeeded_from_their_own_get(events, runs)
+    seen = since(emu, start)
+    assert not listings(seen)
+    assert min(len(run_gets(seen, k)) for k in runs) >= 4
+
+
+async def test_a_trigger_alone_polls_as_before(emu: AIDPEmulator) -> None:
+    runs = start_runs(emu, 1, 1, "sweep_alone", duration=200)
+    start = mark(emu)
+    events = await follow(runs)
+    assert_all_succeeded_from_their_own_get(events, runs)
+    seen = since(emu, start)
+    assert not listings(seen) and len(run_gets(seen, runs[0])) >= 4
