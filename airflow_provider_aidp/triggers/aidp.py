@@ -107,7 +107,7 @@ class AIDPJobRunTrigger(BaseTrigger):
         )
         from airflow_provider_aidp.triggers.sweep import watching
 
-        async with watching(hook, self.run_key, self.poll_interval) as watch:
+        async with watching(hook, self.run_key, self.poll_interval, self.deadline) as watch:
             return await adrive(
                 waiter, watch.observe, lambda: hook.a_cancel_job_run(self.run_key), sleep=watch.sleep
             )

@@ -85,12 +85,18 @@ class Sweeper:
         if self.board.got(wid, run, time.time()):
             self._kick.set()
 
-    async def answer(self, wid: int) -> Ask | JobRun:
-        """A listing's answer for watch ``wid`` (waiting for the next cycle if one is due), or GET."""
+    async def answer(self, wid: int, deadline: float | None = None) -> Ask | JobRun:
+        """A listing's answer for watch ``wid`` (waiting for the next cycle if one is due), or GET.
+
+        The wait for a cycle ends by the trigger's ``deadline``: a timeout fires when it did
+        without the sweep (the poll at the deadline is the run's own GET).
+        """
         if self._wakes[wid].done():
             self._wakes[wid] = asyncio.get_running_loop().create_future()
         verdict = self.board.ask(wid, time.time())
         until = time.time() + self.board.watches[wid].poll_interval
+        if deadline is not None:
+            until = min(until, deadline)
         while verdict is Ask.WAIT:  # cycles until one answers for the run (at most a poll interval)
             if self._cycle_done is None:
                 self._cycle_done = asyncio.get_running_loop().create_future()
@@ -204,8 +210,10 @@ def sweeper_for(conn_id: str, workspace_key: str | None) -> Sweeper:
 class SweepWatch:
     """One trigger's ``observe`` and ``sleep`` for the wait core (see the module docstring)."""
 
-    def __init__(self, hook: AIDPHook, run_key: str, poll_interval: float) -> None:
-        self.hook, self.run_key, self.poll_interval = hook, run_key, poll_interval
+    def __init__(
+        self, hook: AIDPHook, run_key: str, poll_interval: float, deadline: float | None = None
+    ) -> None:
+        self.hook, self.run_key, self.poll_interval, self.deadline = hook, run_key, poll_interval, deadline
         self.sweeper: Sweeper | None = None
         self._decided = False
 
@@ -216,7 +224,7 @@ class SweepWatch:
                 self.sweeper.add(id(self), self.run_key, self.poll_interval)
             self._decided = True
         if self.sweeper is not None:
-            verdict = await self.sweeper.answer(id(self))
+            verdict = await self.sweeper.answer(id(self), self.deadline)
             if verdict is not Ask.GET:
                 assert not isinstance(verdict, Ask)
                 return verdict
@@ -237,9 +245,11 @@ class SweepWatch:
 
 
 @contextlib.asynccontextmanager
-async def watching(hook: AIDPHook, run_key: str, poll_interval: float) -> AsyncIterator[SweepWatch]:
+async def watching(
+    hook: AIDPHook, run_key: str, poll_interval: float, deadline: float | None = None
+) -> AsyncIterator[SweepWatch]:
     """A :class:`SweepWatch` that leaves its sweeper however the wait ends (done, cancelled, error)."""
-    watch = SweepWatch(hook, run_key, poll_interval)
+    watch = SweepWatch(hook, run_key, poll_interval, deadline)
     try:
         yield watch
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -179,3 +180,21 @@ async def test_a_trigger_alone_polls_as_before(emu: AIDPEmulator) -> None:
     assert_all_succeeded_from_their_own_get(events, runs)
     seen = since(emu, start)
     assert not listings(seen) and len(run_gets(seen, runs[0])) >= 4
+
+
+async def test_a_deadline_ends_the_wait_for_a_cycle(emu: AIDPEmulator) -> None:
+    """With the sweep on, a timeout still fires at the trigger's deadline, not a poll interval later."""
+    runs = start_runs(emu, 4, 1, "sweep_deadline", duration=100_000)  # never ends in this test
+    poll = 60.0  # a poll interval far beyond the deadline: an overshoot would show
+
+    async def one(run_key: str) -> tuple[dict[str, Any], float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        trigger = AIDPJobRunTrigger(run_key, poll_interval=poll, deadline=time.time() + 3.0)
+        async for event in trigger.run():
+            return dict(event.payload), loop.time() - started
+        raise AssertionError("trigger yielded nothing")
+
+    results = await asyncio.gather(*(one(k) for k in runs))
+    assert [e["event"] for e, _ in results] == ["timeout"] * len(runs), results
+    assert max(took for _, took in results) < poll / 2, results
