@@ -48,6 +48,18 @@ def drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def state_body(status: str, message: str | None, trace: str | None, canceled: bool) -> dict[str, Any]:
+    """The ``state`` object of a run or task run (SDK ``JobRunState`` / ``TaskRunState``)."""
+    return drop_none(
+        {
+            "status": status,
+            "stateMessage": message,
+            "errorTrace": trace,
+            "isUserCanceledOrTimedOut": canceled or status == "TIMED_OUT" or None,
+        }
+    )
+
+
 @dataclass
 class JobRecord:
     key: str
@@ -124,14 +136,7 @@ class TaskRunRecord:
         return self.status in TERMINAL
 
     def state(self) -> dict[str, Any]:
-        return drop_none(
-            {
-                "status": self.status,
-                "stateMessage": self.state_message,
-                "errorTrace": self.error_trace,
-                "isUserCanceledOrTimedOut": self.user_canceled or self.status == "TIMED_OUT" or None,
-            }
-        )
+        return state_body(self.status, self.state_message, self.error_trace, self.user_canceled)
 
     def summary(self, root_key: str) -> dict[str, Any]:
         return drop_none(
@@ -215,15 +220,7 @@ class RunRecord:
         return self.status in TERMINAL
 
     def state(self) -> dict[str, Any]:
-        return drop_none(
-            {
-                "status": self.status,
-                "stateMessage": self.state_message,
-                "errorTrace": self.error_trace,
-                "isUserCanceledOrTimedOut": (self.cancel_at is not None or self.status == "TIMED_OUT")
-                or None,
-            }
-        )
+        return state_body(self.status, self.state_message, self.error_trace, self.cancel_at is not None)
 
     def summary(self) -> dict[str, Any]:
         return drop_none(
