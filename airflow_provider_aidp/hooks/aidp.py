@@ -275,7 +275,9 @@ class AIDPHook(BaseHook):
         self, *, job_key: str | None = None, statuses: list[str] | None = None, limit: int | None = None
     ) -> Iterator[JobRunSummary]:
         """``GET /jobRuns`` (``jobKey``, repeated ``status`` filters), every page, up to ``limit`` runs."""
-        for item in self._paginate("jobRuns", query=_run_filters(job_key, statuses), limit=limit):
+        for item in self._paginate(
+            "jobRuns", query=_run_filters([job_key] if job_key is not None else [], statuses), limit=limit
+        ):
             yield parse_model(JobRunSummary, item, "GET", "/jobRuns", None)
 
     def list_task_runs(self, run_key: str) -> Iterator[TaskRun]:
@@ -399,19 +401,17 @@ class AIDPHook(BaseHook):
         self, *, job_key: str | None = None, statuses: Sequence[str] | None = None
     ) -> list[JobRunSummary]:
         """Every page of ``GET /jobRuns`` (one list per call, however many runs; used by event triggers)."""
-        items = await self._apaginate("jobRuns", query=_run_filters(job_key, statuses))
-        return [parse_model(JobRunSummary, item, "GET", "/jobRuns", None) for item in items]
+        return await self.a_list_runs_of_jobs([job_key] if job_key is not None else [], statuses or ())
 
     async def a_list_runs_of_jobs(
         self, job_keys: Sequence[str], statuses: Sequence[str], *, page_size: int = 100
     ) -> list[JobRunSummary]:
-        """Every page of ``GET /jobRuns?jobKey=..&jobKey=..&status=..`` (the triggerer's status sweep);
-        no job keys: the workspace's runs of those statuses.
+        """Every page of ``GET /jobRuns?jobKey=..&jobKey=..&status=..`` (also the triggerer's status
+        sweep); no job keys: the workspace's runs of those statuses.
 
         The caller matches runs locally: the service may not apply the filters as the SDK reads them.
         """
-        query = [*(("jobKey", k) for k in job_keys), *(("status", s) for s in statuses)]
-        items = await self._apaginate("jobRuns", query=query, page_size=page_size)
+        items = await self._apaginate("jobRuns", query=_run_filters(job_keys, statuses), page_size=page_size)
         return [parse_model(JobRunSummary, item, "GET", "/jobRuns", None) for item in items]
 
     async def a_config(self) -> AIDPConnectionConfig:
@@ -430,8 +430,7 @@ class AIDPHook(BaseHook):
 
     async def a_run_url(self, run_key: str, job_key: str | None = None) -> str:
         """Async :meth:`get_run_url` (reads the connection without blocking the triggerer's loop)."""
-        config = (await self._astate()).config
-        assert config is not None
+        config = await self.a_config()
         return config.console_url(
             workspace_key=self.workspace_key or config.workspace_key, run_key=run_key, job_key=job_key
         )
@@ -450,8 +449,8 @@ def _with_parameters(payload: dict[str, Any], parameters: Any) -> dict[str, Any]
     return payload
 
 
-def _run_filters(job_key: str | None, statuses: Sequence[str] | None) -> list[tuple[str, Any]]:
-    return [("jobKey", job_key), *(("status", s) for s in statuses or ())]
+def _run_filters(job_keys: Sequence[str], statuses: Sequence[str] | None) -> list[tuple[str, Any]]:
+    return [*(("jobKey", k) for k in job_keys), *(("status", s) for s in statuses or ())]
 
 
 __all__ = ["USER_AGENT", "AIDPHook", "close_async_sessions"]

@@ -57,7 +57,6 @@ class Sweeper:
         self.conn_id, self.workspace_key = conn_id, workspace_key
         self.board = Board()
         self.page_size = PAGE_SIZE
-        self.cycles = 0
         self._wakes: dict[int, asyncio.Future[None]] = {}  # done: the watch was woken
         self._cycle_done: asyncio.Future[None] | None = None  # done when the running cycle ends
         self._kick = asyncio.Event()
@@ -170,7 +169,6 @@ class Sweeper:
         )
 
     def _finish(self) -> None:
-        self.cycles += 1
         done, self._cycle_done = self._cycle_done, None
         if done is not None:
             done.set_result(None)
