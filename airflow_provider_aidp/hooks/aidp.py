@@ -26,16 +26,15 @@ from airflow_provider_aidp.exceptions import (
 )
 from airflow_provider_aidp.hooks import auth
 from airflow_provider_aidp.hooks.connection import DEFAULT_CONN_ID, AIDPConnectionConfig
-from airflow_provider_aidp.hooks.responses import ApiResponse, JobDefinition, header, parse_items, parse_model
+from airflow_provider_aidp.hooks.responses import ApiResponse, JobDefinition, header, parse_model
 from airflow_provider_aidp.hooks.retry import RetryPolicy, new_retry_token
 from airflow_provider_aidp.hooks.transport import (
     USER_AGENT,
     AsyncState,
+    Pager,
     close_async_sessions,
     conclude,
     lease,
-    next_page,
-    page_query,
     plan_request,
     send_async,
     send_sync,
@@ -180,18 +179,10 @@ class AIDPHook(BaseHook):
         limit: int | None = None,
         page_size: int = 100,
     ) -> Iterator[dict[str, Any]]:
-        """Yield items across every page (``opc-next-page``), up to ``limit``."""
-        path, page, seen, yielded = "/" + "/".join(segments), None, set[str](), 0
-        while True:
-            resp = self._call("GET", *segments, query=page_query(query, page, page_size, limit, yielded))
-            for item in parse_items(resp.body, "GET", path, resp.request_id):
-                yield item
-                yielded += 1
-                if limit is not None and yielded >= limit:
-                    return
-            page = next_page(resp, seen, path)
-            if page is None:
-                return
+        """Yield items across every page (``opc-next-page``), up to ``limit``; pages load as consumed."""
+        pager = Pager(segments, query, page_size, limit)
+        while not pager.done:
+            yield from pager.take(self._call("GET", *segments, query=pager.query()))
 
     # --- jobs ---------------------------------------------------------------------------
 
@@ -382,15 +373,10 @@ class AIDPHook(BaseHook):
         self, *segments: str, query: Sequence[tuple[str, Any]] = (), page_size: int = 100
     ) -> list[dict[str, Any]]:
         """Every item across every page (the async listing reads whole collections)."""
-        path, page, seen, items = "/" + "/".join(segments), None, set[str](), list[dict[str, Any]]()
-        while True:
-            resp = await self._acall(
-                "GET", *segments, query=page_query(query, page, page_size, None, len(items))
-            )
-            items.extend(parse_items(resp.body, "GET", path, resp.request_id))
-            page = next_page(resp, seen, path)
-            if page is None:
-                return items
+        pager, items = Pager(segments, query, page_size, None), list[dict[str, Any]]()
+        while not pager.done:
+            items += pager.take(await self._acall("GET", *segments, query=pager.query()))
+        return items
 
     async def a_get_job_run(self, run_key: str) -> JobRun:
         """Async :meth:`get_job_run` (the trigger's poll)."""

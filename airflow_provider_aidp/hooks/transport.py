@@ -24,7 +24,7 @@ from airflow_provider_aidp.exceptions import AIDPResponseError, AIDPTransportErr
 from airflow_provider_aidp.hooks import auth
 from airflow_provider_aidp.hooks.connection import DEFAULT_MAX_REQUESTS_PER_SECOND, AIDPConnectionConfig
 from airflow_provider_aidp.hooks.pacing import RequestRateLimiter
-from airflow_provider_aidp.hooks.responses import ApiResponse, header, parse_response
+from airflow_provider_aidp.hooks.responses import ApiResponse, header, parse_items, parse_response
 from airflow_provider_aidp.hooks.retry import RETRY_STATUSES, RetryPolicy, new_request_id
 
 if TYPE_CHECKING:
@@ -211,27 +211,43 @@ async def send_async(state: AsyncState, plan: RequestPlan, timeout: float) -> An
 # --- pagination (shared by both loops) ----------------------------------------------------------
 
 
-def page_query(
-    query: Sequence[tuple[str, Any]], page: str | None, page_size: int, limit: int | None, seen: int
-) -> list[tuple[str, Any]]:
-    size = page_size if limit is None else max(1, min(page_size, limit - seen))
-    return [*query, ("limit", size), ("page", page)]
+class Pager:
+    """Where one listing is: the query of the next page and what a page answered. Both hook
+    loops (sync generator, async list) only send :meth:`query` and feed :meth:`take`."""
 
+    def __init__(
+        self, segments: Sequence[str], query: Sequence[tuple[str, Any]], page_size: int, limit: int | None
+    ) -> None:
+        self.path = "/" + "/".join(segments)
+        self.filters, self.page_size, self.limit = list(query), page_size, limit
+        self.page: str | None = None
+        self.seen: set[str] = set()
+        self.taken = 0
+        self.done = False
 
-def next_page(resp: ApiResponse, seen: set[str], path: str) -> str | None:
-    """The ``opc-next-page`` token to follow, ``None`` at the end; a repeated token is an error."""
-    page = resp.next_page
-    if page and page in seen:
-        raise AIDPResponseError(
-            f"Pagination loop: opc-next-page {page!r} repeated",
-            status=resp.status,
-            opc_request_id=resp.request_id,
-            method="GET",
-            path=path,
-        )
-    if page:
-        seen.add(page)
-    return page or None
+    def query(self) -> list[tuple[str, Any]]:
+        size = self.page_size if self.limit is None else max(1, min(self.page_size, self.limit - self.taken))
+        return [*self.filters, ("limit", size), ("page", self.page)]
+
+    def take(self, resp: ApiResponse) -> list[dict[str, Any]]:
+        """The page's items (up to ``limit``); a repeated ``opc-next-page`` token is an error."""
+        items = parse_items(resp.body, "GET", self.path, resp.request_id)
+        if self.limit is not None:
+            items = items[: self.limit - self.taken]
+        self.taken += len(items)
+        page = None if self.limit is not None and self.taken >= self.limit else resp.next_page or None
+        if page in self.seen:
+            raise AIDPResponseError(
+                f"Pagination loop: opc-next-page {page!r} repeated",
+                status=resp.status,
+                opc_request_id=resp.request_id,
+                method="GET",
+                path=self.path,
+            )
+        if page is not None:
+            self.seen.add(page)
+        self.page, self.done = page, page is None
+        return items
 
 
 # --- async shared state -------------------------------------------------------------------------

@@ -124,10 +124,7 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
             store.set(
                 STATE_STORE_KEY, {"run_key": run.key, "job_key": job_key, "generation": identity.generation}
             )
-        run_url = self._publish(context, run.key, job_key)
-        if self.wait_for_completion:
-            self._wait_for(context, run.key, run_url)
-        return run.key
+        return self._follow(context, run.key, job_key)
 
     def _resolve_job_key(self) -> str:
         if self.job_key:
@@ -363,7 +360,4 @@ class AIDPRepairJobRunOperator(_AIDPRunWaitOperator):
         )
         repaired = self.hook.repair_job_run(run.key, body, parameters=parameters, retry_token=token)
         self.log.info("Repairing tasks %s of AIDP job run %s", tasks, repaired.key)
-        run_url = self._publish(context, repaired.key, repaired.job_key or run.job_key)
-        if self.wait_for_completion:
-            self._wait_for(context, repaired.key, run_url)
-        return repaired.key
+        return self._follow(context, repaired.key, repaired.job_key or run.job_key)

@@ -136,10 +136,8 @@ class _AIDPRunWaitOperator(_AIDPRunTask):
         self.max_poll_errors = max_poll_errors
         self._active_run_key: str | None = None
 
-    # --- publishing ------------------------------------------------------------------------
-
-    def _publish(self, context: Context, run_key: str, job_key: str | None) -> str:
-        """Push run_key / run_url / job_key and log the URL, before any waiting."""
+    def _follow(self, context: Context, run_key: str, job_key: str | None) -> str:
+        """Publish the run (XComs ``run_key``/``run_url``/``job_key``, log) before any wait, then wait."""
         run_url = self.hook.get_run_url(run_key, job_key)
         self._lineage["run_key"] = run_key
         ti = context["ti"]
@@ -148,7 +146,9 @@ class _AIDPRunWaitOperator(_AIDPRunTask):
         if job_key:
             ti.xcom_push(key=JOB_KEY_XCOM_KEY, value=job_key)
         self.log.info("AIDP job run %s: %s", run_key, run_url)
-        return run_url
+        if self.wait_for_completion:
+            self._wait_for(context, run_key, run_url)
+        return run_key
 
     # --- waiting ---------------------------------------------------------------------------
 

@@ -14,20 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aidp.models.runs import JobRun
-
-# ErrorBudget, PollSchedule, is_transient_error, describe: re-exported (the names callers and tests know).
-from airflow_provider_aidp.runs.waiter import (  # noqa: F401
-    DEFAULT_MAX_POLL_ERRORS,
-    Action,
-    Done,
-    ErrorBudget,
-    Poll,
-    PollSchedule,
-    Sleep,
-    Waiter,
-    describe,
-    is_transient_error,
-)
+from airflow_provider_aidp.runs.waiter import DEFAULT_MAX_POLL_ERRORS, Action, Done, Poll, Sleep, Waiter
 
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook

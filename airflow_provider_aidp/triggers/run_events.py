@@ -33,7 +33,7 @@ from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPDuplicateJobEr
 from airflow_provider_aidp.models.runs import TERMINAL_STATUSES
 from airflow_provider_aidp.runs import watermark as wm
 from airflow_provider_aidp.runs.event_state import WatermarkStore
-from airflow_provider_aidp.runs.polling import describe
+from airflow_provider_aidp.runs.waiter import describe
 
 try:  # Airflow >= 3.0; defensive so this module imports wherever the provider does
     from airflow.triggers.base import BaseEventTrigger, TriggerEvent

@@ -16,7 +16,8 @@ from airflow_provider_aidp.exceptions import (
     AIDPTransportError,
 )
 from airflow_provider_aidp.models.runs import JobRun
-from airflow_provider_aidp.runs.polling import ErrorBudget, PollSchedule, is_transient_error, wait_for_run
+from airflow_provider_aidp.runs.polling import wait_for_run
+from airflow_provider_aidp.runs.waiter import ErrorBudget, PollSchedule, is_transient_error
 
 
 def test_schedule_grows_to_the_bound_with_jitter_and_respects_the_deadline() -> None:
