@@ -106,7 +106,7 @@ def list_jobs(call: Call) -> Result:
         j
         for j in jobs
         if (not keys or j.key in keys)
-        and ("displayName" not in q or j.body.get("name") == q["displayName"])
+        and ("displayName" not in q or views.name_matches(call.state.readings, q["displayName"], j.body))
         and ("displayNameContains" not in q or q["displayNameContains"] in str(j.body.get("name")))
         and ("path" not in q or views.path_matches(call.state.readings, q["path"], j.body))
     ]

@@ -19,6 +19,9 @@ from typing import Any
 
 #: ``GET /jobs?path=X`` keeps jobs whose folder is X | whose folder + "/" + name is X | ignores X.
 PATH_FILTERS = ("folder", "folder_and_name", "ignored")
+#: ``GET /jobs?displayName=X`` keeps jobs named exactly X | whose name contains X | named X in any
+#: letter case | ignores X.
+NAME_FILTERS = ("exact", "contains", "case_insensitive", "ignored")
 #: ``fetchOutput`` data of a notebook task: ipynb JSON (field notes) | plain text | HTML.
 OUTPUT_FORMATS = ("notebook", "text", "html")
 #: Which surfaces answer ``GET /taskRuns`` (the listing) with 404.
@@ -42,6 +45,7 @@ class Readings:
     """One choice per open behaviour; the defaults are the most likely reading."""
 
     path_filter: str = "folder"
+    name_filter: str = "exact"
     fill_defaults: bool = False
     output_format: str = "notebook"
     no_task_run_listing: str = "none"
@@ -89,6 +93,7 @@ class Readings:
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "path_filter": PATH_FILTERS,
+    "name_filter": NAME_FILTERS,
     "output_format": OUTPUT_FORMATS,
     "no_task_run_listing": NO_LISTING,
     "listed_attempts": LISTED_ATTEMPTS,
@@ -170,6 +175,16 @@ def iso_times(body: dict[str, Any]) -> dict[str, Any]:
         if isinstance(out.get(name), int):
             out[name] = rfc3339(out[name] / 1000)
     return out
+
+
+def matches_name(reading: str, wanted: str, name: Any) -> bool:
+    """Whether a job named ``name`` passes the ``displayName`` filter under ``reading``."""
+    name = str(name)
+    if reading == "contains":
+        return wanted in name
+    if reading == "case_insensitive":
+        return name.casefold() == wanted.casefold()
+    return reading == "ignored" or name == wanted
 
 
 def matches_path(reading: str, wanted: str, folder: Any, name: Any) -> bool:

@@ -31,6 +31,9 @@ READINGS: list[tuple[str, dict[str, Any]]] = [
     ("default", {}),
     ("path=folder_and_name", {"path_filter": "folder_and_name"}),
     ("path=ignored", {"path_filter": "ignored"}),
+    ("name=contains", {"name_filter": "contains"}),
+    ("name=case_insensitive+path=ignored", {"name_filter": "case_insensitive", "path_filter": "ignored"}),
+    ("name=ignored", {"name_filter": "ignored"}),
     ("filled_defaults", {"fill_defaults": True}),
     ("output=text", {"output_format": "text"}),
     ("output=html", {"output_format": "html"}),
@@ -137,6 +140,8 @@ def test_upsert_twice_leaves_one_job_and_sends_no_second_put(emu: AIDPEmulator) 
 
 def test_run_by_name_costs_one_post_the_polls_and_one_get(emu: AIDPEmulator) -> None:
     name, job_key = new_job(emu)
+    for decoy in (f"{name}_backfill", name.upper()):  # what a loose displayName filter also returns
+        AIDPHook().create_job({"name": decoy, "path": FOLDER, "maxConcurrentRuns": 1})
     mark = emu.requests[-1].seq
     op = AIDPRunJobOperator(task_id="t", job_name=name, job_path=FOLDER, poll_interval=0.1)
     result, ti, _ = execute(op)
