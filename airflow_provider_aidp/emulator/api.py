@@ -187,10 +187,10 @@ def _page(call: Call, items: list[Any]) -> tuple[list[Any], dict[str, str]]:
 def list_job_runs(call: Call, *, recent: bool = False) -> Result:
     q = call.query
     keys = set(q.getall("jobKey", []))
-    if recent and not keys:
+    ignored = call.state.readings.run_list_filters
+    if not keys and (recent or ignored == "job_key_required"):
         raise bad_request("jobKey is required")
     statuses = _statuses(call)
-    ignored = call.state.readings.run_list_filters
     if not recent and ignored in ("job_key_ignored", "ignored"):
         keys = set()
     if ignored in ("status_ignored", "ignored"):

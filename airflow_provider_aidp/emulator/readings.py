@@ -32,8 +32,9 @@ LISTED_ATTEMPTS = ("all", "latest")
 RETRY_TOKENS = ("honoured", "ignored")
 #: The status a queued run (and a not-yet-started task) reports when ``unknown_statuses`` is on.
 UNKNOWN_RUN_STATUS = "WAITING_FOR_RESOURCES"
-#: Which of ``GET /jobRuns``' repeated ``jobKey`` / ``status`` filters the server applies.
-RUN_LIST_FILTERS = ("applied", "status_ignored", "job_key_ignored", "ignored")
+#: Which of ``GET /jobRuns``' repeated ``jobKey`` / ``status`` filters the server applies; or it
+#: applies both and answers 400 without a ``jobKey`` (as ``recentJobRuns`` and ``taskRuns`` do).
+RUN_LIST_FILTERS = ("applied", "status_ignored", "job_key_ignored", "ignored", "job_key_required")
 #: Largest ``limit`` a list serves: up to 1000, larger -> 400 | at most 100 (larger is served as
 #: 100, with a next page) | at most 100, larger -> 400.
 PAGE_SIZES = ("max1000", "max100_clamp", "max100_reject")

@@ -32,6 +32,7 @@ def listed(api: Api, **params: object) -> list[str]:
         ("status_ignored", {"a_active", "a_done"}),
         ("job_key_ignored", {"a_active", "c_active"}),
         ("ignored", {"a_active", "a_done", "c_active"}),
+        ("job_key_required", {"a_active"}),
     ],
 )
 def test_run_list_filter_readings(emu: AIDPEmulator, api: Api, reading: str, wanted: set[str]) -> None:
@@ -44,6 +45,16 @@ def test_run_list_filter_readings(emu: AIDPEmulator, api: Api, reading: str, wan
     emu.set_readings(run_list_filters=reading)
     got = listed(api, jobKey=[jobs["a"], jobs["b"]], status=["QUEUED", "RUNNING", "PENDING"], limit=1000)
     assert got == sorted(runs[name] for name in wanted)
+
+
+def test_a_run_listing_without_job_key_is_refused_when_the_key_is_required(
+    emu: AIDPEmulator, api: Api
+) -> None:
+    api.create_job("job_0")
+    assert api("GET", "/jobRuns").status_code == 200
+    emu.set_readings(run_list_filters="job_key_required")
+    resp = api("GET", "/jobRuns", params={"status": "RUNNING"})
+    assert resp.status_code == 400 and "jobKey is required" in resp.json()["message"]
 
 
 @pytest.mark.parametrize(
