@@ -231,7 +231,10 @@ def delete_job_run(call: Call) -> Result:
 
 @idempotent
 def cancel_job_run(call: Call) -> Result:
-    return _run_view(call, call.state.store.cancel_run(call.scope, call.parts[1]))
+    run = call.state.store.cancel_run(call.scope, call.parts[1])
+    if call.state.readings.cancel_answer == "accepted":
+        return 202, None, {"opc-work-request-id": f"ocid1.workrequest.oc1..{run.key}"}
+    return _run_view(call, run)
 
 
 @idempotent

@@ -35,6 +35,9 @@ UNKNOWN_RUN_STATUS = "WAITING_FOR_RESOURCES"
 #: Which of ``GET /jobRuns``' repeated ``jobKey`` / ``status`` filters the server applies; or it
 #: applies both and answers 400 without a ``jobKey`` (as ``recentJobRuns`` and ``taskRuns`` do).
 RUN_LIST_FILTERS = ("applied", "status_ignored", "job_key_ignored", "ignored", "job_key_required")
+#: ``POST /jobRuns/{key}/actions/cancel`` answers the run (200, as the SDK's model says) | 202
+#: Accepted with no body and an ``opc-work-request-id`` (the cancel is a work request).
+CANCEL_ANSWERS = ("run", "accepted")
 #: Largest ``limit`` a list serves: up to 1000, larger -> 400 | at most 100 (larger is served as
 #: 100, with a next page) | at most 100, larger -> 400.
 PAGE_SIZES = ("max1000", "max100_clamp", "max100_reject")
@@ -56,6 +59,7 @@ class Readings:
     retry_tokens: str = "honoured"
     run_list_filters: str = "applied"
     page_size: str = "max1000"
+    cancel_answer: str = "run"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -101,6 +105,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "retry_tokens": RETRY_TOKENS,
     "run_list_filters": RUN_LIST_FILTERS,
     "page_size": PAGE_SIZES,
+    "cancel_answer": CANCEL_ANSWERS,
 }
 BOOLEANS = ("fill_defaults", "loose_types", "unknown_statuses")
 

@@ -119,3 +119,13 @@ def test_rate_limit_answers_429_with_retry_after_and_spares_the_control_api(
 def test_rate_limit_from_the_constructor() -> None:
     with AIDPEmulator(time_scale=0, rate_limit=7) as server:
         assert server.state.rate_limit.per_second == 7
+
+
+def test_an_accepted_cancel_answers_202_without_a_body(emu: AIDPEmulator, api: Api) -> None:
+    emu.script_task(task_key="t", duration=1000)
+    run = api.run(api.create_job("job_0", tasks=[task("t")]))
+    emu.set_readings(cancel_answer="accepted")
+    resp = api("POST", f"/jobRuns/{run['key']}/actions/cancel")
+    assert resp.status_code == 202 and resp.content == b"" and resp.headers["opc-work-request-id"]
+    emu.advance(5)
+    assert api.get_run(run["key"])["state"]["status"] == "CANCELED"
