@@ -167,7 +167,9 @@ def test_a_run_past_its_timeout_is_cancelled_and_the_cancel_operator_sees_a_run_
     result, ti, _ = execute(op)
     assert isinstance(result, AIDPRunTimeoutError) and result.canceled, result
     second = AIDPHook().create_job_run(other_key).key
-    cancel = AIDPCancelJobRunOperator(task_id="c", run_key=second, wait_for_termination=True, poll_interval=0.1)
+    cancel = AIDPCancelJobRunOperator(
+        task_id="c", run_key=second, wait_for_termination=True, poll_interval=0.1
+    )
     assert execute(cancel)[0] == [second]
     status = {r["key"]: r["state"]["status"] for r in emu.runs()}
     assert status[ti.xcoms["run_key"]] == status[second] == "CANCELED"
