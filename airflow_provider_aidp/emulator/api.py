@@ -106,7 +106,7 @@ def list_jobs(call: Call) -> Result:
         j
         for j in jobs
         if (not keys or j.key in keys)
-        and ("displayName" not in q or j.body.get("name") == q["displayName"])
+        and ("displayName" not in q or views.name_matches(call.state.readings, q["displayName"], j.body))
         and ("displayNameContains" not in q or q["displayNameContains"] in str(j.body.get("name")))
         and ("path" not in q or views.path_matches(call.state.readings, q["path"], j.body))
     ]
@@ -187,10 +187,10 @@ def _page(call: Call, items: list[Any]) -> tuple[list[Any], dict[str, str]]:
 def list_job_runs(call: Call, *, recent: bool = False) -> Result:
     q = call.query
     keys = set(q.getall("jobKey", []))
-    if recent and not keys:
+    ignored = call.state.readings.run_list_filters
+    if not keys and (recent or ignored == "job_key_required"):
         raise bad_request("jobKey is required")
     statuses = _statuses(call)
-    ignored = call.state.readings.run_list_filters
     if not recent and ignored in ("job_key_ignored", "ignored"):
         keys = set()
     if ignored in ("status_ignored", "ignored"):
@@ -231,7 +231,10 @@ def delete_job_run(call: Call) -> Result:
 
 @idempotent
 def cancel_job_run(call: Call) -> Result:
-    return _run_view(call, call.state.store.cancel_run(call.scope, call.parts[1]))
+    run = call.state.store.cancel_run(call.scope, call.parts[1])
+    if call.state.readings.cancel_answer == "accepted":
+        return 202, None, {"opc-work-request-id": f"ocid1.workrequest.oc1..{run.key}"}
+    return _run_view(call, run)
 
 
 @idempotent

@@ -19,6 +19,9 @@ from typing import Any
 
 #: ``GET /jobs?path=X`` keeps jobs whose folder is X | whose folder + "/" + name is X | ignores X.
 PATH_FILTERS = ("folder", "folder_and_name", "ignored")
+#: ``GET /jobs?displayName=X`` keeps jobs named exactly X | whose name contains X | named X in any
+#: letter case | ignores X.
+NAME_FILTERS = ("exact", "contains", "case_insensitive", "ignored")
 #: ``fetchOutput`` data of a notebook task: ipynb JSON (field notes) | plain text | HTML.
 OUTPUT_FORMATS = ("notebook", "text", "html")
 #: Which surfaces answer ``GET /taskRuns`` (the listing) with 404.
@@ -29,8 +32,12 @@ LISTED_ATTEMPTS = ("all", "latest")
 RETRY_TOKENS = ("honoured", "ignored")
 #: The status a queued run (and a not-yet-started task) reports when ``unknown_statuses`` is on.
 UNKNOWN_RUN_STATUS = "WAITING_FOR_RESOURCES"
-#: Which of ``GET /jobRuns``' repeated ``jobKey`` / ``status`` filters the server applies.
-RUN_LIST_FILTERS = ("applied", "status_ignored", "job_key_ignored", "ignored")
+#: Which of ``GET /jobRuns``' repeated ``jobKey`` / ``status`` filters the server applies; or it
+#: applies both and answers 400 without a ``jobKey`` (as ``recentJobRuns`` and ``taskRuns`` do).
+RUN_LIST_FILTERS = ("applied", "status_ignored", "job_key_ignored", "ignored", "job_key_required")
+#: ``POST /jobRuns/{key}/actions/cancel`` answers the run (200, as the SDK's model says) | 202
+#: Accepted with no body and an ``opc-work-request-id`` (the cancel is a work request).
+CANCEL_ANSWERS = ("run", "accepted")
 #: Largest ``limit`` a list serves: up to 1000, larger -> 400 | at most 100 (larger is served as
 #: 100, with a next page) | at most 100, larger -> 400.
 PAGE_SIZES = ("max1000", "max100_clamp", "max100_reject")
@@ -42,6 +49,7 @@ class Readings:
     """One choice per open behaviour; the defaults are the most likely reading."""
 
     path_filter: str = "folder"
+    name_filter: str = "exact"
     fill_defaults: bool = False
     output_format: str = "notebook"
     no_task_run_listing: str = "none"
@@ -51,6 +59,7 @@ class Readings:
     retry_tokens: str = "honoured"
     run_list_filters: str = "applied"
     page_size: str = "max1000"
+    cancel_answer: str = "run"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -89,12 +98,14 @@ class Readings:
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "path_filter": PATH_FILTERS,
+    "name_filter": NAME_FILTERS,
     "output_format": OUTPUT_FORMATS,
     "no_task_run_listing": NO_LISTING,
     "listed_attempts": LISTED_ATTEMPTS,
     "retry_tokens": RETRY_TOKENS,
     "run_list_filters": RUN_LIST_FILTERS,
     "page_size": PAGE_SIZES,
+    "cancel_answer": CANCEL_ANSWERS,
 }
 BOOLEANS = ("fill_defaults", "loose_types", "unknown_statuses")
 
@@ -170,6 +181,16 @@ def iso_times(body: dict[str, Any]) -> dict[str, Any]:
         if isinstance(out.get(name), int):
             out[name] = rfc3339(out[name] / 1000)
     return out
+
+
+def matches_name(reading: str, wanted: str, name: Any) -> bool:
+    """Whether a job named ``name`` passes the ``displayName`` filter under ``reading``."""
+    name = str(name)
+    if reading == "contains":
+        return wanted in name
+    if reading == "case_insensitive":
+        return name.casefold() == wanted.casefold()
+    return reading == "ignored" or name == wanted
 
 
 def matches_path(reading: str, wanted: str, folder: Any, name: Any) -> bool:

@@ -15,9 +15,14 @@ from .readings import (
     Readings,
     fill_job_defaults,
     iso_times,
+    matches_name,
     matches_path,
 )
 from .records import JobRecord
+
+
+def name_matches(readings: Readings, wanted: str, body: dict[str, Any]) -> bool:
+    return matches_name(readings.name_filter, wanted, body.get("name"))
 
 
 def path_matches(readings: Readings, wanted: str, body: dict[str, Any]) -> bool:

@@ -296,10 +296,11 @@ class AIDPHook(BaseHook):
         return self._model(ExportedTaskRunOutputContents, "POST", *segments, payload={"format": fmt})
 
     def cancel_job_run(self, run_key: str) -> JobRun:
-        """``POST /jobRuns/{key}/actions/cancel`` (token-protected): the run as the service answers."""
-        return self._model(
-            JobRun, "POST", "jobRuns", run_key, "actions", "cancel", retry_token=new_retry_token()
-        )
+        """``POST /jobRuns/{key}/actions/cancel`` (token-protected): the run as the service answers,
+        or as ``GET`` reads it when the answer has no body (a 202 work request)."""
+        segments = ("jobRuns", run_key, "actions", "cancel")
+        resp = self._call("POST", *segments, retry_token=new_retry_token(), allow_empty=True)
+        return _answered_run(resp, run_key) or self.get_job_run(run_key)
 
     def cancel_job_runs(self, job_key: str) -> None:
         """``POST /jobs/{key}/actions/cancelJobRuns`` (token-protected): cancel every active run of a job."""
@@ -424,8 +425,8 @@ class AIDPHook(BaseHook):
     async def a_cancel_job_run(self, run_key: str) -> JobRun:
         """Async :meth:`cancel_job_run` (deadline passed, or a user killed the deferred task)."""
         segments = ("jobRuns", run_key, "actions", "cancel")
-        resp = await self._acall("POST", *segments, retry_token=new_retry_token())
-        return parse_model(JobRun, resp.body, "POST", "/" + "/".join(segments), resp.request_id)
+        resp = await self._acall("POST", *segments, retry_token=new_retry_token(), allow_empty=True)
+        return _answered_run(resp, run_key) or await self.a_get_job_run(run_key)
 
 
 def _with_parameters(payload: dict[str, Any], parameters: Any) -> dict[str, Any]:
@@ -433,6 +434,13 @@ def _with_parameters(payload: dict[str, Any], parameters: Any) -> dict[str, Any]
     if params is not None:
         payload["parameters"] = [{"name": k, "value": v} for k, v in params.items()]
     return payload
+
+
+def _answered_run(resp: ApiResponse, run_key: str) -> JobRun | None:
+    """The run a cancel answered with; ``None`` when the answer had no body."""
+    if resp.body is None:
+        return None
+    return parse_model(JobRun, resp.body, "POST", f"/jobRuns/{run_key}/actions/cancel", resp.request_id)
 
 
 def _run_filters(job_keys: Sequence[str], statuses: Sequence[str] | None) -> list[tuple[str, Any]]:

@@ -1,9 +1,10 @@
 """Which listed job is "the job named N in folder F", whatever the server's ``path`` filter means.
 
 The SDK documents ``list_jobs(path=...)`` as "the fully qualified path where the job is stored",
-which may be the folder, the folder + name, or be normalised differently (a trailing slash). The
-hook therefore filters by name on the server and matches the folder here, accepting a job whose
-``path`` is the folder or the folder + name, with trailing slashes ignored.
+which may be the folder, the folder + name, or be normalised differently (a trailing slash); nor
+does it say whether ``displayName`` is an exact match. The hook therefore asks the server for the
+name only and matches both here: the exact name, and a ``path`` that is the folder or the folder +
+name, with trailing slashes ignored.
 """
 
 from __future__ import annotations

@@ -65,8 +65,13 @@ def parse_response(
     request_id: str,
     expect_json: bool,
     config: AIDPConnectionConfig | None,
+    allow_empty: bool = False,
 ) -> ApiResponse:
-    """Turn one HTTP answer into an :class:`ApiResponse` or the right ``AIDPApiError`` subclass."""
+    """Turn one HTTP answer into an :class:`ApiResponse` or the right ``AIDPApiError`` subclass.
+
+    ``allow_empty``: a 2xx with no body at all is an answer too (body ``None``), for actions the
+    service may accept without describing the result (a 202 work request).
+    """
     opc_request_id = header(headers, "opc-request-id") or request_id
     if not 200 <= status < 300:
         code, message = None, None
@@ -89,7 +94,7 @@ def parse_response(
         raise error_class_for_status(status)(
             message, status=status, code=code, opc_request_id=opc_request_id, method=method, path=path
         )
-    if not expect_json:
+    if not expect_json or (allow_empty and not raw.strip()):
         return ApiResponse(status, headers, None)
     content_type = (header(headers, "content-type") or "").lower()
     problem = None

@@ -45,6 +45,7 @@ class RequestPlan:
     body: bytes | None
     expect_json: bool
     request_id: str
+    allow_empty: bool = False  # a 2xx with no body is an answer (see ``parse_response``)
 
     @property
     def path(self) -> str:
@@ -66,6 +67,7 @@ def plan_request(
     retry_token: str | None = None,
     if_match: str | None = None,
     expect_json: bool = True,
+    allow_empty: bool = False,
 ) -> RequestPlan:
     request_id = new_request_id()
     headers = {
@@ -80,7 +82,7 @@ def plan_request(
         headers["if-match"] = if_match
     body = None if payload is None else json.dumps(payload, separators=(",", ":")).encode("utf-8")
     url = config.url(workspace, *segments, query=query)
-    return RequestPlan(method, url, headers, body, expect_json, request_id)
+    return RequestPlan(method, url, headers, body, expect_json, request_id, allow_empty)
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ def conclude(
             request_id=plan.request_id,
             expect_json=plan.expect_json,
             config=config,
+            allow_empty=plan.allow_empty,
         )
     except AIDPResponseError as exc:
         if 200 <= answer.status < 300:

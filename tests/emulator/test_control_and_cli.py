@@ -143,9 +143,7 @@ def test_cli_prints_a_working_connection(tmp_path: Path) -> None:
         from oci.signer import Signer
 
         session = requests.Session()
-        session.auth = Signer(
-            extra["tenancy"], extra["user"], extra["fingerprint"], extra["key_file"]
-        )
+        session.auth = Signer(extra["tenancy"], extra["user"], extra["fingerprint"], extra["key_file"])
         platform, ws = extra["ai_data_platform_id"], extra["workspace_key"]
         base = f"{url}/20260430/aiDataPlatforms/{platform}/workspaces/{ws}"
         assert session.get(base + "/jobs", timeout=5).status_code == 200

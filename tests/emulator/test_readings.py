@@ -50,6 +50,23 @@ def test_path_filter_readings(emu: AIDPEmulator, api: Api, reading: str, query: 
     assert bool(items) is found
 
 
+@pytest.mark.parametrize(
+    ("reading", "found"),
+    [
+        ("exact", {"etl.job"}),
+        ("contains", {"etl.job", "etl.job_backfill"}),
+        ("case_insensitive", {"etl.job", "ETL.JOB"}),
+        ("ignored", {"etl.job", "etl.job_backfill", "ETL.JOB", "other"}),
+    ],
+)
+def test_name_filter_readings(emu: AIDPEmulator, api: Api, reading: str, found: set[str]) -> None:
+    for name in ("etl.job", "etl.job_backfill", "ETL.JOB", "other"):
+        api.create_job(name=name)
+    emu.set_readings(name_filter=reading)
+    items = api("GET", "/jobs", params={"displayName": "etl.job"}).json()["items"]
+    assert {item["name"] for item in items} == found
+
+
 def test_filled_defaults_on_get_and_put_answers(emu: AIDPEmulator, api: Api) -> None:
     bare = {k: v for k, v in task("a").items() if k not in ("source",)}
     key = api.create_job(tasks=[bare])

@@ -32,6 +32,7 @@ def listed(api: Api, **params: object) -> list[str]:
         ("status_ignored", {"a_active", "a_done"}),
         ("job_key_ignored", {"a_active", "c_active"}),
         ("ignored", {"a_active", "a_done", "c_active"}),
+        ("job_key_required", {"a_active"}),
     ],
 )
 def test_run_list_filter_readings(emu: AIDPEmulator, api: Api, reading: str, wanted: set[str]) -> None:
@@ -44,6 +45,16 @@ def test_run_list_filter_readings(emu: AIDPEmulator, api: Api, reading: str, wan
     emu.set_readings(run_list_filters=reading)
     got = listed(api, jobKey=[jobs["a"], jobs["b"]], status=["QUEUED", "RUNNING", "PENDING"], limit=1000)
     assert got == sorted(runs[name] for name in wanted)
+
+
+def test_a_run_listing_without_job_key_is_refused_when_the_key_is_required(
+    emu: AIDPEmulator, api: Api
+) -> None:
+    api.create_job("job_0")
+    assert api("GET", "/jobRuns").status_code == 200
+    emu.set_readings(run_list_filters="job_key_required")
+    resp = api("GET", "/jobRuns", params={"status": "RUNNING"})
+    assert resp.status_code == 400 and "jobKey is required" in resp.json()["message"]
 
 
 @pytest.mark.parametrize(
@@ -108,3 +119,13 @@ def test_rate_limit_answers_429_with_retry_after_and_spares_the_control_api(
 def test_rate_limit_from_the_constructor() -> None:
     with AIDPEmulator(time_scale=0, rate_limit=7) as server:
         assert server.state.rate_limit.per_second == 7
+
+
+def test_an_accepted_cancel_answers_202_without_a_body(emu: AIDPEmulator, api: Api) -> None:
+    emu.script_task(task_key="t", duration=1000)
+    run = api.run(api.create_job("job_0", tasks=[task("t")]))
+    emu.set_readings(cancel_answer="accepted")
+    resp = api("POST", f"/jobRuns/{run['key']}/actions/cancel")
+    assert resp.status_code == 202 and resp.content == b"" and resp.headers["opc-work-request-id"]
+    emu.advance(5)
+    assert api.get_run(run["key"])["state"]["status"] == "CANCELED"

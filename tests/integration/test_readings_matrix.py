@@ -20,9 +20,9 @@ import pytest
 from airflow_provider_aidp import compat
 from airflow_provider_aidp.emulator import AIDPEmulator, Readings
 from airflow_provider_aidp.emulator.validation import GA, LA
-from airflow_provider_aidp.exceptions import AIDPJobRunError
+from airflow_provider_aidp.exceptions import AIDPJobRunError, AIDPRunTimeoutError
 from airflow_provider_aidp.hooks.aidp import AIDPHook
-from airflow_provider_aidp.operators.aidp import AIDPRunJobOperator
+from airflow_provider_aidp.operators.aidp import AIDPCancelJobRunOperator, AIDPRunJobOperator
 from airflow_provider_aidp.sensors.aidp import AIDPJobRunSensor
 from tests.integration.aidp_run_support import FakeTI, build_dag, execute, run_dag, xcoms
 
@@ -31,6 +31,10 @@ READINGS: list[tuple[str, dict[str, Any]]] = [
     ("default", {}),
     ("path=folder_and_name", {"path_filter": "folder_and_name"}),
     ("path=ignored", {"path_filter": "ignored"}),
+    ("name=contains", {"name_filter": "contains"}),
+    ("name=case_insensitive+path=ignored", {"name_filter": "case_insensitive", "path_filter": "ignored"}),
+    ("name=ignored", {"name_filter": "ignored"}),
+    ("cancel=accepted", {"cancel_answer": "accepted"}),
     ("filled_defaults", {"fill_defaults": True}),
     ("output=text", {"output_format": "text"}),
     ("output=html", {"output_format": "html"}),
@@ -137,6 +141,8 @@ def test_upsert_twice_leaves_one_job_and_sends_no_second_put(emu: AIDPEmulator) 
 
 def test_run_by_name_costs_one_post_the_polls_and_one_get(emu: AIDPEmulator) -> None:
     name, job_key = new_job(emu)
+    for decoy in (f"{name}_backfill", name.upper()):  # what a loose displayName filter also returns
+        AIDPHook().create_job({"name": decoy, "path": FOLDER, "maxConcurrentRuns": 1})
     mark = emu.requests[-1].seq
     op = AIDPRunJobOperator(task_id="t", job_name=name, job_path=FOLDER, poll_interval=0.1)
     result, ti, _ = execute(op)
@@ -149,6 +155,24 @@ def test_run_by_name_costs_one_post_the_polls_and_one_get(emu: AIDPEmulator) -> 
     assert sum("shouldIncludeTaskRunSummaries" in r.query for r in rest) <= 1
     assert not any("/taskRuns" in r.path for r in after)
     assert set(summary_tasks(ti.xcoms["run_summary"]).values()) == {"SUCCESS"}
+
+
+def test_a_run_past_its_timeout_is_cancelled_and_the_cancel_operator_sees_a_run_end(
+    emu: AIDPEmulator,
+) -> None:
+    (name, job_key), (other_name, other_key) = new_job(emu), new_job(emu)
+    for job in (name, other_name):
+        emu.script_task(job_name=job, task_key="extract", duration=3600)
+    op = AIDPRunJobOperator(task_id="t", job_key=job_key, poll_interval=0.1, timeout=0.5)
+    result, ti, _ = execute(op)
+    assert isinstance(result, AIDPRunTimeoutError) and result.canceled, result
+    second = AIDPHook().create_job_run(other_key).key
+    cancel = AIDPCancelJobRunOperator(
+        task_id="c", run_key=second, wait_for_termination=True, poll_interval=0.1
+    )
+    assert execute(cancel)[0] == [second]
+    status = {r["key"]: r["state"]["status"] for r in emu.runs()}
+    assert status[ti.xcoms["run_key"]] == status[second] == "CANCELED"
 
 
 def test_failing_run_names_each_failed_task_once_with_its_error_and_logs_its_output(

@@ -136,8 +136,14 @@ async def test_a_failing_sweep_falls_back_to_per_run_polling(emu: AIDPEmulator) 
         {"run_list_filters": "ignored", "unknown_statuses": True},
         {"run_list_filters": "status_ignored", "page_size": "max100_clamp"},
         {"run_list_filters": "job_key_ignored", "page_size": "max100_reject"},
+        {"run_list_filters": "job_key_required"},
     ],
-    ids=["filters-ignored+unknown-statuses", "status-ignored+clamped-pages", "job-key-ignored+limit-refused"],
+    ids=[
+        "filters-ignored+unknown-statuses",
+        "status-ignored+clamped-pages",
+        "job-key-ignored+limit-refused",
+        "job-key-required",
+    ],
 )
 async def test_readings_that_bend_the_listing_give_exact_events(
     emu: AIDPEmulator, readings: dict[str, Any]
@@ -152,6 +158,9 @@ async def test_readings_that_bend_the_listing_give_exact_events(
     assert max(len(run_gets(seen, k)) for k in runs) <= 3
     if readings.get("page_size") == "max100_reject":  # the sweeper fell back to the page size served
         assert {r.query["limit"][0] for r in listings(seen) if r.status == 200} == {"100"}
+    if readings.get("run_list_filters") == "job_key_required":  # refused workspace-wide, then by job
+        assert any(r.status == 400 and "jobKey" not in r.query for r in listings(seen))
+        assert any(r.status == 200 and "jobKey" in r.query for r in listings(seen))
 
 
 async def test_rate_limited_tenancy_fails_no_trigger(emu: AIDPEmulator) -> None:

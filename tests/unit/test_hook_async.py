@@ -190,6 +190,19 @@ async def test_cancel_post_retried_with_token(monkeypatch: pytest.MonkeyPatch, s
     assert len(server.seen) == 2 and len(tokens) == 1
 
 
+async def test_a_cancel_answered_without_a_body_reads_the_run(
+    monkeypatch: pytest.MonkeyPatch, server: Server
+) -> None:
+    server.script = [(202, b"", {"opc-work-request-id": "wr1"}), (200, run_body("r1", "RUNNING"))]
+    hook = make_hook(monkeypatch, host=server.url)
+    run = await hook.a_cancel_job_run("r1")
+    assert (run.key, run.status) == ("r1", "RUNNING")
+    assert [(s["method"], s["path"]) for s in server.seen] == [
+        ("POST", ws_path("jobRuns", "r1", "actions", "cancel")),
+        ("GET", ws_path("jobRuns", "r1")),
+    ]
+
+
 async def test_async_pagination_and_midway_error(monkeypatch: pytest.MonkeyPatch, server: Server) -> None:
     server.script = [
         (200, {"items": [{"key": "t1"}]}, {"opc-next-page": "p2"}),

@@ -122,6 +122,16 @@ def test_job_crud_and_actions(hook: AIDPHook, requests_mock: Any) -> None:
     assert requests_mock.last_request.json() == {"format": "IPYNB"}
 
 
+def test_a_cancel_answered_without_a_body_reads_the_run(hook: AIDPHook, requests_mock: Any) -> None:
+    requests_mock.post(f"{BASE}/jobRuns/r1/actions/cancel", status_code=202, content=b"")
+    requests_mock.get(f"{BASE}/jobRuns/r1", json=run_body("r1", "RUNNING"))
+    assert hook.cancel_job_run("r1").status == "RUNNING"
+    assert [r.method for r in requests_mock.request_history] == ["POST", "GET"]
+    requests_mock.get(f"{BASE}/jobRuns/r2", status_code=200, content=b"")  # elsewhere: still an error
+    with pytest.raises(exc.AIDPResponseError, match="empty body"):
+        hook.get_job_run("r2")
+
+
 def test_get_run_url(hook: AIDPHook) -> None:
     url = hook.get_run_url("run 1", "job1")
     assert "run%201" in url and "job1" in url and "ws1" in url

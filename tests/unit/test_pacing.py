@@ -57,8 +57,13 @@ def rate_from_extra(extra: Any) -> float:
 
 @pytest.mark.parametrize(
     ("extra", "expected"),
-    [({}, DEFAULT_MAX_REQUESTS_PER_SECOND), ({"max_requests_per_second": "5"}, 5.0),
-     ({"max_requests_per_second": 0}, 0.0), ({"max_requests_per_second": 2.5}, 2.5), (None, 20.0)],
+    [
+        ({}, DEFAULT_MAX_REQUESTS_PER_SECOND),
+        ({"max_requests_per_second": "5"}, 5.0),
+        ({"max_requests_per_second": 0}, 0.0),
+        ({"max_requests_per_second": 2.5}, 2.5),
+        (None, 20.0),
+    ],
 )
 def test_rate_from_extra(extra: Any, expected: float) -> None:
     assert rate_from_extra(extra) == expected
