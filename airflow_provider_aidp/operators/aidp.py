@@ -276,8 +276,12 @@ class AIDPCancelJobRunOperator(BaseOperator):
         return run_keys
 
     def _active_runs(self) -> list[str]:
+        """The job's active runs; the job key is matched locally (the server may ignore ``jobKey``)."""
+        from airflow_provider_aidp.runs.listed import of_jobs
+
         assert self.job_key is not None
-        return [r.key for r in self.hook.list_job_runs(job_key=self.job_key) if is_active(r.status)]
+        listed = of_jobs(self.hook.list_job_runs(job_key=self.job_key), [self.job_key])
+        return [r.key for r in listed if is_active(r.status)]
 
     def _cancel_one(self, run_key: str) -> None:
         try:

@@ -4,7 +4,8 @@ The field notes name ``GET .../jobRuns/{key}`` as the way to a run's "task-to-ta
 the SDK's ``JobRun`` carries ``taskToTaskRunMap`` (task key -> task-run key, the current attempt)
 and, when asked with ``shouldIncludeTaskRunSummaries``, ``taskRunSummaryMap``. That is the source
 here. The ``taskRuns`` listing is only a fallback: on some surface it may not exist (404), and it
-may keep superseded attempts after a repair, so it is reduced to the latest attempt per task.
+may keep superseded attempts after a repair, so it is reduced to the latest attempt per task, and
+its ``jobRunKey`` filter is checked locally (``runs/listed.py``): another run's task runs are dropped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from airflow_provider_aidp.exceptions import AIDPError
 from airflow_provider_aidp.models.runs import FAILED_STATUSES, JobRun, TaskRun
+from airflow_provider_aidp.runs.listed import of_run
 
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
@@ -96,7 +98,7 @@ def _fallback(hook: AIDPHook, run: JobRun, known: list[TaskRun], log: Any) -> li
     """States the run did not carry: from the listing, else one GET per task run of the map."""
     wanted = {t.key for t in known}
     try:
-        listed = list(hook.list_task_runs(run.key))
+        listed = of_run(hook.list_task_runs(run.key), run.key)  # the server may ignore jobRunKey
     except AIDPError as exc:
         log.info("No task-run listing for AIDP job run %s (%s); reading task runs one by one", run.key, exc)
         return [_detailed(hook, t, log) if t.status is None else t for t in known]

@@ -15,6 +15,9 @@ already handled but showed up terminal afterwards); the ``key@end`` identity let
 which ends a second time, be reported again while a run listed twice (one page shifted under
 us, or two polls) is reported once.
 
+Only the watched jobs' runs count (``runs/listed.py``): a service that ignores the listing's
+``jobKey`` filter must not make a watcher report, or advance its mark past, another job's runs.
+
 The watermark is plain JSON (:meth:`Watermark.to_json`) so the trigger can keep it in Airflow's
 asset state store and resume from it after a triggerer restart.
 """
@@ -22,11 +25,12 @@ asset state store and resume from it after a triggerer restart.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_aidp.models.runs import TERMINAL_STATUSES, JobRunSummary
+from airflow_provider_aidp.runs.listed import of_jobs
 
 #: Default lookback: a run reported terminal up to an hour after a later run ended is still caught.
 DEFAULT_LOOKBACK_SECONDS = 3600.0
@@ -87,30 +91,35 @@ def end_ms_of(run: JobRunSummary) -> int | None:
     return _iso_ms(extra.get("timeCreated"))
 
 
-def finished(runs: Iterable[JobRunSummary]) -> list[FinishedRun]:
-    """The terminal runs of a listing, one per key (a key listed twice counts once).
+def finished(runs: Iterable[JobRunSummary], job_keys: Collection[str]) -> list[FinishedRun]:
+    """The terminal runs of ``job_keys`` in a listing, one per key (a key listed twice counts once).
 
-    The status is checked here, not trusted to the server's ``status`` filter.
+    Status and job key are checked here, not trusted to the server's ``status`` / ``jobKey`` filters.
     """
     out: dict[str, FinishedRun] = {}
-    for run in runs:
+    for run in of_jobs(runs, job_keys):
         end = end_ms_of(run)
         if run.status in TERMINAL_STATUSES and end is not None:
             out[run.key] = FinishedRun(run.key, str(run.status), end, run)
     return list(out.values())
 
 
-def baseline(runs: Iterable[JobRunSummary], lookback_ms: int) -> Watermark:
+def baseline(runs: Iterable[JobRunSummary], lookback_ms: int, *, job_keys: Collection[str]) -> Watermark:
     """The first watermark: every run already finished counts as handled (history is not replayed)."""
-    return _advance(Watermark(0), finished(runs), lookback_ms)
+    return _advance(Watermark(0), finished(runs, job_keys), lookback_ms)
 
 
 def select(
-    mark: Watermark, runs: Iterable[JobRunSummary], statuses: Iterable[str], lookback_ms: int
+    mark: Watermark,
+    runs: Iterable[JobRunSummary],
+    statuses: Iterable[str],
+    lookback_ms: int,
+    *,
+    job_keys: Collection[str],
 ) -> tuple[list[FinishedRun], Watermark]:
-    """The runs to report now (oldest end first) and the watermark once they are reported."""
+    """The watched jobs' runs to report now (oldest end first) and the watermark once they are."""
     floor = mark.end_ms - lookback_ms
-    fresh = [r for r in finished(runs) if r.end_ms > floor and r.identity not in mark.seen]
+    fresh = [r for r in finished(runs, job_keys) if r.end_ms > floor and r.identity not in mark.seen]
     wanted = set(statuses)
     emit = sorted((r for r in fresh if r.status in wanted), key=lambda r: (r.end_ms, r.key))
     return emit, _advance(mark, fresh, lookback_ms)

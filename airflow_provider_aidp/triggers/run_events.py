@@ -6,8 +6,9 @@ Use it in an ``AssetWatcher``::
         name="daily_load_runs", trigger=AIDPJobRunEventTrigger(job_names=["daily_load"]))])
 
 Each poll makes one ``GET /jobRuns?jobKey=..`` listing (every page) per watched job, keeps the
-runs that are terminal *and* in ``statuses`` (checked locally, whatever the server's filter
-did), and yields one event per run not reported before (``runs/watermark.py``). The event's
+runs of the watched jobs that are terminal *and* in ``statuses`` (job key and status checked
+locally, whatever the server's filters did; a run listed without a job key is kept), and yields
+one event per run not reported before (``runs/watermark.py``). The event's
 payload becomes the asset event's ``extra["payload"]``.
 
 Restarts: the watermark is saved in the asset state store (Airflow >= 3.3), ``commit_delay``
@@ -171,11 +172,11 @@ class AIDPJobRunEventTrigger(BaseEventTrigger):
                     keys = keys or await self._resolve(hook)
                     runs = await self._list(hook, keys)
                     if mark is None:
-                        mark = wm.baseline(runs, self._lookback_ms)
+                        mark = wm.baseline(runs, self._lookback_ms, job_keys=keys)
                         await store.save(mark)
                         saved = mark
                     else:
-                        emit, target = wm.select(mark, runs, self.statuses, self._lookback_ms)
+                        emit, target = wm.select(mark, runs, self.statuses, self._lookback_ms, job_keys=keys)
                         for run in emit:
                             yield TriggerEvent(await self._payload(hook, run))
                             last_yield = time.monotonic()

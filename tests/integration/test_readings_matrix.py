@@ -3,13 +3,15 @@
 Only the field notes were verified live; where they and Oracle's SDK leave a behaviour open, the
 emulator plays each plausible reading (docs/emulator.md). Every test here runs once per
 (reading, surface): upsert twice, run by job_name + job_path, a failing run's diagnostics,
-repair_on_retry, the sensor and a deferred run. One in-process emulator serves the module with a
-fast clock; dag.test() is used where Airflow itself is part of the flow (retries, deferral, XCom
-templating).
+repair_on_retry, the sensor and a deferred run, cancelling a job's runs, and the run-events
+trigger watching one job while another runs (both list runs and must not trust the server's
+``jobKey`` filter). One in-process emulator serves the module with a fast clock; dag.test() is
+used where Airflow itself is part of the flow (retries, deferral, XCom templating).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -24,7 +26,9 @@ from airflow_provider_aidp.exceptions import AIDPJobRunError, AIDPRunTimeoutErro
 from airflow_provider_aidp.hooks.aidp import AIDPHook
 from airflow_provider_aidp.operators.aidp import AIDPCancelJobRunOperator, AIDPRunJobOperator
 from airflow_provider_aidp.sensors.aidp import AIDPJobRunSensor
+from airflow_provider_aidp.triggers.run_events import AIDPJobRunEventTrigger
 from tests.integration.aidp_run_support import FakeTI, build_dag, execute, run_dag, xcoms
+from tests.integration.run_events_support import FAST, FakeAssetState, Watcher, settle
 
 #: (id, readings) -- the default first, then one alternative reading at a time.
 READINGS: list[tuple[str, dict[str, Any]]] = [
@@ -43,6 +47,16 @@ READINGS: list[tuple[str, dict[str, Any]]] = [
     ("loose_types", {"loose_types": True}),
     ("unknown_statuses", {"unknown_statuses": True}),
     ("retry_tokens_ignored", {"retry_tokens": "ignored"}),
+    # GET /jobRuns filters and page sizes (two readings per row, as test_trigger_sweep.py does).
+    ("run_filters=ignored", {"run_list_filters": "ignored"}),
+    (
+        "run_filters=job_key_ignored+page=max100_reject",
+        {"run_list_filters": "job_key_ignored", "page_size": "max100_reject"},
+    ),
+    (
+        "run_filters=status_ignored+page=max100_clamp",
+        {"run_list_filters": "status_ignored", "page_size": "max100_clamp"},
+    ),
 ]
 FOLDER = "/Workspace/Shared"
 TASKS = ("extract", "transform", "load")
@@ -246,6 +260,45 @@ def test_repair_on_retry_sensor_and_deferred_run_through_dag_test(emu: AIDPEmula
     for task_id in ("repairing", "sensor", "deferred"):
         summary = xcoms(dag, run_id, task_id)["run_summary"]
         assert set(summary_tasks(summary).values()) == {"SUCCESS"}, (task_id, summary)
+
+
+def test_cancel_by_job_cancels_and_waits_for_that_jobs_runs_only(emu: AIDPEmulator) -> None:
+    name, job_key = new_job(emu, maxConcurrentRuns=2)
+    other_name, other_key = new_job(emu)
+    for job in (name, other_name):
+        emu.script_task(job_name=job, task_key="extract", duration=1000)
+    hook = AIDPHook()
+    mine = {hook.create_job_run(job_key).key for _ in range(2)}
+    other = hook.create_job_run(other_key).key
+    try:
+        op = AIDPCancelJobRunOperator(
+            task_id="c", job_key=job_key, wait_for_termination=True, poll_interval=0.1, timeout=5
+        )
+        result, _, _ = execute(op)
+        assert not isinstance(result, Exception), result  # e.g. a timeout waiting for the other run
+        assert sorted(result) == sorted(mine), result  # not the other job's run
+        assert {hook.get_job_run(k).status for k in mine} == {"CANCELED"}
+        assert hook.get_job_run(other).status == "RUNNING"
+    finally:
+        hook.cancel_job_run(other)
+
+
+async def test_run_events_trigger_reports_the_watched_jobs_runs_only(emu: AIDPEmulator) -> None:
+    name, job_key = new_job(emu)
+    _, other_key = new_job(emu)
+    state = FakeAssetState()
+    watcher = Watcher(AIDPJobRunEventTrigger(job_names=[name], folder=FOLDER, **FAST), state)
+    try:
+        await settle(state, 1)  # baselined
+        hook = AIDPHook()
+        other = await asyncio.to_thread(lambda: hook.create_job_run(other_key).key)
+        await asyncio.sleep(0.1)  # the other job's run ends first: reported first if it leaks
+        mine = await asyncio.to_thread(lambda: hook.create_job_run(job_key).key)
+        event = await watcher.next()
+        assert (event["run_key"], event["job_key"]) == (mine, job_key), (event, other)
+        assert await watcher.quiet(0.3) == []
+    finally:
+        await watcher.stop()
 
 
 @pytest.mark.parametrize("surface", [GA], indirect=True)

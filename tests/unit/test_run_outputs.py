@@ -10,7 +10,7 @@ import pytest
 from airflow_provider_aidp.hooks.jobs import normalize_folder, same_folder
 from airflow_provider_aidp.models.runs import JobRun, TaskRun, TaskRunOutput, is_terminal
 from airflow_provider_aidp.runs.outputs import render
-from airflow_provider_aidp.runs.task_runs import from_run, latest_per_task
+from airflow_provider_aidp.runs.task_runs import from_run, latest_per_task, latest_task_runs
 
 NOTEBOOK = {
     "cells": [
@@ -101,6 +101,32 @@ def test_task_runs_come_from_the_run_maps_latest_attempt_per_task() -> None:
         TaskRun(key="a2", task_key="a", retry_attempt=1, state={"status": "SUCCESS"}),
     ]
     assert [t.key for t in latest_per_task(reversed(listed))] == ["a2"]
+
+
+class _ListingHook:
+    """A run whose reads carry no task-run map: its task runs come from ``GET /taskRuns``."""
+
+    def __init__(self, listed: list[TaskRun]) -> None:
+        self.listed = listed
+
+    def get_job_run(self, key: str, *, include_task_runs: bool = False) -> JobRun:
+        return JobRun(key=key)
+
+    def list_task_runs(self, run_key: str) -> list[TaskRun]:
+        return self.listed
+
+
+def test_task_run_listing_fallback_drops_other_runs_task_runs() -> None:
+    """A server that ignores ``jobRunKey`` lists other runs' task runs, which may be later attempts
+    of the same task keys; only the run's own (and those listed without a run key) remain."""
+    listed = [
+        TaskRun(key="a1", task_key="a", job_run_key="r", retry_attempt=0, state={"status": "SUCCESS"}),
+        TaskRun(key="x9", task_key="a", job_run_key="other", retry_attempt=3, state={"status": "FAILED"}),
+        TaskRun(key="y1", task_key="y", job_run_key="other", state={"status": "FAILED"}),
+        TaskRun(key="b1", task_key="b", state={"status": "SUCCESS"}),  # no run key: cannot be checked
+    ]
+    got = latest_task_runs(_ListingHook(listed), JobRun(key="r"), log=None, detail_failed=False)  # type: ignore[arg-type]
+    assert sorted(t.key for t in got) == ["a1", "b1"]
 
 
 @pytest.mark.parametrize(

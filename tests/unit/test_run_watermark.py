@@ -11,40 +11,62 @@ from airflow_provider_aidp.models.runs import JobRunSummary
 from airflow_provider_aidp.runs import watermark as wm
 
 LOOKBACK = 60_000
+JOBS = ["job"]
 
 
 def run(key: str, status: str = "SUCCESS", end: int | None = 1_000, **extra: Any) -> JobRunSummary:
-    return JobRunSummary.model_validate({"key": key, "state": {"status": status}, "endTime": end, **extra})
+    body = {"key": key, "jobKey": "job", "state": {"status": status}, "endTime": end, **extra}
+    return JobRunSummary.model_validate(body)
 
 
 def test_baseline_counts_history_as_handled() -> None:
-    mark = wm.baseline([run("a", end=1_000), run("b", "RUNNING", end=None)], LOOKBACK)
-    emit, _ = wm.select(mark, [run("a", end=1_000), run("b", end=2_000)], ["SUCCESS"], LOOKBACK)
+    mark = wm.baseline([run("a", end=1_000), run("b", "RUNNING", end=None)], LOOKBACK, job_keys=JOBS)
+    emit, _ = wm.select(
+        mark, [run("a", end=1_000), run("b", end=2_000)], ["SUCCESS"], LOOKBACK, job_keys=JOBS
+    )
     assert [r.key for r in emit] == ["b"]
 
 
 def test_status_checked_locally_and_unwanted_runs_still_advance_the_mark() -> None:
     mark = wm.Watermark(0)
     listing = [run("ok", end=10), run("bad", "FAILED", end=20), run("live", "RUNNING", end=None)]
-    emit, mark = wm.select(mark, listing, ["SUCCESS"], LOOKBACK)
+    emit, mark = wm.select(mark, listing, ["SUCCESS"], LOOKBACK, job_keys=JOBS)
     assert [r.key for r in emit] == ["ok"]
     assert mark.end_ms == 20 and set(mark.seen) == {"ok@10", "bad@20"}
-    again, same = wm.select(mark, listing, ["SUCCESS"], LOOKBACK)
+    again, same = wm.select(mark, listing, ["SUCCESS"], LOOKBACK, job_keys=JOBS)
     assert again == [] and same == mark
+
+
+def test_job_key_checked_locally_other_jobs_runs_neither_reported_nor_moving_the_mark() -> None:
+    """A listing that ignored ``jobKey`` holds other jobs' runs: a later one must not raise the mark
+    past a watched run the service reports late, and none of them is reported."""
+    other = run("other", end=500_000, jobKey="other_job")
+    mark = wm.baseline([run("a", end=1_000), other], LOOKBACK, job_keys=JOBS)
+    assert mark.end_ms == 1_000 and set(mark.seen) == {"a@1000"}
+    late = run("late", end=2_000)
+    unkeyed = run("unkeyed", end=3_000, jobKey=None)  # cannot be checked: kept (runs/listed.py)
+    emit, mark = wm.select(
+        mark, [other, late, unkeyed, run("b", end=600_000, jobKey="x")], ["SUCCESS"], LOOKBACK, job_keys=JOBS
+    )
+    assert [r.key for r in emit] == ["late", "unkeyed"] and mark.end_ms == 3_000
+    both, _ = wm.select(wm.Watermark(0), [other, late], ["SUCCESS"], LOOKBACK, job_keys=["job", "other_job"])
+    assert [r.key for r in both] == ["late", "other"]
 
 
 def test_late_reported_run_within_lookback_is_caught_older_is_not() -> None:
     mark = wm.Watermark(100_000, {"x@100000": 100_000})
     late = run("late", end=100_000 - LOOKBACK + 1)
     ancient = run("ancient", end=100_000 - LOOKBACK)
-    emit, _ = wm.select(mark, [late, ancient], ["SUCCESS"], LOOKBACK)
+    emit, _ = wm.select(mark, [late, ancient], ["SUCCESS"], LOOKBACK, job_keys=JOBS)
     assert [r.key for r in emit] == ["late"]
 
 
 def test_repaired_run_ending_again_is_reported_again() -> None:
-    emit, mark = wm.select(wm.Watermark(0), [run("r", "FAILED", end=10)], ["SUCCESS", "FAILED"], LOOKBACK)
+    emit, mark = wm.select(
+        wm.Watermark(0), [run("r", "FAILED", end=10)], ["SUCCESS", "FAILED"], LOOKBACK, job_keys=JOBS
+    )
     assert [r.identity for r in emit] == ["r@10"]
-    emit, _ = wm.select(mark, [run("r", end=50)], ["SUCCESS", "FAILED"], LOOKBACK)
+    emit, _ = wm.select(mark, [run("r", end=50)], ["SUCCESS", "FAILED"], LOOKBACK, job_keys=JOBS)
     assert [r.identity for r in emit] == ["r@50"]
 
 
@@ -76,10 +98,10 @@ def test_any_split_into_polls_reports_each_finished_run_once(
     for key, status, end in sorted(endings, key=lambda e: e[2]):
         finished.setdefault(f"k{key}", (status, end))
     ordered = sorted(finished.items(), key=lambda kv: kv[1][1])
-    mark = wm.baseline([], LOOKBACK)
+    mark = wm.baseline([], LOOKBACK, job_keys=JOBS)
     reported: list[str] = []
     for cut in [*sorted(cuts), len(ordered)]:
         listing = [run(k, s, e) for k, (s, e) in ordered[:cut]]
-        emit, mark = wm.select(mark, listing, ["SUCCESS"], LOOKBACK)
+        emit, mark = wm.select(mark, listing, ["SUCCESS"], LOOKBACK, job_keys=JOBS)
         reported += [r.key for r in emit]
     assert sorted(reported) == sorted(k for k, (s, _) in finished.items() if s == "SUCCESS")
