@@ -2,9 +2,10 @@
 
 ``GET /jobRuns?jobKey=..`` and ``GET /taskRuns?jobRunKey=..`` filter on the server, but only the
 SDK's parameter names say how: a service may ignore ``jobKey`` (the emulator's
-``run_list_filters`` reading) or ``jobRunKey`` (``task_run_filter``) and answer with other jobs'
-runs or other runs' task runs. Every consumer of a listing therefore matches the key here, as
-``hooks/jobs.py`` matches a job's name and folder.
+``run_list_filters`` reading) or ``jobRunKey`` and answer with other jobs' runs or other runs'
+task runs. Every consumer of a listing therefore matches the key here, as ``hooks/jobs.py``
+matches a job's name and folder. (The triggerer's status sweep matches runs by run key in
+``runs/sweep.py``.)
 
 An item whose key field is missing cannot be checked and is kept: the SDK marks ``jobKey`` /
 ``jobRunKey`` optional in the summaries, and dropping such items would make a server that omits
