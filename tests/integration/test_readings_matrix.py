@@ -5,8 +5,9 @@ emulator plays each plausible reading (docs/emulator.md). Every test here runs o
 (reading, surface): upsert twice, run by job_name + job_path, a failing run's diagnostics,
 repair_on_retry, the sensor and a deferred run, cancelling a job's runs, and the run-events
 trigger watching one job while another runs (both list runs and must not trust the server's
-``jobKey`` filter). One in-process emulator serves the module with a fast clock; dag.test() is
-used where Airflow itself is part of the flow (retries, deferral, XCom templating).
+``jobKey`` filter; the service lists runs alike on both surfaces, so these two run on one).
+One in-process emulator serves the module with a fast clock; dag.test() is used where Airflow
+itself is part of the flow (retries, deferral, XCom templating).
 """
 
 from __future__ import annotations
@@ -262,6 +263,11 @@ def test_repair_on_retry_sensor_and_deferred_run_through_dag_test(emu: AIDPEmula
         assert set(summary_tasks(summary).values()) == {"SUCCESS"}, (task_id, summary)
 
 
+#: Run listings read the same on both surfaces: the two listing flows below run once per reading.
+LISTING_SURFACE = pytest.mark.parametrize("surface", [GA], indirect=True)
+
+
+@LISTING_SURFACE
 def test_cancel_by_job_cancels_and_waits_for_that_jobs_runs_only(emu: AIDPEmulator) -> None:
     name, job_key = new_job(emu, maxConcurrentRuns=2)
     other_name, other_key = new_job(emu)
@@ -283,6 +289,7 @@ def test_cancel_by_job_cancels_and_waits_for_that_jobs_runs_only(emu: AIDPEmulat
         hook.cancel_job_run(other)
 
 
+@LISTING_SURFACE
 async def test_run_events_trigger_reports_the_watched_jobs_runs_only(emu: AIDPEmulator) -> None:
     name, job_key = new_job(emu)
     _, other_key = new_job(emu)
