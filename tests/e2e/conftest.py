@@ -113,8 +113,8 @@ def airflow_deployment(e2e_dir: Path, emulator_process: EmulatorProcess) -> Iter
 EXAMPLE_DAGS = ("example_aidp_etl", "example_aidp_deferred", "example_aidp_failure_repair")
 
 
-#: emulator seconds each AIDP task of the deferred example takes (6 s real at TIME_SCALE 10)
-DEFERRED_EXAMPLE_TASK_SECONDS = 60.0
+#: emulator seconds the deferred example job's first AIDP task takes (15 s real at TIME_SCALE 10)
+DEFERRED_EXAMPLE_TASK_SECONDS = 150.0
 
 
 @pytest.fixture(scope="session")
@@ -126,14 +126,18 @@ def started_example_runs(
     Session-scoped and not waited for here, so tests that only need the deployment (the
     connection checks) run while the DAGs run; ``test_example_dags`` waits for the outcomes.
 
-    The deferred example's AIDP tasks are made to take a few real seconds. A trigger that fires
-    within about a second of the deferral hits an Airflow 3.3.2 scheduler race (apache/airflow
-    #67287: the worker's stale "success" from the defer exit is processed after the resumed
-    task instance is already QUEUED, and the scheduler fails it as "killed externally"). Real
-    AIDP runs take minutes, so this models production more closely than 1-second runs do.
+    The deferred example's AIDP runs are made to take 15 real seconds (their first task). A
+    trigger that fires before the worker's defer exit is processed hits an Airflow 3.3.2 scheduler
+    race (apache/airflow #67287: the worker's stale "success" from the defer exit is processed
+    after the resumed task instance is already QUEUED, and the scheduler fails it as "killed
+    externally"). That exit took about a second on an idle machine but up to ~8 s on a loaded
+    2-core one (6 s runs lost the race there). Real AIDP runs take minutes, so this models
+    production more closely.
     """
     emulator_process.client.script_task(
-        job_name="clickstream_sessionize", duration=DEFERRED_EXAMPLE_TASK_SECONDS
+        job_name="clickstream_sessionize",
+        task_key="sessionize_events",
+        duration=DEFERRED_EXAMPLE_TASK_SECONDS,
     )
     for dag_id in EXAMPLE_DAGS:
         airflow_deployment.wait_for_dag(dag_id)
