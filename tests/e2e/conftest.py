@@ -1,8 +1,11 @@
-"""Session fixtures for the end-to-end tests: one emulator process + one Airflow deployment.
+"""Fixtures shared by the end-to-end tests: one emulator process + one Airflow deployment.
 
 Both are started once for all e2e tests (starting Airflow costs ~20 s on 2 cores) and are always
-stopped in the fixture finalizers, whole process groups included, even when a test fails.
-Set ``AIDP_E2E_KEEP=1`` to keep the temp directories (logs) after the session.
+stopped in the fixture finalizers, whole process groups included, even when a test fails. They are
+package-scoped: stopped after the last e2e test, not at the end of the whole session (an idle
+deployment's scheduler, triggerer, dag-processor and api-server loops took about a quarter of a
+core for the rest of a full run).
+Set ``AIDP_E2E_KEEP=1`` to keep the temp directories (logs) after the tests.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def start_emulator(workdir: Path) -> EmulatorProcess:
     return EmulatorProcess(proc, url_file.read_text().strip(), connection)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def e2e_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="aidp-e2e-"))
     yield path
@@ -84,7 +87,7 @@ def e2e_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def emulator_process(e2e_dir: Path) -> Iterator[EmulatorProcess]:
     emu = start_emulator(e2e_dir)
     try:
@@ -93,7 +96,7 @@ def emulator_process(e2e_dir: Path) -> Iterator[EmulatorProcess]:
         emu.proc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def airflow_deployment(e2e_dir: Path, emulator_process: EmulatorProcess) -> Iterator[AirflowDeployment]:
     extra_env = {
         "AIRFLOW_CONN_AIDP_DEFAULT": json.dumps(emulator_process.connection),
@@ -117,13 +120,13 @@ EXAMPLE_DAGS = ("example_aidp_etl", "example_aidp_deferred", "example_aidp_failu
 DEFERRED_EXAMPLE_TASK_SECONDS = 150.0
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def started_example_runs(
     airflow_deployment: AirflowDeployment, emulator_process: EmulatorProcess
 ) -> dict[str, str]:
     """Trigger the three example DAGs (``airflow dags trigger``, in parallel); dag_id -> run_id.
 
-    Session-scoped and not waited for here, so tests that only need the deployment (the
+    Package-scoped and not waited for here, so tests that only need the deployment (the
     connection checks) run while the DAGs run; ``test_example_dags`` waits for the outcomes.
 
     The deferred example's AIDP runs are made to take 15 real seconds (their first task). A
