@@ -38,7 +38,8 @@ install() {  # $1 airflow, $2 python, $3 constraints, $4 venv: (re)create the ve
 }
 
 # The rows run side by side (their tests mostly wait on emulator clocks and Airflow's own loops, so
-# two cores carry three rows); each writes its own log, printed in row order when all are done.
+# two cores carry three rows, and .ci/run runs them alongside `make test`); each writes its own log,
+# printed in row order when all are done.
 started=$(date +%s)
 rows=()
 for row in "${MATRIX[@]}"; do

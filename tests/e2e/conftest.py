@@ -1,8 +1,11 @@
-"""Session fixtures for the end-to-end tests: one emulator process + one Airflow deployment.
+"""Fixtures shared by the end-to-end tests: one emulator process + one Airflow deployment.
 
 Both are started once for all e2e tests (starting Airflow costs ~20 s on 2 cores) and are always
-stopped in the fixture finalizers, whole process groups included, even when a test fails.
-Set ``AIDP_E2E_KEEP=1`` to keep the temp directories (logs) after the session.
+stopped in the fixture finalizers, whole process groups included, even when a test fails. They are
+package-scoped: stopped after the last e2e test, not at the end of the whole session (an idle
+deployment's scheduler, triggerer, dag-processor and api-server loops took about a quarter of a
+core for the rest of a full run).
+Set ``AIDP_E2E_KEEP=1`` to keep the temp directories (logs) after the tests.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def start_emulator(workdir: Path) -> EmulatorProcess:
     return EmulatorProcess(proc, url_file.read_text().strip(), connection)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def e2e_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="aidp-e2e-"))
     yield path
@@ -84,7 +87,7 @@ def e2e_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def emulator_process(e2e_dir: Path) -> Iterator[EmulatorProcess]:
     emu = start_emulator(e2e_dir)
     try:
@@ -93,7 +96,7 @@ def emulator_process(e2e_dir: Path) -> Iterator[EmulatorProcess]:
         emu.proc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def airflow_deployment(e2e_dir: Path, emulator_process: EmulatorProcess) -> Iterator[AirflowDeployment]:
     extra_env = {
         "AIRFLOW_CONN_AIDP_DEFAULT": json.dumps(emulator_process.connection),
@@ -113,27 +116,31 @@ def airflow_deployment(e2e_dir: Path, emulator_process: EmulatorProcess) -> Iter
 EXAMPLE_DAGS = ("example_aidp_etl", "example_aidp_deferred", "example_aidp_failure_repair")
 
 
-#: emulator seconds each AIDP task of the deferred example takes (6 s real at TIME_SCALE 10)
-DEFERRED_EXAMPLE_TASK_SECONDS = 60.0
+#: emulator seconds the deferred example job's first AIDP task takes (15 s real at TIME_SCALE 10)
+DEFERRED_EXAMPLE_TASK_SECONDS = 150.0
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def started_example_runs(
     airflow_deployment: AirflowDeployment, emulator_process: EmulatorProcess
 ) -> dict[str, str]:
     """Trigger the three example DAGs (``airflow dags trigger``, in parallel); dag_id -> run_id.
 
-    Session-scoped and not waited for here, so tests that only need the deployment (the
+    Package-scoped and not waited for here, so tests that only need the deployment (the
     connection checks) run while the DAGs run; ``test_example_dags`` waits for the outcomes.
 
-    The deferred example's AIDP tasks are made to take a few real seconds. A trigger that fires
-    within about a second of the deferral hits an Airflow 3.3.2 scheduler race (apache/airflow
-    #67287: the worker's stale "success" from the defer exit is processed after the resumed
-    task instance is already QUEUED, and the scheduler fails it as "killed externally"). Real
-    AIDP runs take minutes, so this models production more closely than 1-second runs do.
+    The deferred example's AIDP runs are made to take 15 real seconds (their first task). A
+    trigger that fires before the worker's defer exit is processed hits an Airflow 3.3.2 scheduler
+    race (apache/airflow #67287: the worker's stale "success" from the defer exit is processed
+    after the resumed task instance is already QUEUED, and the scheduler fails it as "killed
+    externally"). That exit took about a second on an idle machine but up to ~8 s on a loaded
+    2-core one (6 s runs lost the race there). Real AIDP runs take minutes, so this models
+    production more closely.
     """
     emulator_process.client.script_task(
-        job_name="clickstream_sessionize", duration=DEFERRED_EXAMPLE_TASK_SECONDS
+        job_name="clickstream_sessionize",
+        task_key="sessionize_events",
+        duration=DEFERRED_EXAMPLE_TASK_SECONDS,
     )
     for dag_id in EXAMPLE_DAGS:
         airflow_deployment.wait_for_dag(dag_id)
