@@ -39,7 +39,10 @@ READINGS: list[tuple[str, dict[str, Any]]] = [
     ("name=contains", {"name_filter": "contains"}),
     ("name=case_insensitive+path=ignored", {"name_filter": "case_insensitive", "path_filter": "ignored"}),
     ("name=ignored", {"name_filter": "ignored"}),
-    ("cancel=accepted", {"cancel_answer": "accepted"}),
+    (
+        "cancel=accepted+run_filters=job_key_required",
+        {"cancel_answer": "accepted", "run_list_filters": "job_key_required"},
+    ),
     ("filled_defaults", {"fill_defaults": True}),
     ("output=text", {"output_format": "text"}),
     ("output=html", {"output_format": "html"}),
