@@ -17,6 +17,7 @@ install: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check airflow_provider_aidp tests example_dags benchmarks
+	$(VENV)/bin/ruff format --check airflow_provider_aidp tests example_dags benchmarks
 	$(VENV)/bin/mypy airflow_provider_aidp
 
 test: lint

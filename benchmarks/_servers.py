@@ -116,8 +116,15 @@ class EmulatorSession:
         resp.raise_for_status()
         key = resp.json()["key"]
         cluster = {"clusterKey": "ck1", "clusterName": "bench_cluster"}
-        task = {"type": "NOTEBOOK_TASK", "taskKey": "main", "runIf": "ALL_SUCCESS", "cluster": cluster,
-                "source": "WORKSPACE", "notebookPath": f"/Workspace/Shared/{name}.ipynb", "dependsOn": []}
+        task = {
+            "type": "NOTEBOOK_TASK",
+            "taskKey": "main",
+            "runIf": "ALL_SUCCESS",
+            "cluster": cluster,
+            "source": "WORKSPACE",
+            "notebookPath": f"/Workspace/Shared/{name}.ipynb",
+            "dependsOn": [],
+        }
         body = {**head, "tasks": [task], "jobClusters": [cluster]}
         self.api.put(f"{self.prefix}/jobs/{key}", json=body, timeout=60).raise_for_status()
         self.control.script_task(job_name=name, outcome="SUCCESS", duration=task_seconds)

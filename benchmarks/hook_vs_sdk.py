@@ -79,7 +79,11 @@ def worker() -> None:
 def run_worker(client: str, spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker"],
-        input=json.dumps({**spec, "client": client}), env=env, capture_output=True, text=True, timeout=1800,
+        input=json.dumps({**spec, "client": client}),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     marked = [line for line in out.stdout.splitlines() if line.startswith(RESULT)]
     if out.returncode != 0 or not marked:
@@ -93,8 +97,11 @@ def per_call(spec: dict[str, Any], env: dict[str, str], rounds: int) -> dict[str
         for client in ("hook", "sdk") if rnd % 2 == 0 else ("sdk", "hook"):
             res = run_worker(client, spec, env)
             results[client].append(res)
-            print(f"  round {rnd + 1} {client:4}: p50 {res['latency_p50_ms']:.3f} ms, "
-                  f"CPU {res['cpu_per_call_ms']:.3f} ms/call", flush=True)
+            print(
+                f"  round {rnd + 1} {client:4}: p50 {res['latency_p50_ms']:.3f} ms, "
+                f"CPU {res['cpu_per_call_ms']:.3f} ms/call",
+                flush=True,
+            )
     return results
 
 
@@ -137,8 +144,11 @@ def main() -> int:
         emu = EmulatorSession.open(base)
         run_key = emu.create_run(emu.create_job("bench_job", 1.0))
         spec = {
-            "url": base, "run_key": run_key, "calls": args.calls,
-            "platform": emu.extra["ai_data_platform_id"], "workspace": emu.extra["workspace_key"],
+            "url": base,
+            "run_key": run_key,
+            "calls": args.calls,
+            "platform": emu.extra["ai_data_platform_id"],
+            "workspace": emu.extra["workspace_key"],
             "oci_config": emu.creds.oci_config(),
         }
         env[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = emu.connection_json()
@@ -153,10 +163,18 @@ def main() -> int:
         return median(r[key] for r in calls[client])
 
     rows = [
-        ("AIDPHook.get_job_run", m("hook", "latency_p50_ms"), m("hook", "latency_p99_ms"),
-         m("hook", "cpu_per_call_ms")),
-        ("WorkflowClient.get_job_run", m("sdk", "latency_p50_ms"), m("sdk", "latency_p99_ms"),
-         m("sdk", "cpu_per_call_ms")),
+        (
+            "AIDPHook.get_job_run",
+            m("hook", "latency_p50_ms"),
+            m("hook", "latency_p99_ms"),
+            m("hook", "cpu_per_call_ms"),
+        ),
+        (
+            "WorkflowClient.get_job_run",
+            m("sdk", "latency_p50_ms"),
+            m("sdk", "latency_p99_ms"),
+            m("sdk", "cpu_per_call_ms"),
+        ),
     ]
     pairs = list(zip(calls["hook"], calls["sdk"], strict=True))  # same round: same machine conditions
     lat_ratio = median(h["latency_p50_ms"] / s["latency_p50_ms"] for h, s in pairs)

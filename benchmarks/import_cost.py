@@ -65,13 +65,13 @@ def heavy_module_report(env: dict[str, str]) -> str:
     """Which packages each import adds on top of airflow.sdk, and which watched ones are loaded."""
     already = set(new_modules("", SDK, env))
     rows = []
-    for label, target in (("AIDP operator + sensor", f"{AIDP_OPERATOR}\n{AIDP_SENSOR}"),
-                          ("Databricks run operator", DATABRICKS_OPERATOR)):
+    for label, target in (
+        ("AIDP operator + sensor", f"{AIDP_OPERATOR}\n{AIDP_SENSOR}"),
+        ("Databricks run operator", DATABRICKS_OPERATOR),
+    ):
         added = new_modules(SDK, target, env)
         tops = Counter(m.split(".")[0] for m in added)
-        watched = sorted(
-            {w for w in WATCHED for m in added if m == w or m.startswith(w + ".")}
-        )
+        watched = sorted({w for w in WATCHED for m in added if m == w or m.startswith(w + ".")})
         top_text = ", ".join(f"{k} ({v})" for k, v in tops.most_common(8))
         rows.append((label, len(added), top_text, ", ".join(watched) or "none"))
     watched_in_sdk = sorted({w for w in WATCHED for m in already if m == w or m.startswith(w + ".")})
