@@ -265,14 +265,17 @@ class AIDPHook(BaseHook):
     def list_job_runs(
         self, *, job_key: str | None = None, statuses: list[str] | None = None, limit: int | None = None
     ) -> Iterator[JobRunSummary]:
-        """``GET /jobRuns`` (``jobKey``, repeated ``status`` filters), every page, up to ``limit`` runs."""
+        """``GET /jobRuns`` (``jobKey``, repeated ``status`` filters), every page, up to ``limit`` runs.
+
+        The runs are as listed: a service may not apply the filters (match with ``runs.listed``)."""
         for item in self._paginate(
             "jobRuns", query=_run_filters([job_key] if job_key is not None else [], statuses), limit=limit
         ):
             yield parse_model(JobRunSummary, item, "GET", "/jobRuns", None)
 
     def list_task_runs(self, run_key: str) -> Iterator[TaskRun]:
-        """``GET /taskRuns?jobRunKey=``: every task run (all attempts) of a run, every page."""
+        """``GET /taskRuns?jobRunKey=``: every task run (all attempts) of a run, every page, as listed
+        (``runs.listed.of_run`` drops another run's, should the service ignore the filter)."""
         for item in self._paginate("taskRuns", query=[("jobRunKey", run_key)]):
             yield parse_model(TaskRun, item, "GET", "/taskRuns", None)
 
