@@ -18,6 +18,7 @@ from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPError
 from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
 from airflow_provider_aidp.runs import finish, polling, report
 from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS
+from airflow_provider_aidp.runs.waiter import DEFAULT_MAX_POLL_ERRORS
 from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ class _AIDPRunWaitOperator(_AIDPRunTask):
         cancel_on_kill: bool = True,
         fetch_output: str = "on_failure",
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
-        max_poll_errors: int = polling.DEFAULT_MAX_POLL_ERRORS,
+        max_poll_errors: int = DEFAULT_MAX_POLL_ERRORS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aidp.models.runs import JobRun
-from airflow_provider_aidp.runs.waiter import DEFAULT_MAX_POLL_ERRORS, Action, Done, Poll, Sleep, Waiter
+from airflow_provider_aidp.runs.waiter import Action, Done, Poll, Sleep, Waiter
 
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
@@ -82,28 +82,12 @@ def wait_for_run(
     hook: AIDPHook,
     run_key: str,
     *,
-    poll_interval: float,
-    deadline: float | None,
-    max_poll_errors: int = DEFAULT_MAX_POLL_ERRORS,
-    cancel_on_timeout: bool = True,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
-    log: Any = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Poll one run (one GET per poll) until terminal, deadline or spent error budget."""
-    waiter = Waiter(
-        run_key,
-        poll_interval=poll_interval,
-        deadline=deadline,
-        now=clock(),
-        max_poll_errors=max_poll_errors,
-        cancel_on_timeout=cancel_on_timeout,
-        log=log,
-    )
-    return drive(
-        waiter,
-        lambda: hook.get_job_run(run_key),
-        lambda: hook.cancel_job_run(run_key),
-        sleep=sleep,
-        clock=clock,
-    )
+    """Poll one run (one GET per poll) until terminal, deadline or spent error budget; ``options``
+    are the :class:`Waiter`'s (``poll_interval``, ``deadline``, ``max_poll_errors``, ...)."""
+    waiter = Waiter(run_key, now=clock(), **options)
+    observe, cancel = (lambda: hook.get_job_run(run_key)), (lambda: hook.cancel_job_run(run_key))
+    return drive(waiter, observe, cancel, sleep=sleep, clock=clock)

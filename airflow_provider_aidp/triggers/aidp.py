@@ -9,6 +9,7 @@ on a triggerer restart.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -68,19 +69,10 @@ class AIDPJobRunTrigger(BaseTrigger):
         self.cancel_on_kill = bool(cancel_on_kill)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "run_key": self.run_key,
-                "aidp_conn_id": self.aidp_conn_id,
-                "workspace_key": self.workspace_key,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "max_poll_errors": self.max_poll_errors,
-                "cancel_on_timeout": self.cancel_on_timeout,
-                "cancel_on_kill": self.cancel_on_kill,
-            },
-        )
+        """Every ``__init__`` parameter, read from its attribute, so a restarted triggerer resumes as is
+        (a new parameter cannot be left out)."""
+        names = list(inspect.signature(AIDPJobRunTrigger.__init__).parameters)[1:]
+        return f"{type(self).__module__}.{type(self).__qualname__}", {n: getattr(self, n) for n in names}
 
     def _hook(self) -> AIDPHook:
         from airflow_provider_aidp.hooks.aidp import AIDPHook
