@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import inspect
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -114,21 +115,10 @@ class AIDPJobRunEventTrigger(BaseEventTrigger):
         self.include_parameters = bool(include_parameters)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "job_keys": self.job_keys,
-                "job_names": self.job_names,
-                "folder": self.folder,
-                "statuses": self.statuses,
-                "aidp_conn_id": self.aidp_conn_id,
-                "workspace_key": self.workspace_key,
-                "poll_interval": self.poll_interval,
-                "lookback_seconds": self.lookback_seconds,
-                "commit_delay": self.commit_delay,
-                "include_parameters": self.include_parameters,
-            },
-        )
+        """Every ``__init__`` parameter (normalized), read from its attribute: a restarted triggerer
+        resumes the same watcher, and a new parameter cannot be left out."""
+        names = list(inspect.signature(AIDPJobRunEventTrigger.__init__).parameters)[1:]
+        return f"{type(self).__module__}.{type(self).__qualname__}", {n: getattr(self, n) for n in names}
 
     @property
     def state_key(self) -> str:
