@@ -166,8 +166,8 @@ def manage_permission(call: Call) -> Result:
 
 
 def _run_view(call: Call, run: RunRecord) -> Result:
-    summaries = call.query.get("shouldIncludeTaskRunSummaries", "false").lower() == "true"
-    body = run.render(call.api_version, include_summaries=summaries)
+    asked = call.query.get("shouldIncludeTaskRunSummaries")
+    body = run.render(call.api_version, include_summaries=call.state.readings.includes_summaries(asked))
     return with_etag(views.run(call.state.readings, body))
 
 

@@ -42,6 +42,11 @@ CANCEL_ANSWERS = ("run", "accepted")
 #: 100, with a next page) | at most 100, larger -> 400.
 PAGE_SIZES = ("max1000", "max100_clamp", "max100_reject")
 UNKNOWN_TASK_STATUS = "NOT_STARTED"
+#: ``GET /jobRuns/{key}``'s ``taskRunSummaryMap`` (SDK: untyped ``dict(str, object)``; "when
+#: ``shouldIncludeTaskRunSummaries`` is omitted, a server-side default applies"): only when asked,
+#: keyed by task-run key | also when not asked (the default is on) | never (the flag is ignored) |
+#: keyed by task key | flat summaries (``status`` etc. at the top, no ``state`` object).
+TASK_RUN_SUMMARIES = ("on_request", "default_on", "never", "by_task_key", "flat")
 
 
 @dataclass
@@ -60,6 +65,7 @@ class Readings:
     run_list_filters: str = "applied"
     page_size: str = "max1000"
     cancel_answer: str = "run"
+    task_run_summaries: str = "on_request"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -92,6 +98,14 @@ class Readings:
             self.page_size
         ]
 
+    def includes_summaries(self, asked: str | None) -> bool:
+        """Whether a run's GET carries ``taskRunSummaryMap``, given ``shouldIncludeTaskRunSummaries``."""
+        if self.task_run_summaries == "never":
+            return False
+        if self.task_run_summaries == "default_on":
+            return (asked or "true").lower() != "false"
+        return (asked or "false").lower() == "true"
+
     def listing_404(self, api_version: str) -> bool:
         return self.no_task_run_listing in ("all", api_version)
 
@@ -106,6 +120,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "run_list_filters": RUN_LIST_FILTERS,
     "page_size": PAGE_SIZES,
     "cancel_answer": CANCEL_ANSWERS,
+    "task_run_summaries": TASK_RUN_SUMMARIES,
 }
 BOOLEANS = ("fill_defaults", "loose_types", "unknown_statuses")
 

@@ -41,8 +41,26 @@ def run(readings: Readings, body: dict[str, Any]) -> dict[str, Any]:
     )
     summaries = out.get("taskRunSummaryMap")
     if isinstance(summaries, dict):
-        out["taskRunSummaryMap"] = {k: task_run(readings, v) for k, v in summaries.items()}
+        out["taskRunSummaryMap"] = _summary_map(
+            readings, {k: task_run(readings, v) for k, v in summaries.items()}
+        )
     return out
+
+
+def _summary_map(readings: Readings, summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The ``taskRunSummaryMap`` as keyed (task-run key, or task key) and shaped (state object, or flat)."""
+    if readings.task_run_summaries == "by_task_key":
+        return {str(s.get("taskKey")): s for s in summaries.values()}
+    if readings.task_run_summaries == "flat":
+        return {k: _flat(s) for k, s in summaries.items()}
+    return summaries
+
+
+def _flat(summary: dict[str, Any]) -> dict[str, Any]:
+    """An untyped summary with the state's fields at the top level (``status``, ``stateMessage``)."""
+    out = {k: v for k, v in summary.items() if k != "state"}
+    state = summary.get("state")
+    return {**out, **state} if isinstance(state, dict) else out
 
 
 def task_run(readings: Readings, body: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,15 @@ import datetime as dt
 import logging
 from typing import Annotated, Any
 
-from pydantic import AliasGenerator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from airflow_provider_aidp.exceptions import AIDPConfigError
@@ -224,6 +232,9 @@ class JobRunSummary(ResponseModel):
         return self.state.status
 
 
+_STATE_FIELDS = ("status", "stateMessage", "errorTrace", "isUserCanceledOrTimedOut")
+
+
 class TaskRun(ResponseModel):
     """A task run (GET /taskRuns/{key}) or a task-run summary (GET /taskRuns?jobRunKey=...)."""
 
@@ -238,6 +249,16 @@ class TaskRun(ResponseModel):
     retry_attempt: int | None = None
     output_key: OptText = None
     task: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_state(cls, data: Any) -> Any:
+        """A ``taskRunSummaryMap`` entry is untyped (``dict(str, object)``): a service may put the
+        state's fields (``status``, ``stateMessage``, ...) at the top instead of in ``state``."""
+        if not isinstance(data, dict) or "state" in data or "status" not in data:
+            return data
+        state = {k: v for k, v in data.items() if k in _STATE_FIELDS}
+        return {**{k: v for k, v in data.items() if k not in _STATE_FIELDS}, "state": state}
 
     @property
     def status(self) -> str | None:

@@ -131,6 +131,32 @@ def test_listing_after_a_repair(emu: AIDPEmulator, api: Api, listed: str, count:
     assert newest["key"] == latest and newest["state"]["status"] == "SUCCESS" and newest["retryAttempt"] == 1
 
 
+@pytest.mark.parametrize(
+    ("reading", "asked", "unasked"),
+    [("on_request", True, False), ("default_on", True, True), ("never", False, False)],
+)
+def test_when_a_run_carries_task_run_summaries(
+    emu: AIDPEmulator, api: Api, reading: str, asked: bool, unasked: bool
+) -> None:
+    run = finished_run(emu, api)
+    emu.set_readings(task_run_summaries=reading)
+    flag = {"shouldIncludeTaskRunSummaries": "true"}
+    assert ("taskRunSummaryMap" in api("GET", f"/jobRuns/{run['key']}", params=flag).json()) is asked
+    assert ("taskRunSummaryMap" in api.get_run(run["key"])) is unasked
+    assert api.get_run(run["key"])["taskToTaskRunMap"] == run["taskToTaskRunMap"]  # the map always comes
+
+
+def test_task_run_summaries_keyed_by_task_key_or_flat(emu: AIDPEmulator, api: Api) -> None:
+    run = finished_run(emu, api)
+    tr_key, flag = run["taskToTaskRunMap"]["a"], {"shouldIncludeTaskRunSummaries": "true"}
+    emu.set_readings(task_run_summaries="by_task_key")
+    keyed = api("GET", f"/jobRuns/{run['key']}", params=flag).json()["taskRunSummaryMap"]
+    assert list(keyed) == ["a"] and keyed["a"]["key"] == tr_key
+    emu.set_readings(task_run_summaries="flat")
+    (flat,) = api("GET", f"/jobRuns/{run['key']}", params=flag).json()["taskRunSummaryMap"].values()
+    assert flat["status"] == "SUCCESS" and "state" not in flat and flat["key"] == tr_key
+
+
 def test_loose_types_and_unknown_statuses(emu: AIDPEmulator, api: Api) -> None:
     emu.set_readings(loose_types=True, unknown_statuses=True)
     emu.state.timings.pending_s = 0.0

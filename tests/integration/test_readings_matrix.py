@@ -51,6 +51,14 @@ READINGS: list[tuple[str, dict[str, Any]]] = [
     ("loose_types", {"loose_types": True}),
     ("unknown_statuses", {"unknown_statuses": True}),
     ("retry_tokens_ignored", {"retry_tokens": "ignored"}),
+    # GET /jobRuns/{key}'s taskRunSummaryMap: when it comes, how it is keyed and shaped.
+    (
+        "summaries=never+no_listing_on_20240831",
+        {"task_run_summaries": "never", "no_task_run_listing": "20240831"},
+    ),
+    ("summaries=default_on", {"task_run_summaries": "default_on"}),
+    ("summaries=by_task_key", {"task_run_summaries": "by_task_key"}),
+    ("summaries=flat", {"task_run_summaries": "flat"}),
     # GET /jobRuns filters and page sizes (two readings per row, as test_trigger_sweep.py does).
     ("run_filters=ignored", {"run_list_filters": "ignored"}),
     (
@@ -169,9 +177,16 @@ def test_run_by_name_costs_one_post_the_polls_and_one_get(emu: AIDPEmulator) -> 
     post_at = [i for i, r in enumerate(after) if r.method == "POST"]
     assert len(post_at) == 1 and after[post_at[0]].path.endswith("/jobRuns")
     rest = after[post_at[0] + 1 :]
-    assert all(r.method == "GET" and r.path.endswith(f"/jobRuns/{result}") for r in rest), rest
-    assert sum("shouldIncludeTaskRunSummaries" in r.query for r in rest) <= 1
-    assert not any("/taskRuns" in r.path for r in after)
+    polls = [r for r in rest if r.path.endswith(f"/jobRuns/{result}")]
+    task_reads = [r for r in rest if r not in polls]
+    assert all(r.method == "GET" for r in rest), rest
+    assert sum("shouldIncludeTaskRunSummaries" in r.query for r in polls) <= 1
+    if emu.readings.task_run_summaries == "never":  # the run names its task runs but not their states
+        listing = [r for r in task_reads if r.path.endswith("/taskRuns")]
+        assert all("/taskRuns" in r.path for r in task_reads) and len(listing) == 1, task_reads
+        assert len(task_reads) == 1 or len(task_reads) == 1 + len(TASKS), task_reads  # listing, else each
+    else:
+        assert not task_reads and not any("/taskRuns" in r.path for r in after), task_reads
     assert set(summary_tasks(ti.xcoms["run_summary"]).values()) == {"SUCCESS"}
 
 

@@ -103,6 +103,24 @@ def test_task_runs_come_from_the_run_maps_latest_attempt_per_task() -> None:
     assert [t.key for t in latest_per_task(reversed(listed))] == ["a2"]
 
 
+def test_summary_map_keyed_by_task_key_or_flat_still_gives_each_tasks_state() -> None:
+    """``taskRunSummaryMap`` is untyped in the SDK: keyed by task key, or the state's fields at the top."""
+    run = JobRun.model_validate(
+        {
+            "key": "r",
+            "taskToTaskRunMap": {"a": "a2", "b": "b1"},
+            "taskRunSummaryMap": {
+                "a": {"key": "a2", "taskKey": "a", "state": {"status": "SUCCESS"}},
+                "b1": {"key": "b1", "taskKey": "b", "status": "FAILED", "stateMessage": "bad rows"},
+            },
+        }
+    )
+    tasks = {t.task_key: t for t in from_run(run) or []}
+    assert {k: (t.key, t.status) for k, t in tasks.items()} == {"a": ("a2", "SUCCESS"), "b": ("b1", "FAILED")}
+    assert tasks["b"].state.state_message == "bad rows"
+    assert "status" not in tasks["b"].model_dump(by_alias=True, exclude_none=True)  # lifted, not kept twice
+
+
 class _ListingHook:
     """A run whose reads carry no task-run map: its task runs come from ``GET /taskRuns``."""
 
