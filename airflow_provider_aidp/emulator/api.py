@@ -112,7 +112,7 @@ def list_jobs(call: Call) -> Result:
     ]
     jobs = sort_items(jobs, q, lambda j: j.created, lambda j: str(j.body.get("name")))
     page, headers = _page(call, jobs)
-    return 200, {"items": [j.summary() for j in page]}, headers
+    return 200, {"items": [views.job_summary(call.state.readings, j) for j in page]}, headers
 
 
 @idempotent

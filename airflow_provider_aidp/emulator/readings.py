@@ -47,6 +47,9 @@ UNKNOWN_TASK_STATUS = "NOT_STARTED"
 #: keyed by task-run key | also when not asked (the default is on) | never (the flag is ignored) |
 #: keyed by task key | flat summaries (``status`` etc. at the top, no ``state`` object).
 TASK_RUN_SUMMARIES = ("on_request", "default_on", "never", "by_task_key", "flat")
+#: ``GET /jobs`` items: the SDK's ``JobSummary`` (with ``path``) | only ``key`` and ``name`` (a
+#: listing that leaves the folder to ``GET /jobs/{key}``).
+JOB_LIST_FIELDS = ("full", "key_and_name")
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Readings:
     page_size: str = "max1000"
     cancel_answer: str = "run"
     task_run_summaries: str = "on_request"
+    job_list_fields: str = "full"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -121,6 +125,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "page_size": PAGE_SIZES,
     "cancel_answer": CANCEL_ANSWERS,
     "task_run_summaries": TASK_RUN_SUMMARIES,
+    "job_list_fields": JOB_LIST_FIELDS,
 }
 BOOLEANS = ("fill_defaults", "loose_types", "unknown_statuses")
 

@@ -29,6 +29,14 @@ def path_matches(readings: Readings, wanted: str, body: dict[str, Any]) -> bool:
     return matches_path(readings.path_filter, wanted, body.get("path"), body.get("name"))
 
 
+def job_summary(readings: Readings, record: JobRecord) -> dict[str, Any]:
+    """A ``GET /jobs`` item: the SDK's ``JobSummary``, or only its key and name."""
+    body = record.summary()
+    if readings.job_list_fields == "key_and_name":
+        return {k: v for k, v in body.items() if k in ("key", "name")}
+    return body
+
+
 def job(readings: Readings, record: JobRecord, api_version: str) -> dict[str, Any]:
     body = record.render(api_version)
     return fill_job_defaults(body) if readings.fill_defaults else body

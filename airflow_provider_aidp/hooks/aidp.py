@@ -203,11 +203,14 @@ class AIDPHook(BaseHook):
         """Every job named exactly ``name`` (and in folder ``path``), reading every page.
 
         Only the name goes to the server: what its ``path`` filter means (the folder, folder +
-        name, or nothing) is not documented, so the folder is matched here (``jobs.same_folder``).
+        name, or nothing) is not documented, so the folder is matched here (``jobs.same_folder``);
+        a listed job of that name without a ``path`` costs one ``GET /jobs/{key}`` for its folder.
         """
-        from airflow_provider_aidp.hooks.jobs import matches
+        from airflow_provider_aidp.hooks.jobs import located, matches, needs_path
 
-        return [job for job in self.list_jobs(name=name) if matches(job, name, path)]
+        jobs = self.list_jobs(name=name)
+        jobs = (located(j, self.get_job(j.key).body) if needs_path(j, name, path) else j for j in jobs)
+        return [job for job in jobs if matches(job, name, path)]
 
     def find_job(self, name: str, path: str | None = None) -> JobSummary | None:
         """The one job named ``name`` (in ``path``) or ``None``; ``AIDPDuplicateJobError`` if several."""
@@ -412,10 +415,13 @@ class AIDPHook(BaseHook):
 
     async def a_find_jobs(self, name: str, path: str | None = None) -> list[JobSummary]:
         """Async :meth:`find_jobs`: every job named exactly ``name`` (and in ``path``), every page."""
-        from airflow_provider_aidp.hooks.jobs import matches
+        from airflow_provider_aidp.hooks.jobs import located, matches, needs_path
 
         items = await self._apaginate("jobs", query=[("displayName", name)])
         jobs = [parse_model(JobSummary, item, "GET", "/jobs", None) for item in items]
+        for i, job in enumerate(jobs):
+            if needs_path(job, name, path):
+                jobs[i] = located(job, (await self._acall("GET", "jobs", job.key)).body)
         return [job for job in jobs if matches(job, name, path)]
 
     async def a_run_url(self, run_key: str, job_key: str | None = None) -> str:

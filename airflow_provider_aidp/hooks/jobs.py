@@ -4,10 +4,13 @@ The SDK documents ``list_jobs(path=...)`` as "the fully qualified path where the
 which may be the folder, the folder + name, or be normalised differently (a trailing slash); nor
 does it say whether ``displayName`` is an exact match. The hook therefore asks the server for the
 name only and matches both here: the exact name, and a ``path`` that is the folder or the folder +
-name, with trailing slashes ignored.
+name, with trailing slashes ignored. A listing may also leave ``path`` out of its items; then the
+folder of a job with the wanted name is read from ``GET /jobs/{key}`` (``needs_path``, ``located``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from airflow_provider_aidp.models.runs import JobSummary
 
@@ -31,3 +34,14 @@ def same_folder(job_path: str | None, name: str, folder: str) -> bool:
 def matches(job: JobSummary, name: str, folder: str | None) -> bool:
     """The job is named exactly ``name`` and (when a folder is given) stored in ``folder``."""
     return job.name == name and (folder is None or same_folder(job.path, name, folder))
+
+
+def needs_path(job: JobSummary, name: str, folder: str | None) -> bool:
+    """The listed job has the wanted name, a folder is wanted, and the listing did not say its path."""
+    return folder is not None and job.name == name and job.path is None
+
+
+def located(job: JobSummary, definition: Any) -> JobSummary:
+    """``job`` with the ``path`` of its definition (``GET /jobs/{key}``)."""
+    path = definition.get("path") if isinstance(definition, dict) else None
+    return job.model_copy(update={"path": path})

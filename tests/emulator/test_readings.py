@@ -67,6 +67,14 @@ def test_name_filter_readings(emu: AIDPEmulator, api: Api, reading: str, found: 
     assert {item["name"] for item in items} == found
 
 
+def test_a_key_and_name_job_listing_leaves_the_path_to_the_job_get(emu: AIDPEmulator, api: Api) -> None:
+    key = api.create_job(name="etl.job")
+    emu.set_readings(job_list_fields="key_and_name")
+    (item,) = api("GET", "/jobs", params={"displayName": "etl.job"}).json()["items"]
+    assert item == {"key": key, "name": "etl.job"}
+    assert api("GET", f"/jobs/{key}").json()["path"] == "/Workspace/Shared"
+
+
 def test_filled_defaults_on_get_and_put_answers(emu: AIDPEmulator, api: Api) -> None:
     bare = {k: v for k, v in task("a").items() if k not in ("source",)}
     key = api.create_job(tasks=[bare])

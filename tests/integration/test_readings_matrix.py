@@ -39,6 +39,7 @@ READINGS: list[tuple[str, dict[str, Any]]] = [
     ("name=contains", {"name_filter": "contains"}),
     ("name=case_insensitive+path=ignored", {"name_filter": "case_insensitive", "path_filter": "ignored"}),
     ("name=ignored", {"name_filter": "ignored"}),
+    ("job_list=key_and_name+path=ignored", {"job_list_fields": "key_and_name", "path_filter": "ignored"}),
     (
         "cancel=accepted+run_filters=job_key_required",
         {"cancel_answer": "accepted", "run_list_filters": "job_key_required"},

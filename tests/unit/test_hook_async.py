@@ -300,3 +300,30 @@ async def test_async_run_listing_reads_every_page_with_filters_and_rejects_garba
         await hook.a_list_job_runs(job_key="job 1")
     jobs = await hook.a_find_jobs("etl", "/Workspace/a")
     assert [j.key for j in jobs] == ["j1"]  # exact name and folder, checked locally
+
+
+async def test_a_job_listed_without_its_path_is_placed_by_its_definition(
+    monkeypatch: pytest.MonkeyPatch, server: Server
+) -> None:
+    """A listing may leave ``path`` out: each job of the wanted name costs one GET for its folder."""
+    server.script = [
+        (
+            200,
+            {
+                "items": [
+                    {"key": "j1", "name": "etl"},
+                    {"key": "j2", "name": "etl"},
+                    {"key": "j3", "name": "x"},
+                ]
+            },
+        ),
+        (200, {"key": "j1", "name": "etl", "path": "/Workspace/b"}),
+        (200, {"key": "j2", "name": "etl", "path": "/Workspace/a/"}),
+    ]
+    hook = make_hook(monkeypatch, host=server.url)
+    jobs = await hook.a_find_jobs("etl", "/Workspace/a")
+    assert [(j.key, j.path) for j in jobs] == [("j2", "/Workspace/a/")]
+    assert [s["path"].split("?")[0] for s in server.seen[1:]] == [
+        ws_path("jobs", "j1"),
+        ws_path("jobs", "j2"),
+    ]

@@ -367,6 +367,23 @@ def test_find_job_duplicate_and_filter(hook: AIDPHook, requests_mock: Any) -> No
         hook.find_job("x")
 
 
+def test_a_job_listed_without_its_path_is_placed_by_its_definition(
+    hook: AIDPHook, requests_mock: Any
+) -> None:
+    """A listing may leave ``path`` out: each job of the wanted name costs one GET for its folder;
+    without a folder to match nothing more is read."""
+    listing = {
+        "items": [{"key": "j1", "name": "etl"}, {"key": "j2", "name": "etl"}, {"key": "j3", "name": "x"}]
+    }
+    requests_mock.get(f"{BASE}/jobs", json=listing)
+    requests_mock.get(f"{BASE}/jobs/j1", json={"key": "j1", "name": "etl", "path": "/Workspace/b"})
+    requests_mock.get(f"{BASE}/jobs/j2", json={"key": "j2", "name": "etl", "path": "/Workspace/a"})
+    found = hook.find_job("etl", "/Workspace/a")
+    assert found is not None and (found.key, found.path) == ("j2", "/Workspace/a")
+    assert [r.path.rsplit("/", 1)[-1] for r in requests_mock.request_history] == ["jobs", "j1", "j2"]
+    assert [j.key for j in hook.find_jobs("etl")] == ["j1", "j2"] and requests_mock.call_count == 4
+
+
 def test_pagination_error_midway_raises(hook: AIDPHook, requests_mock: Any) -> None:
     requests_mock.get(
         f"{BASE}/taskRuns",
