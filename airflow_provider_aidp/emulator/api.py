@@ -134,6 +134,8 @@ def update_job(call: Call) -> Result:
         _check_if_match(call, etag_of(views.job(call.state.readings, job, call.api_version)))
         body = validate_update(call.json(), call.api_version)
         job = store.replace_job(call.scope, job.key, body)
+        if call.state.readings.update_answer == "no_content":
+            return 204, None, {}
         return with_etag(views.job(call.state.readings, job, call.api_version))
 
 

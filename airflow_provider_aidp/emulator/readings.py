@@ -50,6 +50,8 @@ TASK_RUN_SUMMARIES = ("on_request", "default_on", "never", "by_task_key", "flat"
 #: ``GET /jobs`` items: the SDK's ``JobSummary`` (with ``path``) | only ``key`` and ``name`` (a
 #: listing that leaves the folder to ``GET /jobs/{key}``).
 JOB_LIST_FIELDS = ("full", "key_and_name")
+#: ``PUT /jobs/{key}`` answers 200 with the job and its ``etag`` (the SDK's model) | 204 No Content.
+UPDATE_ANSWERS = ("job", "no_content")
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Readings:
     cancel_answer: str = "run"
     task_run_summaries: str = "on_request"
     job_list_fields: str = "full"
+    update_answer: str = "job"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -126,6 +129,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "cancel_answer": CANCEL_ANSWERS,
     "task_run_summaries": TASK_RUN_SUMMARIES,
     "job_list_fields": JOB_LIST_FIELDS,
+    "update_answer": UPDATE_ANSWERS,
 }
 BOOLEANS = ("fill_defaults", "loose_types", "unknown_statuses")
 

@@ -235,8 +235,10 @@ class AIDPHook(BaseHook):
     def update_job(
         self, job_key: str, body: dict[str, Any], *, if_match: str | None = None
     ) -> dict[str, Any]:
-        """``PUT /jobs/{key}``: the job's JSON (``if_match`` stale: ``AIDPPreconditionFailedError``)."""
-        return self._call("PUT", "jobs", job_key, payload=body, if_match=if_match).body
+        """``PUT /jobs/{key}``: the job's JSON (``if_match`` stale: ``AIDPPreconditionFailedError``), as
+        answered, or as ``GET`` reads it when the answer has no body (204 No Content)."""
+        resp = self._call("PUT", "jobs", job_key, payload=body, if_match=if_match, allow_empty=True)
+        return resp.body if resp.body is not None else self.get_job(job_key).body
 
     def delete_job(self, job_key: str) -> None:
         """``DELETE /jobs/{key}``."""

@@ -75,6 +75,15 @@ def test_a_key_and_name_job_listing_leaves_the_path_to_the_job_get(emu: AIDPEmul
     assert api("GET", f"/jobs/{key}").json()["path"] == "/Workspace/Shared"
 
 
+def test_an_update_answered_with_no_content(emu: AIDPEmulator, api: Api) -> None:
+    key = api.create_job(name="etl.job")
+    emu.set_readings(update_answer="no_content")
+    body = {"name": "etl.job", "path": "/Workspace/Shared", "maxConcurrentRuns": 2}
+    resp = api("PUT", f"/jobs/{key}", json=body)
+    assert resp.status_code == 204 and resp.content == b""
+    assert api("GET", f"/jobs/{key}").json()["maxConcurrentRuns"] == 2
+
+
 def test_filled_defaults_on_get_and_put_answers(emu: AIDPEmulator, api: Api) -> None:
     bare = {k: v for k, v in task("a").items() if k not in ("source",)}
     key = api.create_job(tasks=[bare])

@@ -45,6 +45,7 @@ READINGS: list[tuple[str, dict[str, Any]]] = [
         {"cancel_answer": "accepted", "run_list_filters": "job_key_required"},
     ),
     ("filled_defaults", {"fill_defaults": True}),
+    ("update=no_content", {"update_answer": "no_content"}),
     ("output=text", {"output_format": "text"}),
     ("output=html", {"output_format": "html"}),
     ("no_task_run_listing", {"no_task_run_listing": "all"}),

@@ -132,6 +132,14 @@ def test_a_cancel_answered_without_a_body_reads_the_run(hook: AIDPHook, requests
         hook.get_job_run("r2")
 
 
+def test_an_update_answered_with_no_content_reads_the_job(hook: AIDPHook, requests_mock: Any) -> None:
+    requests_mock.put(f"{BASE}/jobs/j1", status_code=204, content=b"")
+    requests_mock.get(f"{BASE}/jobs/j1", json={"key": "j1", "name": "etl"}, headers={"etag": "e2"})
+    assert hook.update_job("j1", {"name": "etl"}, if_match="e1") == {"key": "j1", "name": "etl"}
+    assert [r.method for r in requests_mock.request_history] == ["PUT", "GET"]
+    assert requests_mock.request_history[0].headers["if-match"] == "e1"
+
+
 def test_get_run_url(hook: AIDPHook) -> None:
     url = hook.get_run_url("run 1", "job1")
     assert "run%201" in url and "job1" in url and "ws1" in url
