@@ -195,6 +195,9 @@ def list_job_runs(call: Call, *, recent: bool = False) -> Result:
     statuses = _statuses(call)
     if not recent and ignored in ("job_key_ignored", "ignored"):
         keys = set()
+    if not recent and ignored == "first_values_only":  # a repeated parameter counts once
+        keys = set(q.getall("jobKey", [])[:1])
+        statuses = set(q.getall("status", [])[:1])
     if ignored in ("status_ignored", "ignored"):
         statuses = set()
     runs = [

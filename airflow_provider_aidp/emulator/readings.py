@@ -33,8 +33,16 @@ RETRY_TOKENS = ("honoured", "ignored")
 #: The status a queued run (and a not-yet-started task) reports when ``unknown_statuses`` is on.
 UNKNOWN_RUN_STATUS = "WAITING_FOR_RESOURCES"
 #: Which of ``GET /jobRuns``' repeated ``jobKey`` / ``status`` filters the server applies; or it
-#: applies both and answers 400 without a ``jobKey`` (as ``recentJobRuns`` and ``taskRuns`` do).
-RUN_LIST_FILTERS = ("applied", "status_ignored", "job_key_ignored", "ignored", "job_key_required")
+#: applies both and answers 400 without a ``jobKey`` (as ``recentJobRuns`` and ``taskRuns`` do); or
+#: it reads only the first value of each repeated parameter.
+RUN_LIST_FILTERS = (
+    "applied",
+    "status_ignored",
+    "job_key_ignored",
+    "ignored",
+    "job_key_required",
+    "first_values_only",
+)
 #: ``POST /jobRuns/{key}/actions/cancel`` answers the run (200, as the SDK's model says) | 202
 #: Accepted with no body and an ``opc-work-request-id`` (the cancel is a work request).
 CANCEL_ANSWERS = ("run", "accepted")

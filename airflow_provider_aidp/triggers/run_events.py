@@ -201,10 +201,12 @@ class AIDPJobRunEventTrigger(BaseEventTrigger):
         return target
 
     async def _list(self, hook: AIDPHook, keys: list[str]) -> list[Any]:
-        """One listing (every page) per watched job."""
+        """One listing (every page) per watched job and status: no repeated parameter, which a
+        server may read only the first value of (SUCCESS would vanish behind FAILED)."""
         runs: list[Any] = []
         for key in keys:
-            runs += await hook.a_list_job_runs(job_key=key, statuses=self.statuses)
+            for status in self.statuses:
+                runs += await hook.a_list_job_runs(job_key=key, statuses=[status])
         return runs
 
     async def _resolve(self, hook: AIDPHook) -> list[str]:

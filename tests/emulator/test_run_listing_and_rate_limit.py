@@ -47,6 +47,20 @@ def test_run_list_filter_readings(emu: AIDPEmulator, api: Api, reading: str, wan
     assert got == sorted(runs[name] for name in wanted)
 
 
+def test_a_run_listing_that_reads_only_the_first_of_repeated_values(emu: AIDPEmulator, api: Api) -> None:
+    emu.script_task(task_key="t", duration=1000)
+    jobs = {name: api.create_job(f"job_{name}", tasks=[task("t")], maxConcurrentRuns=5) for name in "ab"}
+    done = api.run(jobs["a"])["key"]
+    api("POST", f"/jobRuns/{done}/actions/cancel")
+    emu.advance(60)  # CANCELING -> CANCELED
+    active = api.run(jobs["a"])["key"]
+    emu.set_readings(run_list_filters="first_values_only")
+    assert listed(api, jobKey=[jobs["a"], jobs["b"]]) == sorted([done, active])
+    assert listed(api, jobKey=[jobs["b"], jobs["a"]]) == []
+    active_statuses = ["QUEUED", "RUNNING", "PENDING"]
+    assert listed(api, jobKey=[jobs["a"]], status=["CANCELED", *active_statuses]) == [done]
+
+
 def test_a_run_listing_without_job_key_is_refused_when_the_key_is_required(
     emu: AIDPEmulator, api: Api
 ) -> None:

@@ -63,6 +63,7 @@ READINGS: list[tuple[str, dict[str, Any]]] = [
     ("summaries=flat", {"task_run_summaries": "flat"}),
     # GET /jobRuns filters and page sizes (two readings per row, as test_trigger_sweep.py does).
     ("run_filters=ignored", {"run_list_filters": "ignored"}),
+    ("run_filters=first_values_only", {"run_list_filters": "first_values_only"}),
     (
         "run_filters=job_key_ignored+page=max100_reject",
         {"run_list_filters": "job_key_ignored", "page_size": "max100_reject"},
@@ -314,7 +315,9 @@ async def test_run_events_trigger_reports_the_watched_jobs_runs_only(emu: AIDPEm
     name, job_key = new_job(emu)
     _, other_key = new_job(emu)
     state = FakeAssetState()
-    watcher = Watcher(AIDPJobRunEventTrigger(job_names=[name], folder=FOLDER, **FAST), state)
+    # Two statuses: a server that reads one value of a repeated ``status`` must not hide SUCCESS.
+    trigger = AIDPJobRunEventTrigger(job_names=[name], folder=FOLDER, statuses=["SUCCESS", "FAILED"], **FAST)
+    watcher = Watcher(trigger, state)
     try:
         await settle(state, 1)  # baselined
         hook = AIDPHook()
