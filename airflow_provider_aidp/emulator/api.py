@@ -150,6 +150,10 @@ def delete_job(call: Call) -> Result:
 
 @idempotent
 def cancel_job_runs(call: Call) -> Result:
+    if call.state.readings.cancel_job_runs_404(call.api_version):
+        raise not_found(
+            "no such resource: POST jobs/{key}/actions/cancelJobRuns (reading: not on this surface)"
+        )
     call.state.store.cancel_job_runs(call.scope, call.parts[1])
     return 202, None, {}
 

@@ -26,6 +26,9 @@ NAME_FILTERS = ("exact", "contains", "case_insensitive", "ignored")
 OUTPUT_FORMATS = ("notebook", "text", "html")
 #: Which surfaces answer ``GET /taskRuns`` (the listing) with 404.
 NO_LISTING = ("none", "20260430", "20240831", "all")
+#: Which surfaces answer ``POST /jobs/{key}/actions/cancelJobRuns`` with 404 (as the field notes saw
+#: ``POST /jobs/{key}/actions/run`` do on ``20240831``).
+NO_CANCEL_JOB_RUNS = NO_LISTING
 #: What ``GET /taskRuns?jobRunKey=`` returns after a repair: every attempt | only the latest.
 LISTED_ATTEMPTS = ("all", "latest")
 #: ``opc-retry-token``: honoured as the SDK documents | ignored (every POST acts anew).
@@ -81,6 +84,7 @@ class Readings:
     task_run_summaries: str = "on_request"
     job_list_fields: str = "full"
     update_answer: str = "job"
+    no_cancel_job_runs: str = "none"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -124,6 +128,9 @@ class Readings:
     def listing_404(self, api_version: str) -> bool:
         return self.no_task_run_listing in ("all", api_version)
 
+    def cancel_job_runs_404(self, api_version: str) -> bool:
+        return self.no_cancel_job_runs in ("all", api_version)
+
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "path_filter": PATH_FILTERS,
@@ -138,6 +145,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "task_run_summaries": TASK_RUN_SUMMARIES,
     "job_list_fields": JOB_LIST_FIELDS,
     "update_answer": UPDATE_ANSWERS,
+    "no_cancel_job_runs": NO_CANCEL_JOB_RUNS,
 }
 BOOLEANS = ("fill_defaults", "loose_types", "unknown_statuses")
 

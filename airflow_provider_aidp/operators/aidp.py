@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_aidp import compat
-from airflow_provider_aidp.exceptions import AIDPApiError, AIDPConfigError, AIDPConflictError, AIDPError
+from airflow_provider_aidp.exceptions import (
+    AIDPApiError,
+    AIDPConfigError,
+    AIDPConflictError,
+    AIDPError,
+    AIDPNotFoundError,
+)
 from airflow_provider_aidp.models.runs import SUCCESS, is_active, is_terminal, string_parameters
 from airflow_provider_aidp.operators.job_definition import AIDPCreateJobOperator, AIDPDeleteJobOperator
 from airflow_provider_aidp.operators.waiting import (  # XCom keys re-exported (their documented home)
@@ -268,8 +274,7 @@ class AIDPCancelJobRunOperator(BaseOperator):
             self._cancel_one(self.run_key)
         else:
             assert self.job_key is not None
-            self.hook.cancel_job_runs(self.job_key)
-            self.log.info("Requested cancellation of all runs of AIDP job %s: %s", self.job_key, run_keys)
+            self._cancel_job(self.job_key, run_keys)
         if self.wait_for_termination:
             for run_key in run_keys:
                 self._wait_terminal(run_key)
@@ -282,6 +287,20 @@ class AIDPCancelJobRunOperator(BaseOperator):
         assert self.job_key is not None
         listed = of_jobs(self.hook.list_job_runs(job_key=self.job_key), [self.job_key])
         return [r.key for r in listed if is_active(r.status)]
+
+    def _cancel_job(self, job_key: str, run_keys: list[str]) -> None:
+        """``cancelJobRuns``; where a surface lacks that action (404, as ``/jobs/{key}/actions/run``
+        is on ``20240831``) but the job exists, cancel its active runs one by one."""
+        try:
+            self.hook.cancel_job_runs(job_key)
+        except AIDPNotFoundError:
+            self.hook.get_job(job_key)  # a job that does not exist fails here, with its own 404
+            self.log.info(
+                "No cancelJobRuns action here; cancelling the runs of AIDP job %s one by one", job_key
+            )
+            for run_key in run_keys:
+                self._cancel_one(run_key)
+        self.log.info("Requested cancellation of all runs of AIDP job %s: %s", job_key, run_keys)
 
     def _cancel_one(self, run_key: str) -> None:
         try:

@@ -61,6 +61,14 @@ def test_a_run_listing_that_reads_only_the_first_of_repeated_values(emu: AIDPEmu
     assert listed(api, jobKey=[jobs["a"]], status=["CANCELED", *active_statuses]) == [done]
 
 
+def test_cancel_job_runs_is_missing_on_one_surface(emu: AIDPEmulator, api: Api, la_api: Api) -> None:
+    key = api.create_job("job_x")
+    assert la_api("POST", f"/jobs/{key}/actions/cancelJobRuns").status_code == 202
+    emu.set_readings(no_cancel_job_runs="20240831")
+    assert la_api("POST", f"/jobs/{key}/actions/cancelJobRuns").status_code == 404
+    assert api("POST", f"/jobs/{key}/actions/cancelJobRuns").status_code == 202
+
+
 def test_a_run_listing_without_job_key_is_refused_when_the_key_is_required(
     emu: AIDPEmulator, api: Api
 ) -> None:

@@ -53,6 +53,7 @@ READINGS: list[tuple[str, dict[str, Any]]] = [
     ("loose_types", {"loose_types": True}),
     ("unknown_statuses", {"unknown_statuses": True}),
     ("retry_tokens_ignored", {"retry_tokens": "ignored"}),
+    ("no_cancel_job_runs", {"no_cancel_job_runs": "all"}),
     # GET /jobRuns/{key}'s taskRunSummaryMap: when it comes, how it is keyed and shaped.
     (
         "summaries=never+no_listing_on_20240831",

@@ -23,6 +23,7 @@ from airflow_provider_aidp.emulator import AIDPEmulator
 from airflow_provider_aidp.exceptions import (
     AIDPConfigError,
     AIDPJobRunError,
+    AIDPNotFoundError,
     AIDPPollError,
     AIDPRunTimeoutError,
 )
@@ -455,6 +456,19 @@ def test_cancel_operator_by_job_cancels_all_active_runs(emu: AIDPEmulator) -> No
     )
     assert set(result) == keys
     assert {AIDPHook().get_job_run(k).status for k in keys} == {"CANCELED"}
+
+
+def test_cancel_by_job_without_the_cancel_job_runs_action_still_fails_for_a_missing_job(
+    emu: AIDPEmulator,
+) -> None:
+    """Where a surface has no ``cancelJobRuns`` (404), the runs are cancelled one by one, but a
+    job key that names no job is still an error, not a silent no-op."""
+    emu.set_readings(no_cancel_job_runs="all")
+    try:
+        result, _, _ = execute(AIDPCancelJobRunOperator(task_id="c", job_key="no-such-job"))
+    finally:
+        emu.set_readings(no_cancel_job_runs="none")
+    assert isinstance(result, AIDPNotFoundError) and "GET" in str(result) and "no-such-job" in str(result)
 
 
 @pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
