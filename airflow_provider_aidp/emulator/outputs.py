@@ -3,13 +3,19 @@
 The field notes saw ``fetchOutput`` answer "a NOTEBOOK payload" for a notebook task (and warn that
 job-executed notebooks may persist empty cells); the SDK's ``RunOutputData.type`` also lists
 ``TEXT_PLAIN`` and ``TEXT_HTML``. A failed notebook carries an ``error`` output whose traceback has
-ANSI colour codes, as Jupyter writes them.
+ANSI colour codes, as Jupyter writes them. Each value is sent as text, or base64 of it (gzip,
+deflate or bzip2 compressed first) under the ``output_encoding`` reading.
 """
 
 from __future__ import annotations
 
+import base64
+import bz2
+import gzip
 import html
 import json
+import zlib
+from collections.abc import Callable
 from typing import Any
 
 from .readings import Readings
@@ -89,12 +95,31 @@ def output_data(tr: TaskRunRecord, readings: Readings) -> list[dict[str, Any]]:
         else:
             kind, value = "TEXT_PLAIN", text
     length: Any = len(value.encode())
-    return [
-        {
-            "type": kind,
-            "value": value,
-            "length": length if readings.loose_types else str(length),
-            "charset": "UTF_8",
-            "isBase64": False,
-        }
-    ]
+    item = {
+        "type": kind,
+        "value": value,
+        "length": length if readings.loose_types else str(length),
+        "charset": "UTF_8",
+        "isBase64": False,
+    }
+    return [encoded(item, readings.output_encoding)]
+
+
+_COMPRESS: dict[str, tuple[str, Callable[[bytes], bytes]]] = {
+    "gzip": ("GZIP", gzip.compress),
+    "deflate": ("DEFLATE", zlib.compress),
+    "bzip2": ("BZIP2", bz2.compress),
+}
+
+
+def encoded(item: dict[str, Any], encoding: str) -> dict[str, Any]:
+    """``item`` with its ``value`` encoded as the ``output_encoding`` reading says."""
+    if encoding == "plain":
+        return item
+    raw = str(item["value"]).encode()
+    out = {**item, "isBase64": True}
+    if encoding in _COMPRESS:
+        out["compression"], compress = _COMPRESS[encoding]
+        raw = compress(raw)
+    out["value"] = base64.b64encode(raw).decode("ascii")
+    return out

@@ -24,6 +24,10 @@ PATH_FILTERS = ("folder", "folder_and_name", "ignored")
 NAME_FILTERS = ("exact", "contains", "case_insensitive", "ignored")
 #: ``fetchOutput`` data of a notebook task: ipynb JSON (field notes) | plain text | HTML.
 OUTPUT_FORMATS = ("notebook", "text", "html")
+#: How ``fetchOutput`` encodes each data item's ``value``: as text | base64 | gzip, deflate (zlib)
+#: or bzip2, then base64 (SDK ``RunOutputData``: ``isBase64``, ``compression`` GZIP | DEFLATE |
+#: COMPRESS | BZIP2).
+OUTPUT_ENCODINGS = ("plain", "base64", "gzip", "deflate", "bzip2")
 #: Which surfaces answer ``GET /taskRuns`` (the listing) with 404.
 NO_LISTING = ("none", "20260430", "20240831", "all")
 #: Which surfaces answer ``POST /jobs/{key}/actions/cancelJobRuns`` with 404 (as the field notes saw
@@ -73,6 +77,7 @@ class Readings:
     name_filter: str = "exact"
     fill_defaults: bool = False
     output_format: str = "notebook"
+    output_encoding: str = "plain"
     no_task_run_listing: str = "none"
     listed_attempts: str = "all"
     loose_types: bool = False
@@ -136,6 +141,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "path_filter": PATH_FILTERS,
     "name_filter": NAME_FILTERS,
     "output_format": OUTPUT_FORMATS,
+    "output_encoding": OUTPUT_ENCODINGS,
     "no_task_run_listing": NO_LISTING,
     "listed_attempts": LISTED_ATTEMPTS,
     "retry_tokens": RETRY_TOKENS,

@@ -9,6 +9,7 @@ as its text. ANSI colour codes (Jupyter writes them into tracebacks) are strippe
 from __future__ import annotations
 
 import base64
+import bz2
 import gzip
 import html
 import json
@@ -139,6 +140,18 @@ def decode(item: RunOutputData) -> str:
     if kind in ("GZIP", "GZ"):
         raw = gzip.decompress(raw)
     elif kind in ("DEFLATE", "ZLIB"):
-        raw = zlib.decompress(raw)
+        raw = _inflate(raw)
+    elif kind in ("BZIP2", "BZ2"):
+        raw = bz2.decompress(raw)
+    elif kind:  # COMPRESS (LZW) has no decoder in the standard library: say so, never show bytes
+        raise ValueError(f"compression {item.compression} is not supported")
     charset = (item.charset or "utf-8").replace("_", "-")
     return raw.decode(charset, errors="replace")
+
+
+def _inflate(raw: bytes) -> bytes:
+    """DEFLATE as HTTP means it (zlib-wrapped), or the raw stream many servers send instead."""
+    try:
+        return zlib.decompress(raw)
+    except zlib.error:
+        return zlib.decompress(raw, -zlib.MAX_WBITS)

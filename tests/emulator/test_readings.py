@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import bz2
+import gzip
 import json
 from pathlib import Path
 
@@ -123,6 +126,24 @@ def test_text_and_html_output_readings(emu: AIDPEmulator, api: Api, fmt: str, ki
     run = finished_run(emu, api)
     (item,) = fetch(api, run["taskToTaskRunMap"]["a"])["data"]
     assert item["type"] == kind and value in item["value"]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compression"), [("base64", None), ("gzip", "GZIP"), ("bzip2", "BZIP2")]
+)
+def test_output_encoding_readings(
+    emu: AIDPEmulator, api: Api, encoding: str, compression: str | None
+) -> None:
+    emu.set_readings(output_format="text")
+    emu.script_task(task_key="a", output="rows: 3")
+    tr_key = finished_run(emu, api)["taskToTaskRunMap"]["a"]
+    (plain,) = fetch(api, tr_key)["data"]
+    emu.set_readings(output_format="text", output_encoding=encoding)
+    (item,) = fetch(api, tr_key)["data"]
+    assert item["isBase64"] is True and item.get("compression") == compression
+    raw = base64.b64decode(item["value"])
+    unpack = {"GZIP": gzip.decompress, "BZIP2": bz2.decompress}.get(compression or "", lambda b: b)
+    assert unpack(raw).decode() == plain["value"] and plain["isBase64"] is False
 
 
 def test_no_task_run_listing_on_one_surface(emu: AIDPEmulator, api: Api, la_api: Api) -> None:

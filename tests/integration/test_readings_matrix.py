@@ -239,6 +239,38 @@ def test_failing_run_names_each_failed_task_once_with_its_error_and_logs_its_out
     }
 
 
+@pytest.mark.parametrize(
+    ("encoding", "fmt"),
+    [("base64", "notebook"), ("gzip", "notebook"), ("deflate", "text"), ("bzip2", "html")],
+)
+def test_task_output_reads_the_same_in_every_encoding(
+    shared: tuple[AIDPEmulator, dict[str, str]], monkeypatch: pytest.MonkeyPatch, encoding: str, fmt: str
+) -> None:
+    """``fetchOutput`` values may come base64-encoded and compressed (SDK ``isBase64``, ``compression``):
+    the log shows the same text as for a plain value, and the failure message the same error."""
+    emu, conns = shared
+    monkeypatch.setenv("AIRFLOW_CONN_AIDP_DEFAULT", conns[GA])
+
+    def failing_output(output_encoding: str) -> tuple[str, str]:
+        emu.set_readings(Readings(output_format=fmt, output_encoding=output_encoding))
+        name, job_key = new_job(emu)
+        emu.script_task(
+            job_name=name, task_key="extract", outcome="FAILED", error_trace=LONG_TRACE, output="rows: 7"
+        )
+        result, _, lines = execute(AIDPRunJobOperator(task_id="t", job_key=job_key, poll_interval=0.1))
+        (output,) = [line for line in lines if line.startswith("Output of AIDP task extract")]
+        body = str(result).splitlines()[1:-1]  # the message without the lines naming run and URL
+        return output, "\n".join(body)
+
+    try:
+        plain, encoded = failing_output("plain"), failing_output(encoding)
+    finally:
+        emu.set_readings(Readings())
+    assert encoded == plain and "rows: 7" in plain[0] and "ValueError: bad rows in orders" in plain[1]
+    requests = [r for r in emu.requests if r.path.endswith("/actions/fetchOutput")]
+    assert requests[-1].status == 200
+
+
 def test_repair_on_retry_sensor_and_deferred_run_through_dag_test(emu: AIDPEmulator) -> None:
     name, job_key = new_job(emu)
     _, other_key = new_job(emu)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import bz2
+import gzip
 import json
+import zlib
 from typing import Any
 
 import pytest
@@ -197,3 +201,27 @@ def test_log_outputs_says_truncated_cuts_to_max_and_skips_tasks_without_output_k
     assert logged[0].startswith("Output of AIDP task a (FAILED) (AIDP says this output is truncated):")
     assert logged[0].endswith("x" * 10 + "... [truncated 40 more characters]")
     assert logged[1] == "AIDP task b (None) has no output key; no output to fetch."
+
+
+@pytest.mark.parametrize(
+    ("compression", "pack"),
+    [
+        ("GZIP", gzip.compress),
+        ("DEFLATE", zlib.compress),
+        ("DEFLATE", lambda b: zlib.compress(b)[2:-4]),  # raw deflate, as many servers send it
+        ("BZIP2", bz2.compress),
+        (None, lambda b: b),
+    ],
+)
+def test_encoded_values_decode_to_the_same_text(compression: str | None, pack: Any) -> None:
+    value = base64.b64encode(pack("rows: 7 ✓".encode())).decode()
+    item = {"type": "TEXT_PLAIN", "value": value, "isBase64": True, "compression": compression}
+    assert render(TaskRunOutput.model_validate({"data": [item]})).text == "rows: 7 ✓"
+
+
+def test_an_unsupported_compression_is_named_not_shown_as_bytes() -> None:
+    item = {"type": "TEXT_PLAIN", "value": base64.b64encode(b"\x1f\x9d\x90").decode(), "isBase64": True}
+    text = render(TaskRunOutput.model_validate({"data": [{**item, "compression": "COMPRESS"}]})).text
+    assert (
+        text == "[output item of type TEXT_PLAIN could not be decoded: compression COMPRESS is not supported]"
+    )
