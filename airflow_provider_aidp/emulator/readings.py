@@ -30,6 +30,9 @@ OUTPUT_FORMATS = ("notebook", "text", "html")
 OUTPUT_ENCODINGS = ("plain", "base64", "gzip", "deflate", "bzip2")
 #: Which surfaces answer ``GET /taskRuns`` (the listing) with 404.
 NO_LISTING = ("none", "20260430", "20240831", "all")
+#: Which repair fields a run carries: ``repairKey`` and ``repairHistory`` | no ``repairKey`` (SDK
+#: 5.1.1 added it; an older service lacks it) | neither.
+REPAIR_FIELDS = ("all", "no_repair_key", "none")
 #: Which surfaces answer ``POST /jobs/{key}/actions/cancelJobRuns`` with 404 (as the field notes saw
 #: ``POST /jobs/{key}/actions/run`` do on ``20240831``).
 NO_CANCEL_JOB_RUNS = NO_LISTING
@@ -90,6 +93,7 @@ class Readings:
     job_list_fields: str = "full"
     update_answer: str = "job"
     no_cancel_job_runs: str = "none"
+    repair_fields: str = "all"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -152,6 +156,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "job_list_fields": JOB_LIST_FIELDS,
     "update_answer": UPDATE_ANSWERS,
     "no_cancel_job_runs": NO_CANCEL_JOB_RUNS,
+    "repair_fields": REPAIR_FIELDS,
 }
 BOOLEANS = ("fill_defaults", "loose_types", "unknown_statuses")
 

@@ -47,6 +47,10 @@ def run(readings: Readings, body: dict[str, Any]) -> dict[str, Any]:
     out = _bend(
         readings, body, ("QUEUED", UNKNOWN_RUN_STATUS), ("executionDuration", "runDuration", "repairKey")
     )
+    if readings.repair_fields != "all":
+        out.pop("repairKey", None)
+    if readings.repair_fields == "none":
+        out.pop("repairHistory", None)
     summaries = out.get("taskRunSummaryMap")
     if isinstance(summaries, dict):
         out["taskRunSummaryMap"] = _summary_map(

@@ -218,6 +218,18 @@ class JobRun(ResponseModel):
     def status(self) -> str | None:
         return self.state.status
 
+    @property
+    def repair_generation(self) -> str:
+        """Which repair of the run this state is (a repair's retry token must differ per repair):
+        ``repairKey`` (SDK >= 5.1.1), else the newest ``repairHistory`` entry, else the end time."""
+        if self.repair_key is not None:
+            return str(self.repair_key)
+        history = self.repair_history or []
+        keys = [h.key for h in history if h.key is not None]
+        if keys or history:
+            return str(max(keys) if keys else len(history) - 1)
+        return "0" if self.end_time is None else f"ended@{self.end_time}"
+
 
 class JobRunSummary(ResponseModel):
     key: Text

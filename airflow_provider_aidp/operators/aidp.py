@@ -201,7 +201,7 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
             tasks = failed_task_keys(self.hook, run, self.log)
             if tasks:
                 self.log.info("repair_on_retry: repairing tasks %s of AIDP job run %s", tasks, run.key)
-                token = identity.retry_token("repair", f"{run.key}#{run.repair_key or 0}")
+                token = identity.retry_token("repair", f"{run.key}#{run.repair_generation}")
                 body = repair_tasks_body(tasks, include_downstream=True)
                 return self.hook.repair_job_run(run.key, body, retry_token=token)
             self.log.info(
@@ -377,7 +377,7 @@ class AIDPRepairJobRunOperator(_AIDPRunWaitOperator):
                 field="task_keys",
             )
         identity = TaskIdentity.from_context(context)
-        token = identity.retry_token("repair", f"{run.key}#{run.repair_key or 0}")
+        token = identity.retry_token("repair", f"{run.key}#{run.repair_generation}")
         body = repair_tasks_body(
             tasks, include_downstream=self.include_downstream, include_upstream=self.include_upstream
         )

@@ -195,6 +195,18 @@ def test_task_run_summaries_keyed_by_task_key_or_flat(emu: AIDPEmulator, api: Ap
     assert flat["status"] == "SUCCESS" and "state" not in flat and flat["key"] == tr_key
 
 
+def test_repair_fields_readings(emu: AIDPEmulator, api: Api) -> None:
+    emu.script_task(task_key="a", outcome="FAILED", times=1)
+    run = finished_run(emu, api)
+    api("POST", f"/jobRuns/{run['key']}/actions/repair", json={"repairTasks": [{"taskKey": "a"}]})
+    assert api.get_run(run["key"])["repairKey"] == 1
+    emu.set_readings(repair_fields="no_repair_key")
+    body = api.get_run(run["key"])
+    assert "repairKey" not in body and [h["key"] for h in body["repairHistory"]] == [0, 1]
+    emu.set_readings(repair_fields="none")
+    assert not {"repairKey", "repairHistory"} & set(api.get_run(run["key"]))
+
+
 def test_loose_types_and_unknown_statuses(emu: AIDPEmulator, api: Api) -> None:
     emu.set_readings(loose_types=True, unknown_statuses=True)
     emu.state.timings.pending_s = 0.0

@@ -54,6 +54,8 @@ READINGS: list[tuple[str, dict[str, Any]]] = [
     ("unknown_statuses", {"unknown_statuses": True}),
     ("retry_tokens_ignored", {"retry_tokens": "ignored"}),
     ("no_cancel_job_runs", {"no_cancel_job_runs": "all"}),
+    ("repair_fields=no_repair_key", {"repair_fields": "no_repair_key"}),
+    ("repair_fields=none", {"repair_fields": "none"}),
     # GET /jobRuns/{key}'s taskRunSummaryMap: when it comes, how it is keyed and shaped.
     (
         "summaries=never+no_listing_on_20240831",

@@ -225,3 +225,17 @@ def test_an_unsupported_compression_is_named_not_shown_as_bytes() -> None:
     assert (
         text == "[output item of type TEXT_PLAIN could not be decoded: compression COMPRESS is not supported]"
     )
+
+
+def test_repair_generation_differs_per_repair_whichever_repair_fields_a_service_sends() -> None:
+    """A repair's retry token names the repair generation: a token reused for the next repair would
+    replay the previous repair's answer (or be refused), so a chain of repairs would stall."""
+    history = [{"type": "ORIGINAL", "key": 0}, {"type": "REPAIR", "key": 1}]
+    assert JobRun(key="r", repair_key=2, repair_history=history).repair_generation == "2"
+    assert JobRun.model_validate({"key": "r", "repairHistory": history}).repair_generation == "1"
+    unkeyed = [{"type": "ORIGINAL"}, {"type": "REPAIR"}, {"type": "REPAIR"}]
+    assert JobRun.model_validate({"key": "r", "repairHistory": unkeyed}).repair_generation == "2"
+    first, second = (JobRun(key="r", end_time=t, state={"status": "FAILED"}) for t in (1000, 2000))
+    assert first.repair_generation != second.repair_generation
+    assert first.repair_generation == JobRun(key="r", end_time=1000).repair_generation  # a retry: same
+    assert JobRun(key="r").repair_generation == "0"
