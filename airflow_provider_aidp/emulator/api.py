@@ -180,6 +180,8 @@ def _run_view(call: Call, run: RunRecord) -> Result:
 def _statuses(call: Call) -> set[str]:
     wanted = set(call.query.getall("status", []))
     bad = wanted - STATUS_FILTER
+    if call.state.readings.queued_filter == "refused":
+        bad |= wanted & {"QUEUED"}
     if bad:
         raise bad_request(f"status filter does not accept {sorted(bad)}")
     return wanted

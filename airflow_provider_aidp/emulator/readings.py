@@ -30,6 +30,9 @@ OUTPUT_FORMATS = ("notebook", "text", "html")
 OUTPUT_ENCODINGS = ("plain", "base64", "gzip", "deflate", "bzip2")
 #: Which surfaces answer ``GET /taskRuns`` (the listing) with 404.
 NO_LISTING = ("none", "20260430", "20240831", "all")
+#: ``status=QUEUED`` in a listing filter: accepted | refused with 400 (SDK 5.0.0: "the status list
+#: filters now accept QUEUED"; a service built on an older model refuses it).
+QUEUED_FILTERS = ("accepted", "refused")
 #: Which repair fields a run carries: ``repairKey`` and ``repairHistory`` | no ``repairKey`` (SDK
 #: 5.1.1 added it; an older service lacks it) | neither.
 REPAIR_FIELDS = ("all", "no_repair_key", "none")
@@ -94,6 +97,7 @@ class Readings:
     update_answer: str = "job"
     no_cancel_job_runs: str = "none"
     repair_fields: str = "all"
+    queued_filter: str = "accepted"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -157,6 +161,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "update_answer": UPDATE_ANSWERS,
     "no_cancel_job_runs": NO_CANCEL_JOB_RUNS,
     "repair_fields": REPAIR_FIELDS,
+    "queued_filter": QUEUED_FILTERS,
 }
 BOOLEANS = ("fill_defaults", "loose_types", "unknown_statuses")
 

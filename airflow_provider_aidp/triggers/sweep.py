@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from airflow_provider_aidp.models.runs import JobRun
 
 #: Page size asked for first (the emulator's and many OCI lists' maximum); after a 400 the sweeper
-#: asks for the page size the field notes saw served (100) for the rest of its life.
+#: asks for the page size the field notes saw served (100) for the rest of its life; after a second
+#: 400 it leaves ``QUEUED`` out of the status filter (which SDK 5.0.0 added: an older service
+#: refuses it), and such runs get their own GET.
 PAGE_SIZE = 1000
 FALLBACK_PAGE_SIZE = 100
 #: A new trigger (or job key) is listed this soon (seconds after the last cycle).
@@ -57,6 +59,7 @@ class Sweeper:
         self.conn_id, self.workspace_key = conn_id, workspace_key
         self.board = Board()
         self.page_size = PAGE_SIZE
+        self.statuses = LISTED_STATUSES
         self._wakes: dict[int, asyncio.Future[None]] = {}  # done: the watch was woken
         self._cycle_done: asyncio.Future[None] | None = None  # done when the running cycle ends
         self._kick = asyncio.Event()
@@ -141,7 +144,7 @@ class Sweeper:
         try:
             listing = []
             for part in [[]] if keys is None else chunks(keys):
-                listing += await hook.a_list_runs_of_jobs(part, LISTED_STATUSES, page_size=self.page_size)
+                listing += await hook.a_list_runs_of_jobs(part, self.statuses, page_size=self.page_size)
         except Exception as exc:
             self._failed(exc)
         else:
@@ -159,8 +162,11 @@ class Sweeper:
         from airflow_provider_aidp.exceptions import AIDPApiError
 
         self.board.failed()
-        if isinstance(exc, AIDPApiError) and exc.status == 400 and self.page_size > FALLBACK_PAGE_SIZE:
-            self.page_size = FALLBACK_PAGE_SIZE
+        if isinstance(exc, AIDPApiError) and exc.status == 400:
+            if self.page_size > FALLBACK_PAGE_SIZE:
+                self.page_size = FALLBACK_PAGE_SIZE
+            else:
+                self.statuses = tuple(s for s in self.statuses if s != "QUEUED")
         _log.warning(
             "AIDP status sweep of %d job(s) failed (%s: %s); triggers poll their own runs this cycle.",
             len(self.board.job_keys()),

@@ -69,6 +69,14 @@ def test_cancel_job_runs_is_missing_on_one_surface(emu: AIDPEmulator, api: Api, 
     assert api("POST", f"/jobs/{key}/actions/cancelJobRuns").status_code == 202
 
 
+def test_a_queued_status_filter_is_refused_by_an_older_service(emu: AIDPEmulator, api: Api) -> None:
+    assert api("GET", "/jobRuns", params={"status": ["QUEUED", "RUNNING"]}).status_code == 200
+    emu.set_readings(queued_filter="refused")
+    resp = api("GET", "/jobRuns", params={"status": ["QUEUED", "RUNNING"]})
+    assert resp.status_code == 400 and "QUEUED" in resp.json()["message"]
+    assert api("GET", "/jobRuns", params={"status": ["PENDING", "RUNNING"]}).status_code == 200
+
+
 def test_a_run_listing_without_job_key_is_refused_when_the_key_is_required(
     emu: AIDPEmulator, api: Api
 ) -> None:

@@ -138,6 +138,7 @@ async def test_a_failing_sweep_falls_back_to_per_run_polling(emu: AIDPEmulator) 
         {"run_list_filters": "job_key_ignored", "page_size": "max100_reject"},
         {"run_list_filters": "job_key_required"},
         {"run_list_filters": "first_values_only"},
+        {"queued_filter": "refused"},
     ],
     ids=[
         "filters-ignored+unknown-statuses",
@@ -145,6 +146,7 @@ async def test_a_failing_sweep_falls_back_to_per_run_polling(emu: AIDPEmulator) 
         "job-key-ignored+limit-refused",
         "job-key-required",
         "first-values-only",
+        "queued-refused",
     ],
 )
 async def test_readings_that_bend_the_listing_give_exact_events(
@@ -161,6 +163,9 @@ async def test_readings_that_bend_the_listing_give_exact_events(
         assert any(len(r.query.get("jobKey", [])) > 1 for r in listings(seen))  # rest poll as before
     else:
         assert max(len(run_gets(seen, k)) for k in runs) <= 3
+    if readings.get("queued_filter") == "refused":  # refused twice (page size, then QUEUED), then listed
+        assert [r.status for r in listings(seen)][:2] == [400, 400], listings(seen)
+        assert any(r.status == 200 and "QUEUED" not in r.query.get("status", []) for r in listings(seen))
     if readings.get("page_size") == "max100_reject":  # the sweeper fell back to the page size served
         assert {r.query["limit"][0] for r in listings(seen) if r.status == 200} == {"100"}
     if readings.get("run_list_filters") == "job_key_required":  # refused workspace-wide, then by job
