@@ -36,10 +36,10 @@ if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
     from airflow_provider_aidp.models.runs import JobRun
 
-#: Page size asked for first (the emulator's and many OCI lists' maximum); after a 400 the sweeper
-#: asks for the page size the field notes saw served (100) for the rest of its life; after a second
-#: 400 it leaves ``QUEUED`` out of the status filter (which SDK 5.0.0 added: an older service
-#: refuses it), and such runs get their own GET.
+#: Page size asked for first (the emulator's and many OCI lists' maximum). A 400 that names
+#: ``limit`` makes the sweeper ask for the page size the field notes saw served (100), one that names
+#: ``QUEUED`` leaves that status out of the filter (SDK 5.0.0 added it: an older service refuses it;
+#: such runs get their own GET); a 400 that names neither does the first, then the second.
 PAGE_SIZE = 1000
 FALLBACK_PAGE_SIZE = 100
 #: A new trigger (or job key) is listed this soon (seconds after the last cycle).
@@ -163,16 +163,23 @@ class Sweeper:
 
         self.board.failed()
         if isinstance(exc, AIDPApiError) and exc.status == 400:
-            if self.page_size > FALLBACK_PAGE_SIZE:
-                self.page_size = FALLBACK_PAGE_SIZE
-            else:
-                self.statuses = tuple(s for s in self.statuses if s != "QUEUED")
+            self._ask_less(exc.message.lower())
         _log.warning(
             "AIDP status sweep of %d job(s) failed (%s: %s); triggers poll their own runs this cycle.",
             len(self.board.job_keys()),
             type(exc).__name__,
             exc,
         )
+
+    def _ask_less(self, refusal: str) -> None:
+        """After a 400: drop what the refusal names; else, one step per refusal, the page size and
+        then ``QUEUED``. A refused ``jobKey``-less listing changes nothing (later cycles list by job)."""
+        if "jobkey" in refusal:
+            return
+        if "limit" in refusal or ("queued" not in refusal and self.page_size > FALLBACK_PAGE_SIZE):
+            self.page_size = min(self.page_size, FALLBACK_PAGE_SIZE)
+        else:
+            self.statuses = tuple(s for s in self.statuses if s != "QUEUED")
 
     def _finish(self) -> None:
         done, self._cycle_done = self._cycle_done, None

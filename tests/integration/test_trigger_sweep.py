@@ -163,14 +163,30 @@ async def test_readings_that_bend_the_listing_give_exact_events(
         assert any(len(r.query.get("jobKey", [])) > 1 for r in listings(seen))  # rest poll as before
     else:
         assert max(len(run_gets(seen, k)) for k in runs) <= 3
-    if readings.get("queued_filter") == "refused":  # refused twice (page size, then QUEUED), then listed
-        assert [r.status for r in listings(seen)][:2] == [400, 400], listings(seen)
-        assert any(r.status == 200 and "QUEUED" not in r.query.get("status", []) for r in listings(seen))
+    listed = [r for r in listings(seen) if r.status == 200]
+    if readings.get("queued_filter") == "refused":  # the refusal names QUEUED: only QUEUED is dropped
+        assert listings(seen)[0].status == 400 and listed, listings(seen)
+        assert all("QUEUED" not in r.query["status"] and r.query["limit"] == ["1000"] for r in listed)
     if readings.get("page_size") == "max100_reject":  # the sweeper fell back to the page size served
         assert {r.query["limit"][0] for r in listings(seen) if r.status == 200} == {"100"}
     if readings.get("run_list_filters") == "job_key_required":  # refused workspace-wide, then by job
         assert any(r.status == 400 and "jobKey" not in r.query for r in listings(seen))
         assert any(r.status == 200 and "jobKey" in r.query for r in listings(seen))
+        assert all(r.query["limit"] == ["1000"] and "QUEUED" in r.query["status"] for r in listed)
+
+
+async def test_a_refusal_that_names_nothing_steps_down_page_size_then_queued(emu: AIDPEmulator) -> None:
+    """A 400 whose message names neither ``limit`` nor ``QUEUED``: the first costs the page size,
+    the second ``QUEUED``; the events stay exact."""
+    runs = start_runs(emu, 6, 2, "sweep_refused", duration=100)
+    emu.inject_fault("status", path="*/jobRuns", method="GET", times=2, status=400, body="Bad request")
+    start = mark(emu)
+    events = await follow(runs)
+    assert_all_succeeded_from_their_own_get(events, runs)
+    seen = listings(since(emu, start))
+    assert [r.status for r in seen[:2]] == [400, 400] and seen[0].query["limit"] == ["1000"], seen
+    assert seen[1].query["limit"] == ["100"] and "QUEUED" in seen[1].query["status"]
+    assert all(r.query["limit"] == ["100"] and "QUEUED" not in r.query["status"] for r in seen[2:])
 
 
 async def test_rate_limited_tenancy_fails_no_trigger(emu: AIDPEmulator) -> None:
