@@ -69,8 +69,9 @@ def parse_response(
 ) -> ApiResponse:
     """Turn one HTTP answer into an :class:`ApiResponse` or the right ``AIDPApiError`` subclass.
 
-    ``allow_empty``: a 2xx with no body at all is an answer too (body ``None``), for actions the
-    service may accept without describing the result (a 202 work request).
+    ``allow_empty``: a 2xx with no body at all is an answer too (body ``None``), for calls the
+    service may answer without describing the result (a cancel's 202 work request, a PUT's 204);
+    the hook then reads the resource with one ``GET``.
     """
     opc_request_id = header(headers, "opc-request-id") or request_id
     if not 200 <= status < 300:
