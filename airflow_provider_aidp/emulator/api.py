@@ -14,6 +14,7 @@ from typing import Any
 from multidict import MultiMapping
 
 from . import views
+from .consistency import listed
 from .errors import bad_request, not_found
 from .outputs import output_data, output_text
 from .paging import paginate, sort_items
@@ -64,6 +65,11 @@ class Call:
         return "/".join(self.parts)
 
 
+def _listed(call: Call, items: list[Any]) -> list[Any]:
+    """What a listing shows under the ``listing_lag`` reading (nothing created too recently)."""
+    return listed(items, call.state.readings.listing_lag, call.state.store.monotonic())
+
+
 def with_etag(body: dict[str, Any], status: int = 200) -> Result:
     return status, body, {"etag": etag_of(body)}
 
@@ -100,7 +106,7 @@ def idempotent(fn: Callable[[Call], Result]) -> Callable[[Call], Result]:
 
 def list_jobs(call: Call) -> Result:
     q = call.query
-    jobs = call.state.store.list_jobs(call.scope)
+    jobs = _listed(call, call.state.store.list_jobs(call.scope))
     keys = set(q.getall("jobKey", []))
     jobs = [
         j
@@ -117,7 +123,8 @@ def list_jobs(call: Call) -> Result:
 
 @idempotent
 def create_job(call: Call) -> Result:
-    job = call.state.store.create_job(call.scope, validate_create(call.json()))
+    wanted = validate_create(call.json())
+    job = call.state.store.create_job(call.scope, wanted, call.state.readings.unique_names)
     status, body, headers = with_etag(views.job(call.state.readings, job, call.api_version), 201)
     return status, body, {**headers, "location": job.key}
 
@@ -133,7 +140,7 @@ def update_job(call: Call) -> Result:
         job = store.get_job(call.scope, call.parts[1])
         _check_if_match(call, etag_of(views.job(call.state.readings, job, call.api_version)))
         body = validate_update(call.json(), call.api_version)
-        job = store.replace_job(call.scope, job.key, body)
+        job = store.replace_job(call.scope, job.key, body, call.state.readings.unique_names)
         if call.state.readings.update_answer == "no_content":
             return 204, None, {}
         return with_etag(views.job(call.state.readings, job, call.api_version))
@@ -208,7 +215,7 @@ def list_job_runs(call: Call, *, recent: bool = False) -> Result:
         statuses = set()
     runs = [
         r
-        for r in call.state.store.list_runs(call.scope)
+        for r in _listed(call, call.state.store.list_runs(call.scope))
         if (not keys or r.job_key in keys)
         and (not statuses or r.status in statuses)
         and ("displayName" not in q or r.summary()["name"] == q["displayName"])
@@ -270,7 +277,7 @@ def list_task_runs(call: Call) -> Result:
     latest = readings.listed_attempts == "latest"
     items = [
         tr
-        for tr in call.state.store.task_runs_of(call.scope, run_key, latest=latest)
+        for tr in _listed(call, call.state.store.task_runs_of(call.scope, run_key, latest=latest))
         if not statuses or tr.status in statuses
     ]
     items = sort_items(items, call.query, lambda t: t.created, lambda t: t.task_key)

@@ -14,6 +14,7 @@ flag ``--reading name=value`` (repeatable), a scenario file's ``"readings"`` key
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,9 @@ TASK_RUN_SUMMARIES = ("on_request", "default_on", "never", "by_task_key", "flat"
 JOB_LIST_FIELDS = ("full", "key_and_name")
 #: ``PUT /jobs/{key}`` answers 200 with the job and its ``etag`` (the SDK's model) | 204 No Content.
 UPDATE_ANSWERS = ("job", "no_content")
+#: Where a job's name must be unique (a taken name answers 409 ``Conflict``): nowhere (the SDK's
+#: ``Job.name``: "display name, not unique") | in its folder (``path``) | in the workspace.
+UNIQUE_NAMES = ("none", "folder", "workspace")
 
 
 @dataclass
@@ -98,6 +102,11 @@ class Readings:
     no_cancel_job_runs: str = "none"
     repair_fields: str = "all"
     queued_filter: str = "accepted"
+    #: Real seconds after its creation during which a job, run or task run read by key is a 404.
+    read_after_create_lag: float = 0.0
+    #: Real seconds after its creation before a job, run or task run appears in its listing.
+    listing_lag: float = 0.0
+    unique_names: str = "none"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -108,6 +117,8 @@ class Readings:
             value = getattr(self, name)
             if isinstance(value, str):
                 setattr(self, name, _bool(name, value))
+        for name in SECONDS:
+            setattr(self, name, _seconds(name, getattr(self, name)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Readings:
@@ -162,8 +173,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "no_cancel_job_runs": NO_CANCEL_JOB_RUNS,
     "repair_fields": REPAIR_FIELDS,
     "queued_filter": QUEUED_FILTERS,
+    "unique_names": UNIQUE_NAMES,
 }
 BOOLEANS = ("fill_defaults", "loose_types", "unknown_statuses")
+SECONDS = ("read_after_create_lag", "listing_lag")
 
 
 def _bool(name: str, value: str) -> bool:
@@ -173,6 +186,19 @@ def _bool(name: str, value: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"reading {name} must be true or false, got {value!r}")
+
+
+def _seconds(name: str, value: Any) -> float:
+    """A lag in seconds: a finite number >= 0 (a string from the CLI or a scenario file is parsed)."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"reading {name} must be a number of seconds >= 0 (e.g. 2.5), got {value!r}")
+    return seconds
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:

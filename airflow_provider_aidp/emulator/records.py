@@ -67,6 +67,8 @@ class JobRecord:
     body: dict[str, Any]
     created: float
     updated: float
+    #: real (monotonic) seconds at creation: the consistency readings count their lags from it
+    created_mono: float = 0.0
 
     def render(self, api_version: str) -> dict[str, Any]:
         body = {k: v for k, v in self.body.items() if k != "tasks"}
@@ -112,6 +114,7 @@ class TaskRunRecord:
     repair_key: int
     output_key: str
     created: float
+    created_mono: float = 0.0  # real (monotonic) seconds at creation, for the consistency readings
     status: str = "PENDING"
     start: float | None = None
     planned_end: float | None = None
@@ -198,6 +201,7 @@ class RunRecord:
     parameters: list[dict[str, Any]]
     created: float
     attempt_start: float
+    created_mono: float = 0.0  # real (monotonic) seconds at creation, for the consistency readings
     status: str = "PENDING"
     state_message: str | None = "Run is pending"
     error_trace: str | None = None

@@ -40,7 +40,7 @@ class EmulatorState:
         self.scripts = ScriptBook()
         self.faults = FaultBook()
         self.recorder = Recorder()
-        self.store = Store(clock, self.scripts, timings)
+        self.store = Store(clock, self.scripts, timings, read_lag=lambda: self.readings.read_after_create_lag)
         self.tenancy = Tenancy(accept_any=config.accept_any_workspace)
         self.allowed_hosts: frozenset[str] | None = None  # set once the port is known
         #: how the emulator reads the service's open behaviours (kept across reset())

@@ -3,6 +3,11 @@
 Handlers run on the server's event loop while tests mutate scripts/clock from their own thread;
 every public method takes the lock, does a short synchronous piece of work, and returns plain
 data. Runs are advanced lazily (see simulation.py) whenever they are read.
+
+``get_job``, ``get_run`` and ``get_task_run`` are the client's lookups by key: under the
+``read_after_create_lag`` reading they miss a record created too recently (consistency.py). The
+service's own work (advancing runs, schedules, JOB_TASKs, ``cancelJobRuns``) never goes through
+them, so it carries on during the lag.
 """
 
 from __future__ import annotations
@@ -10,11 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .clock import Clock
+from .consistency import check_name_free, fresh, slot
 from .errors import ApiError, bad_request, not_found
 from .records import TERMINAL, JobRecord, RunRecord, Scope, TaskRunRecord
 from .schedules import Scheduler
@@ -27,9 +34,19 @@ MAX_NESTING = 5
 
 
 class Store:
-    def __init__(self, clock: Clock, scripts: ScriptBook, timings: Timings) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        scripts: ScriptBook,
+        timings: Timings,
+        read_lag: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.lock = threading.RLock()
         self.clock = clock
+        #: real seconds, for the consistency lags (tests may swap in a hand-moved clock)
+        self.monotonic: Callable[[], float] = time.monotonic
+        #: the ``read_after_create_lag`` reading, asked on every client lookup
+        self.read_lag = read_lag
         self.scripts = scripts
         self.timings = timings
         self.jobs: dict[str, JobRecord] = {}
@@ -79,6 +96,7 @@ class Store:
             parameters=parameters,
             created=now,
             attempt_start=now,
+            created_mono=self.monotonic(),
         )
         self.runs[run.key] = run
         return run
@@ -129,23 +147,32 @@ class Store:
 
     # --- jobs ---------------------------------------------------------------------------------
 
-    def create_job(self, scope: Scope, body: dict[str, Any]) -> JobRecord:
+    def create_job(self, scope: Scope, body: dict[str, Any], unique: str = "none") -> JobRecord:
+        """A new job; 409 if ``unique`` (the ``unique_names`` reading) finds its name taken."""
         with self.lock:
+            check_name_free(unique, self.list_jobs(scope), body)
             now = self.clock.now()
-            job = JobRecord(str(uuid.uuid4()), scope, dict(body), now, now)
+            job = JobRecord(str(uuid.uuid4()), scope, dict(body), now, now, self.monotonic())
             self.jobs[job.key] = job
             self.scheduler.reset(job.key, now)
             return job
 
+    def _hidden(self, record: JobRecord | RunRecord | TaskRunRecord) -> bool:
+        """Whether the client cannot read ``record`` yet (``read_after_create_lag``)."""
+        return fresh(record, self.read_lag(), self.monotonic())
+
     def get_job(self, scope: Scope, key: str) -> JobRecord:
         job = self.jobs.get(key)
-        if job is None or job.scope != scope:
+        if job is None or job.scope != scope or self._hidden(job):
             raise not_found(f"Job {key}")
         return job
 
-    def replace_job(self, scope: Scope, key: str, body: dict[str, Any]) -> JobRecord:
+    def replace_job(self, scope: Scope, key: str, body: dict[str, Any], unique: str = "none") -> JobRecord:
+        """PUT: a full replace; 409 if it moves the job onto a name ``unique`` finds taken."""
         with self.lock:
             job = self.get_job(scope, key)
+            if slot(unique, body) != slot(unique, job.body):
+                check_name_free(unique, self.list_jobs(scope), body, except_key=key)
             job.body = dict(body)
             job.updated = max(self.clock.now(), job.updated + 0.001)
             self._fire_schedules(self.clock.now())  # fire times before the change, by the old schedule
@@ -168,7 +195,7 @@ class Store:
     def get_run(self, scope: Scope, key: str) -> RunRecord:
         with self.lock:
             run = self.runs.get(key)
-            if run is None or run.scope != scope:
+            if run is None or run.scope != scope or self._hidden(run):
                 raise not_found(f"JobRun {key}")
             self._fire_schedules(self.clock.now())
             self._advance(run, self.clock.now())
@@ -244,6 +271,7 @@ class Store:
                 repair_key=run.repair_key,
                 output_key=str(uuid.uuid4()),
                 created=now,
+                created_mono=self.monotonic(),
             )
             earlier = run.task_runs.get(tr.task_key)
             if earlier is not None:  # a repair: the new attempt gets a new key and counts on
@@ -253,18 +281,21 @@ class Store:
 
     def cancel_run(self, scope: Scope, key: str) -> RunRecord:
         with self.lock:
-            run = self.get_run(scope, key)
-            if not run.done and run.cancel_at is None:
-                run.cancel_at = self.clock.now()
-                self._advance(run, run.cancel_at)
-            return run
+            return self._cancel(self.get_run(scope, key))
+
+    def _cancel(self, run: RunRecord) -> RunRecord:
+        if not run.done and run.cancel_at is None:
+            run.cancel_at = self.clock.now()
+            self._advance(run, run.cancel_at)
+        return run
 
     def cancel_job_runs(self, scope: Scope, job_key: str) -> None:
+        """The service cancels every run of the job, those the client cannot read yet too."""
         with self.lock:
             self.get_job(scope, job_key)
             for run in self.list_runs(scope):
                 if run.job_key == job_key:
-                    self.cancel_run(scope, run.key)
+                    self._cancel(run)
 
     def delete_run(self, scope: Scope, key: str) -> None:
         with self.lock:
@@ -327,7 +358,7 @@ class Store:
     def get_task_run(self, scope: Scope, key: str) -> TaskRunRecord:
         with self.lock:
             tr = self.task_runs.get(key)
-            if tr is None or self.runs[tr.run_key].scope != scope:
+            if tr is None or self.runs[tr.run_key].scope != scope or self._hidden(tr):
                 raise not_found(f"TaskRun {key}")
             self._fire_schedules(self.clock.now())
             self._advance(self.runs[tr.run_key], self.clock.now())
