@@ -7,6 +7,7 @@ Control paths (``/_emulator/...``) are neither recorded, faulted nor signed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import uuid
@@ -74,7 +75,9 @@ async def _respond(
         )
         resp.headers["retry-after"] = str(max(1, math.ceil(wait)))
         return resp
-    if fault is not None:
+    if fault is not None and fault.kind == "name_taken":
+        _another_writer_takes_the_name(state, request, body)
+    elif fault is not None:
         early = await _apply_fault_before(request, fault)
         if early is not None:
             return early
@@ -115,6 +118,22 @@ async def _apply_fault_before(request: web.Request, fault: Fault) -> web.StreamR
             transport.abort()
         raise asyncio.CancelledError()
     return None
+
+
+def _another_writer_takes_the_name(state: EmulatorState, request: web.Request, body: bytes) -> None:
+    """``name_taken``: a job with this request's ``name`` and ``path`` is created just before it,
+    as a concurrent writer's create would be (one that ``unique_names`` refuses does nothing)."""
+    raw = [unquote(p) for p in request.rel_url.raw_path.split("/")]
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        return
+    if len(raw) < 7 or not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        return
+    taken = {k: data[k] for k in ("name", "path") if k in data}
+    with contextlib.suppress(ApiError):  # a workspace not hosted, or the name taken already
+        state.tenancy.check(raw[3], raw[5])
+        state.store.create_job((raw[3], raw[5]), taken, state.readings.unique_names)
 
 
 def _apply_fault_after(response: web.Response, fault: Fault) -> web.Response:

@@ -14,6 +14,10 @@ Kinds:
 ``non_json``   200 with an HTML body and ``content-type: text/html``
 ``empty_list`` 200 ``{"items": []}`` (a silently empty page)
 ``empty_body`` 200 with no body at all
+``name_taken`` another writer wins a race for the name: just before the request is handled, a job
+               with the ``name`` (and ``path``) of its JSON body is created in the same workspace
+               (unless ``unique_names`` finds the name taken already); the request then goes on
+               as usual, so under ``unique_names`` a create or rename answers 409
 =============  ===================================================================================
 """
 
@@ -25,7 +29,9 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = frozenset({"status", "html", "delay", "reset", "truncated", "non_json", "empty_list", "empty_body"})
+KINDS = frozenset(
+    {"status", "html", "delay", "reset", "truncated", "non_json", "empty_list", "empty_body", "name_taken"}
+)
 _ids = itertools.count(1)
 
 

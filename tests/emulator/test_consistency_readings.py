@@ -367,6 +367,30 @@ def test_a_name_taken_by_a_job_nobody_can_read_or_list_yet_is_still_taken(
     assert listed_jobs(api, displayName="etl.job") == [holder]
 
 
+@pytest.mark.parametrize(("reading", "answer", "jobs"), [("none", 201, 2), ("folder", 409, 1)])
+def test_another_writer_takes_the_name_just_before_a_create(
+    emu: AIDPEmulator, api: Api, reading: str, answer: int, jobs: int
+) -> None:
+    emu.set_readings(unique_names=reading)
+    assert listed_jobs(api, displayName="etl.job") == []  # the client looked: the name was free
+    EmulatorClient(emu.url).inject_fault("name_taken", path="*/jobs", method="POST")
+    resp = create(api)
+    assert resp.status_code == answer
+    assert [j["name"] for j in emu.jobs()] == ["etl.job"] * jobs
+    listed = listed_jobs(api, displayName="etl.job")  # theirs is visible at once, and so is ours
+    assert len(set(listed)) == jobs and (answer == 409 or resp.json()["key"] in listed)
+    assert create(api, name="next.job").status_code == 201  # the fault fired once
+
+
+def test_another_writer_takes_the_name_a_rename_wants(emu: AIDPEmulator, api: Api) -> None:
+    emu.set_readings(unique_names="workspace")
+    mine = create(api, name="mine.job").json()["key"]
+    emu.inject_fault("name_taken", path="*/jobs/*", method="PUT")
+    renamed = api("PUT", f"/jobs/{mine}", json={"name": "etl.job", "path": FOLDER})
+    assert renamed.status_code == 409 and "'etl.job'" in renamed.json()["message"]
+    assert sorted(j["name"] for j in emu.jobs()) == ["etl.job", "mine.job"]
+
+
 # --- settings --------------------------------------------------------------------------------
 
 
