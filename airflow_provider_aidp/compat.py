@@ -9,6 +9,7 @@ flags (feature checks, not version numbers) before relying on a newer capability
 - ``amask_secret`` (an event-loop safe secrets-masker registration) exists from 3.3.
 - ``task_state_store`` in the task context (crash recovery of the run key) exists from 3.3.
 - ``BaseTrigger.on_kill`` (a user's kill reaches the trigger) exists from 3.3.
+- ``asset_state_store`` (an asset watcher's trigger state in the metadata DB) exists from 3.3.
 
 The degradation messages are here too, so every caller says the same thing, once per task try.
 """
@@ -38,6 +39,7 @@ __all__ = [
     "BaseHook",
     "aget_connection",
     "amask_secret",
+    "asset_state_accessors",
     "secrets_masker_module",
     "task_state_store",
 ]
@@ -118,3 +120,15 @@ def secrets_masker_module() -> ModuleType:
         return importlib.import_module("airflow.sdk._shared.secrets_masker")
     except ImportError:  # Airflow 3.0
         return importlib.import_module("airflow.sdk.execution_time.secrets_masker")
+
+
+def asset_state_accessors(store: Any) -> list[Any]:
+    """One ``aget``/``aset`` accessor per asset an event trigger watches (Airflow >= 3.3 injects
+    ``asset_state_store``, scoped to every asset sharing the trigger); none before 3.3."""
+    if store is None:
+        return []
+    by_name = getattr(store, "_by_name", None)
+    by_uri = getattr(store, "_by_uri", None)
+    if isinstance(by_name, dict) and isinstance(by_uri, dict):
+        return [*by_name.values(), *by_uri.values()]
+    return [store]

@@ -8,6 +8,8 @@ the service's error body and the request path only.
 
 from __future__ import annotations
 
+import asyncio
+
 
 class AIDPError(Exception):
     """Base class of every error raised by this provider."""
@@ -57,6 +59,11 @@ class AIDPApiError(AIDPError):
 class AIDPAuthError(AIDPApiError):
     """401 or 403: the signature, key, token or policy was refused."""
 
+    @property
+    def credentials_expired(self) -> bool:
+        """A 401: the signature or token was refused (a token may just have rotated), not a policy."""
+        return self.status == 401
+
 
 class AIDPNotFoundError(AIDPApiError):
     """404: the resource (or the whole API surface, for a wrong api_version) does not exist."""
@@ -64,6 +71,21 @@ class AIDPNotFoundError(AIDPApiError):
 
 class AIDPConflictError(AIDPApiError):
     """409: conflicting state, or an ``opc-retry-token`` reused with a different body."""
+
+
+class AIDPRetryTokenConflictError(AIDPConflictError):
+    """409 to a token-protected POST: the ``opc-retry-token`` was used before with a different body."""
+
+    @classmethod
+    def of(cls, exc: AIDPApiError) -> AIDPRetryTokenConflictError:
+        return cls(
+            exc.message,
+            status=exc.status,
+            code=exc.code,
+            opc_request_id=exc.opc_request_id,
+            method=exc.method,
+            path=exc.path,
+        )
 
 
 class AIDPPreconditionFailedError(AIDPApiError):
@@ -117,6 +139,22 @@ _CLASS_BY_STATUS: dict[int, type[AIDPApiError]] = {
 def error_class_for_status(status: int) -> type[AIDPApiError]:
     """The most specific error class for an HTTP status."""
     return AIDPServerError if status >= 500 else _CLASS_BY_STATUS.get(status, AIDPApiError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a wait may outlast this error (look again later) rather than end on it: rate
+    limits, 5xx (not 501), no answer, a garbled answer. Never a 4xx the service meant."""
+    if isinstance(exc, AIDPRateLimitError | AIDPTransportError | AIDPResponseError):
+        return True
+    if isinstance(exc, AIDPServerError):
+        return exc.status != 501
+    if isinstance(exc, AIDPError):
+        return False
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | ConnectionError):
+        return True
+    # aiohttp / requests transport errors, checked by module name so neither is imported here.
+    module = type(exc).__module__ or ""
+    return module.startswith(("aiohttp", "requests", "urllib3")) or isinstance(exc, OSError)
 
 
 class AIDPPollError(AIDPError):

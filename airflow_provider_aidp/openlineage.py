@@ -90,7 +90,7 @@ def operator_lineage(operator: Any, task_instance: Any, *, failed: bool) -> Any:
     if not run_key:
         return OperatorLineage()  # failed before a run existed: nothing to link
     hook: AIDPHook = operator.hook
-    config = hook.config
+    config = hook.get_config()
     ns = namespace(config.region, config.ai_data_platform_id)
     job_type = job_type_job.JobTypeJobFacet(jobType="JOB", integration=INTEGRATION, processingType="BATCH")
     summary = operator._lineage.get("summary")
@@ -130,7 +130,7 @@ def emit_run_events(
         facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
             message=failed_tasks_message(summary, run.status), programmingLanguage="AIDP"
         )
-    workspace = hook.workspace
+    workspace = hook.get_workspace()
     ol_run = Run(runId=run_id(run_key), facets=facets)
     ol_job = Job(
         namespace=ns, name=job_name(workspace, run.job_name, run.job_key), facets={"jobType": job_type}

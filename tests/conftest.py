@@ -65,3 +65,12 @@ def _fresh_secrets_masker() -> None:
     from airflow_provider_aidp.compat import secrets_masker_module
 
     secrets_masker_module().reset_secrets_masker()
+
+
+@pytest.fixture(autouse=True)
+def _forget_what_services_showed() -> None:
+    """Each test may play another reading of the service on the same connection id: what the hook
+    learned about the last one (refused page sizes, repeated filters) must not carry over."""
+    from airflow_provider_aidp.hooks.service import forget_profiles
+
+    forget_profiles()

@@ -1,10 +1,11 @@
 """AIDPHook: the public API of the AIDP Workflow API for one ``aidp`` connection.
 
-Every call builds one request plan and asks one retry decision what to do after each attempt
-(``hooks/transport.py``); ``_call`` sends it with ``requests``, ``_acall`` with the ``aiohttp``
-session, signer and pacer shared per (connection id, event loop). Job definitions come back as the
-service's JSON, runs and task runs as models; errors are ``AIDPError`` subclasses. ``oci`` and
-``aiohttp`` load only when a request is sent (DAG files import this module through operators).
+Every method has an async twin named ``a_<method>`` with the same parameters and return type.
+Both run the same operation of ``hooks/service.py`` (where every reading of the service is
+handled): the sync method drives it with ``requests``, the async one with the ``aiohttp``
+session, signer and pacer shared per (connection id, event loop). Answers are typed models;
+errors are ``AIDPError`` subclasses. ``oci`` and ``aiohttp`` load only when a request is sent
+(DAG files import this module through the operators).
 """
 
 from __future__ import annotations
@@ -13,25 +14,22 @@ import asyncio
 import contextlib
 import itertools
 import time
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel
-
 from airflow_provider_aidp import compat
 from airflow_provider_aidp.compat import BaseHook
-from airflow_provider_aidp.exceptions import (
-    AIDPConfigError,
-    AIDPDuplicateJobError,
-)
+from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPError
 from airflow_provider_aidp.hooks import auth
 from airflow_provider_aidp.hooks.connection import DEFAULT_CONN_ID, AIDPConnectionConfig
-from airflow_provider_aidp.hooks.responses import ApiResponse, JobDefinition, header, parse_model
-from airflow_provider_aidp.hooks.retry import RetryPolicy, new_retry_token
+from airflow_provider_aidp.hooks.service import Op, Pause, Service, profile_for
 from airflow_provider_aidp.hooks.transport import (
     USER_AGENT,
+    ApiResponse,
     AsyncState,
-    Pager,
+    Call,
+    RetryPolicy,
     close_async_sessions,
     conclude,
     lease,
@@ -40,24 +38,23 @@ from airflow_provider_aidp.hooks.transport import (
     send_sync,
     shared_state,
 )
-from airflow_provider_aidp.models.runs import (
-    ExportedTaskRunOutputContents,
-    JobRun,
-    JobRunSummary,
-    JobSummary,
-    TaskRun,
-    TaskRunOutput,
-    string_parameters,
-)
-
-_M = TypeVar("_M", bound=BaseModel)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
-
     import requests
 
     from airflow_provider_aidp.hooks.upsert import UpsertResult
+    from airflow_provider_aidp.models.outputs import RenderedOutput
+    from airflow_provider_aidp.models.runs import (
+        ExportedTaskRunOutputContents,
+        Job,
+        JobRun,
+        JobRunSummary,
+        JobSummary,
+        TaskRun,
+        TaskRunOutput,
+    )
+
+T = TypeVar("T")
 
 
 class AIDPHook(BaseHook):
@@ -68,6 +65,10 @@ class AIDPHook(BaseHook):
     :param max_retries: retries of one call (attempts = max_retries + 1); else the connection's.
     :param timeout: seconds per attempt; else the connection's.
     :param retry_wait_max: longest wait between attempts, seconds; else the connection's.
+
+    ``created_at`` (epoch seconds), where a method takes it: when this provider created the job or
+    run, so that a 404 within the connection's ``consistency_grace`` of it reads as "not visible
+    yet" (the service is eventually consistent) and is asked again instead of failing.
     """
 
     conn_name_attr = "aidp_conn_id"
@@ -91,7 +92,7 @@ class AIDPHook(BaseHook):
         self._timeout = timeout
         self._retry_wait_max = retry_wait_max
         self._session: requests.Session | None = None
-        #: Injection points for tests (and nothing else): how to wait between retries.
+        #: Injection points for tests (and nothing else): how to wait between retries and pauses.
         self._sleep: Callable[[float], None] = time.sleep
         self._asleep: Callable[[float], Any] = asyncio.sleep
 
@@ -114,17 +115,29 @@ class AIDPHook(BaseHook):
             f"{type(self).__name__}(aidp_conn_id={self.aidp_conn_id!r}, workspace_key={self.workspace_key!r})"
         )
 
-    # --- configuration ------------------------------------------------------------------
+    # --- configuration ----------------------------------------------------------------------
+
+    def get_config(self) -> AIDPConnectionConfig:
+        """The parsed, validated connection (read once per hook)."""
+        return self._config
+
+    async def a_get_config(self) -> AIDPConnectionConfig:
+        """Async :meth:`get_config`: read once per (connection id, event loop), without blocking it."""
+        config = (await self._astate()).config
+        assert config is not None
+        return config
 
     @cached_property
-    def config(self) -> AIDPConnectionConfig:
-        """The parsed, validated connection (sync lookup; async code uses :meth:`_astate`)."""
+    def _config(self) -> AIDPConnectionConfig:
         return AIDPConnectionConfig.from_connection(self.get_connection(self.aidp_conn_id))
 
-    @property
-    def workspace(self) -> str:
-        """The workspace key calls go to; raises ``AIDPConfigError`` when none is configured."""
-        return self._workspace_for(self.config)
+    def get_workspace(self) -> str:
+        """The workspace key calls go to; ``AIDPConfigError`` when none is configured."""
+        return self._workspace_for(self.get_config())
+
+    async def a_get_workspace(self) -> str:
+        """Async :meth:`get_workspace`."""
+        return self._workspace_for(await self.a_get_config())
 
     def _workspace_for(self, config: AIDPConnectionConfig) -> str:
         workspace = self.workspace_key or config.workspace_key
@@ -144,176 +157,186 @@ class AIDPHook(BaseHook):
     def _timeout_for(self, config: AIDPConnectionConfig) -> float:
         return float(self._timeout if self._timeout is not None else config.timeout)
 
-    # --- sync transport -----------------------------------------------------------------
-
-    def get_conn(self) -> requests.Session:
-        """The hook's ``requests.Session`` (connection pooling across calls)."""
-        if self._session is None:
-            import requests
-
-            self._session = requests.Session()
-        return self._session
-
-    def _call(self, method: str, *segments: str, **request: Any) -> ApiResponse:
-        """One logical call: attempts until ``conclude`` returns a response (or raises)."""
-        config = self.config
-        plan = plan_request(config, self._workspace_for(config), method, segments, **request)
-        policy, signer, session = self._policy(config), auth.get_signer(config), self.get_conn()
-        for attempt in itertools.count(1):
-            answer = send_sync(session, signer, plan, self._timeout_for(config), config.ca_bundle)
-            step = conclude(plan, policy, attempt, answer, config)
-            if isinstance(step, ApiResponse):
-                return step
-            self._sleep(step)
-        raise AssertionError("unreachable")
-
-    def _model(self, cls: type[_M], method: str, *segments: str, **request: Any) -> _M:
-        """:meth:`_call`, its JSON read as ``cls`` (a mismatch is an ``AIDPResponseError``)."""
-        resp = self._call(method, *segments, **request)
-        return parse_model(cls, resp.body, method, "/" + "/".join(segments), resp.request_id)
-
-    def _paginate(
-        self,
-        *segments: str,
-        query: Sequence[tuple[str, Any]] = (),
-        limit: int | None = None,
-        page_size: int = 100,
-    ) -> Iterator[dict[str, Any]]:
-        """Yield items across every page (``opc-next-page``), up to ``limit``; pages load as consumed."""
-        pager = Pager(segments, query, page_size, limit)
-        while not pager.done:
-            yield from pager.take(self._call("GET", *segments, query=pager.query()))
-
-    # --- jobs ---------------------------------------------------------------------------
+    # --- jobs -------------------------------------------------------------------------------
 
     def list_jobs(
-        self,
-        *,
-        name: str | None = None,
-        path: str | None = None,
-        limit: int | None = None,
-        page_size: int = 100,
-    ) -> Iterator[JobSummary]:
-        """``GET /jobs`` (``displayName``/``path`` filters), every page, up to ``limit`` jobs."""
-        query = [("displayName", name), ("path", path)]
-        for item in self._paginate("jobs", query=query, limit=limit, page_size=page_size):
-            yield parse_model(JobSummary, item, "GET", "/jobs", None)
+        self, *, name: str | None = None, path: str | None = None, limit: int | None = None
+    ) -> list[JobSummary]:
+        """``GET /jobs`` with the ``displayName`` / ``path`` filters as the service serves them, every
+        page, up to ``limit`` jobs. For the jobs named exactly N in folder F, use :meth:`find_jobs`."""
+        return self._run(lambda s: s.list_jobs(name, path, limit))
+
+    async def a_list_jobs(
+        self, *, name: str | None = None, path: str | None = None, limit: int | None = None
+    ) -> list[JobSummary]:
+        """Async :meth:`list_jobs`."""
+        return await self._arun(lambda s: s.list_jobs(name, path, limit))
 
     def find_jobs(self, name: str, path: str | None = None) -> list[JobSummary]:
-        """Every job named exactly ``name`` (and in folder ``path``), reading every page.
+        """Every job named exactly ``name`` (and in folder ``path``), reading every page; matched
+        here, whatever the service's filters mean."""
+        return self._run(lambda s: s.find_jobs(name, path))
 
-        Only the name goes to the server: what its ``path`` filter means (the folder, folder +
-        name, or nothing) is not documented, so the folder is matched here (``jobs.same_folder``);
-        a listed job of that name without a ``path`` costs one ``GET /jobs/{key}`` for its folder.
+    async def a_find_jobs(self, name: str, path: str | None = None) -> list[JobSummary]:
+        """Async :meth:`find_jobs`."""
+        return await self._arun(lambda s: s.find_jobs(name, path))
+
+    def find_job(self, name: str, path: str | None = None, *, expected: bool = False) -> JobSummary | None:
+        """The one job named ``name`` (in ``path``) or ``None``; ``AIDPDuplicateJobError`` if several.
+
+        ``expected``: the job should exist (created upstream), so a listing that does not show it
+        yet is read again within the connection's ``consistency_grace`` before ``None``.
         """
-        from airflow_provider_aidp.hooks.jobs import located, matches, needs_path
+        return self._run(lambda s: s.find_job(name, path, expected))
 
-        jobs = self.list_jobs(name=name)
-        jobs = (located(j, self.get_job(j.key).body) if needs_path(j, name, path) else j for j in jobs)
-        return [job for job in jobs if matches(job, name, path)]
+    async def a_find_job(
+        self, name: str, path: str | None = None, *, expected: bool = False
+    ) -> JobSummary | None:
+        """Async :meth:`find_job`."""
+        return await self._arun(lambda s: s.find_job(name, path, expected))
 
-    def find_job(self, name: str, path: str | None = None) -> JobSummary | None:
-        """The one job named ``name`` (in ``path``) or ``None``; ``AIDPDuplicateJobError`` if several."""
-        jobs = self.find_jobs(name, path)
-        if len(jobs) > 1:
-            keys = ", ".join(job.key for job in jobs)
-            raise AIDPDuplicateJobError(
-                f"{len(jobs)} jobs are named {name!r}{f' in {path!r}' if path else ''} ({keys}); "
-                "pass the job key or a path to choose one."
-            )
-        return jobs[0] if jobs else None
+    def get_job(self, job_key: str, *, created_at: float | None = None) -> Job:
+        """``GET /jobs/{key}``: the definition (``Job.body()``) and its ``etag`` (an update's if-match)."""
+        return self._run(lambda s: s.get_job(job_key, created_at))
 
-    def get_job(self, job_key: str) -> JobDefinition:
-        """``GET /jobs/{key}``: the job definition's JSON and its ``etag`` (for ``update_job``'s if-match)."""
-        resp = self._call("GET", "jobs", job_key)
-        return JobDefinition(resp.body, header(resp.headers, "etag"))
+    async def a_get_job(self, job_key: str, *, created_at: float | None = None) -> Job:
+        """Async :meth:`get_job`."""
+        return await self._arun(lambda s: s.get_job(job_key, created_at))
 
-    def create_job(self, body: dict[str, Any], *, retry_token: str | None = None) -> dict[str, Any]:
-        """``POST /jobs`` with an ``opc-retry-token`` (resent safely): the created job's JSON."""
-        return self._call("POST", "jobs", payload=body, retry_token=retry_token or new_retry_token()).body
+    def create_job(self, body: dict[str, Any], *, retry_token: str | None = None) -> Job:
+        """``POST /jobs`` (name, path, maxConcurrentRuns only), token-protected: the created job."""
+        return self._run(lambda s: s.create_job(body, retry_token))
+
+    async def a_create_job(self, body: dict[str, Any], *, retry_token: str | None = None) -> Job:
+        """Async :meth:`create_job`."""
+        return await self._arun(lambda s: s.create_job(body, retry_token))
 
     def update_job(
-        self, job_key: str, body: dict[str, Any], *, if_match: str | None = None
-    ) -> dict[str, Any]:
-        """``PUT /jobs/{key}``: the job's JSON (``if_match`` stale: ``AIDPPreconditionFailedError``), as
-        answered, or as ``GET`` reads it when the answer has no body (204 No Content)."""
-        resp = self._call("PUT", "jobs", job_key, payload=body, if_match=if_match, allow_empty=True)
-        return resp.body if resp.body is not None else self.get_job(job_key).body
+        self,
+        job_key: str,
+        body: dict[str, Any],
+        *,
+        if_match: str | None = None,
+        created_at: float | None = None,
+    ) -> Job:
+        """``PUT /jobs/{key}`` (a full replace): the job as updated (a stale ``if_match``:
+        ``AIDPPreconditionFailedError``)."""
+        return self._run(lambda s: s.update_job(job_key, body, if_match, created_at))
+
+    async def a_update_job(
+        self,
+        job_key: str,
+        body: dict[str, Any],
+        *,
+        if_match: str | None = None,
+        created_at: float | None = None,
+    ) -> Job:
+        """Async :meth:`update_job`."""
+        return await self._arun(lambda s: s.update_job(job_key, body, if_match, created_at))
 
     def delete_job(self, job_key: str) -> None:
         """``DELETE /jobs/{key}``."""
-        self._call("DELETE", "jobs", job_key, expect_json=False)
+        self._run(lambda s: s.delete_job(job_key))
+
+    async def a_delete_job(self, job_key: str) -> None:
+        """Async :meth:`delete_job`."""
+        await self._arun(lambda s: s.delete_job(job_key))
 
     def upsert_job(self, spec: Any, *, dry_run: bool = False) -> UpsertResult:
-        """Create or update a job to match ``spec`` (a ``JobSpec`` or dict); see ``hooks.upsert``."""
-        from airflow_provider_aidp.hooks.upsert import upsert_job
+        """Create or update a job to match ``spec`` (a ``JobSpec`` or dict); see ``hooks/upsert.py``."""
+        from airflow_provider_aidp.hooks.upsert import upsert
 
-        return upsert_job(self, spec, dry_run=dry_run)
+        return self._run(lambda s: upsert(s, spec, dry_run, self.log))
 
-    # --- runs ---------------------------------------------------------------------------
+    async def a_upsert_job(self, spec: Any, *, dry_run: bool = False) -> UpsertResult:
+        """Async :meth:`upsert_job`."""
+        from airflow_provider_aidp.hooks.upsert import upsert
+
+        return await self._arun(lambda s: upsert(s, spec, dry_run, self.log))
+
+    # --- runs -------------------------------------------------------------------------------
 
     def create_job_run(
-        self, job_key: str, parameters: dict[str, Any] | None = None, *, retry_token: str | None = None
+        self,
+        job_key: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        retry_token: str | None = None,
+        created_at: float | None = None,
     ) -> JobRun:
-        """``POST /jobRuns``: start a run. Pass a deterministic ``retry_token`` to make a retried Airflow
-        task idempotent (a lost or garbled answer is resent with it and returns the same run)."""
-        payload = _with_parameters({"jobKey": job_key}, parameters)
-        return self._model(
-            JobRun, "POST", "jobRuns", payload=payload, retry_token=retry_token or new_retry_token()
-        )
+        """``POST /jobRuns``: start a run. A deterministic ``retry_token`` makes a retried Airflow task
+        idempotent (the service answers a repeated token with the first run); a token reused with
+        other parameters is an ``AIDPRetryTokenConflictError``. ``created_at``: the job's."""
+        return self._run(lambda s: s.create_job_run(job_key, parameters, retry_token, created_at))
 
-    def get_job_run(self, run_key: str, *, include_task_runs: bool = False) -> JobRun:
-        """``GET /jobRuns/{key}``; ``include_task_runs`` adds ``taskRunSummaryMap`` (latest attempts)."""
-        query = [("shouldIncludeTaskRunSummaries", True)] if include_task_runs else None
-        return self._model(JobRun, "GET", "jobRuns", run_key, query=query)
+    async def a_create_job_run(
+        self,
+        job_key: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        retry_token: str | None = None,
+        created_at: float | None = None,
+    ) -> JobRun:
+        """Async :meth:`create_job_run`."""
+        return await self._arun(lambda s: s.create_job_run(job_key, parameters, retry_token, created_at))
+
+    def get_job_run(
+        self, run_key: str, *, include_task_runs: bool = False, created_at: float | None = None
+    ) -> JobRun:
+        """``GET /jobRuns/{key}``; ``include_task_runs`` asks for ``taskRunSummaryMap`` too."""
+        return self._run(lambda s: s.get_job_run(run_key, include_task_runs, created_at))
+
+    async def a_get_job_run(
+        self, run_key: str, *, include_task_runs: bool = False, created_at: float | None = None
+    ) -> JobRun:
+        """Async :meth:`get_job_run` (the trigger's poll)."""
+        return await self._arun(lambda s: s.get_job_run(run_key, include_task_runs, created_at))
 
     def list_job_runs(
-        self, *, job_key: str | None = None, statuses: list[str] | None = None, limit: int | None = None
-    ) -> Iterator[JobRunSummary]:
-        """``GET /jobRuns`` (``jobKey``, repeated ``status`` filters), every page, up to ``limit`` runs.
+        self,
+        *,
+        job_keys: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[JobRunSummary]:
+        """Every run of ``job_keys`` (none: the workspace) in ``statuses`` (none: any), every page, up
+        to ``limit``: complete and matched here, however the service applies the filters."""
+        return self._run(lambda s: s.list_job_runs(job_keys or (), statuses or (), limit))
 
-        The runs are as listed: a service may not apply the filters (match with ``runs.listed``)."""
-        for item in self._paginate(
-            "jobRuns", query=_run_filters([job_key] if job_key is not None else [], statuses), limit=limit
-        ):
-            yield parse_model(JobRunSummary, item, "GET", "/jobRuns", None)
+    async def a_list_job_runs(
+        self,
+        *,
+        job_keys: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[JobRunSummary]:
+        """Async :meth:`list_job_runs`."""
+        return await self._arun(lambda s: s.list_job_runs(job_keys or (), statuses or (), limit))
 
-    def list_task_runs(self, run_key: str) -> Iterator[TaskRun]:
-        """``GET /taskRuns?jobRunKey=``: every task run (all attempts) of a run, every page, as listed
-        (``runs.listed.of_run`` drops another run's, should the service ignore the filter)."""
-        for item in self._paginate("taskRuns", query=[("jobRunKey", run_key)]):
-            yield parse_model(TaskRun, item, "GET", "/taskRuns", None)
+    def list_active_runs(self, job_keys: Sequence[str] | None = None) -> list[JobRunSummary]:
+        """A cheap snapshot of the active runs of ``job_keys`` (none: the workspace), not a census:
+        a run it does not show may still be active (read it by key). See ``Service.list_active_runs``."""
+        return self._run(lambda s: s.list_active_runs(job_keys))
 
-    def get_task_run(self, task_run_key: str) -> TaskRun:
-        """``GET /taskRuns/{key}`` (carries the ``outputKey`` a listing may omit)."""
-        return self._model(TaskRun, "GET", "taskRuns", task_run_key)
+    async def a_list_active_runs(self, job_keys: Sequence[str] | None = None) -> list[JobRunSummary]:
+        """Async :meth:`list_active_runs` (the triggerer's status sweep)."""
+        return await self._arun(lambda s: s.list_active_runs(job_keys))
 
-    def fetch_task_run_output(self, task_run_key: str, output_key: str | None = None) -> TaskRunOutput:
-        """``POST /taskRuns/{key}/actions/fetchOutput`` (token-protected): the task run's output."""
-        payload = {"outputKey": output_key} if output_key else None  # no body rather than "{}"
-        segments = ("taskRuns", task_run_key, "actions", "fetchOutput")
-        return self._model(TaskRunOutput, "POST", *segments, payload=payload, retry_token=new_retry_token())
+    def cancel_job_run(self, run_key: str, *, created_at: float | None = None) -> JobRun:
+        """Cancel a run; the run as the cancel left it (a run that had already ended: as it ended)."""
+        return self._run(lambda s: s.cancel_job_run(run_key, created_at))
 
-    def export_task_run_output(
-        self, task_run_key: str, output_key: str, fmt: str = "HTML"
-    ) -> ExportedTaskRunOutputContents:
-        """``POST .../outputs/{output_key}/actions/export``: the output as HTML or IPYNB (not resent)."""
-        if fmt not in ("HTML", "IPYNB"):
-            raise AIDPConfigError(f"fmt must be 'HTML' or 'IPYNB', got {fmt!r}.", field="fmt")
-        segments = ("taskRuns", task_run_key, "outputs", output_key, "actions", "export")
-        return self._model(ExportedTaskRunOutputContents, "POST", *segments, payload={"format": fmt})
+    async def a_cancel_job_run(self, run_key: str, *, created_at: float | None = None) -> JobRun:
+        """Async :meth:`cancel_job_run` (deadline passed, or a user killed the deferred task)."""
+        return await self._arun(lambda s: s.cancel_job_run(run_key, created_at))
 
-    def cancel_job_run(self, run_key: str) -> JobRun:
-        """``POST /jobRuns/{key}/actions/cancel`` (token-protected): the run as the service answers,
-        or as ``GET`` reads it when the answer has no body (a 202 work request)."""
-        segments = ("jobRuns", run_key, "actions", "cancel")
-        resp = self._call("POST", *segments, retry_token=new_retry_token(), allow_empty=True)
-        return _answered_run(resp, run_key) or self.get_job_run(run_key)
+    def cancel_job_runs(self, job_key: str) -> list[str]:
+        """Cancel every active run of a job, whichever way the surface allows; their run keys."""
+        return self._run(lambda s: s.cancel_job_runs(job_key))
 
-    def cancel_job_runs(self, job_key: str) -> None:
-        """``POST /jobs/{key}/actions/cancelJobRuns`` (token-protected): cancel every active run of a job."""
-        segments = ("jobs", job_key, "actions", "cancelJobRuns")
-        self._call("POST", *segments, retry_token=new_retry_token(), expect_json=False)
+    async def a_cancel_job_runs(self, job_key: str) -> list[str]:
+        """Async :meth:`cancel_job_runs`."""
+        return await self._arun(lambda s: s.cancel_job_runs(job_key))
 
     def repair_job_run(
         self,
@@ -324,26 +347,95 @@ class AIDPHook(BaseHook):
         retry_token: str | None = None,
     ) -> JobRun:
         """``POST /jobRuns/{key}/actions/repair``: re-run chosen tasks with ``repairTasks`` (not the
-        deprecated ``taskKeys``); returns the repaired run. Token-protected like :meth:`create_job_run`."""
-        if not repair_tasks:
-            raise AIDPConfigError("repair_tasks must name at least one task.", field="repair_tasks")
-        payload = _with_parameters({"repairTasks": repair_tasks}, parameters)
-        token = retry_token or new_retry_token()
-        return self._model(
-            JobRun, "POST", "jobRuns", run_key, "actions", "repair", payload=payload, retry_token=token
-        )
+        deprecated ``taskKeys``); the repaired run. Token-protected like :meth:`create_job_run`."""
+        return self._run(lambda s: s.repair_job_run(run_key, repair_tasks, parameters, retry_token))
+
+    async def a_repair_job_run(
+        self,
+        run_key: str,
+        repair_tasks: list[dict[str, Any]],
+        *,
+        parameters: dict[str, Any] | None = None,
+        retry_token: str | None = None,
+    ) -> JobRun:
+        """Async :meth:`repair_job_run`."""
+        return await self._arun(lambda s: s.repair_job_run(run_key, repair_tasks, parameters, retry_token))
 
     def get_run_url(self, run_key: str, job_key: str | None = None) -> str:
         """The run's console URL from the connection's ``console_url_template`` (no request)."""
-        return self.config.console_url(
-            workspace_key=self.workspace_key or self.config.workspace_key, run_key=run_key, job_key=job_key
-        )
+        config = self.get_config()
+        return config.console_url(workspace_key=self.workspace_key, run_key=run_key, job_key=job_key)
+
+    async def a_get_run_url(self, run_key: str, job_key: str | None = None) -> str:
+        """Async :meth:`get_run_url`."""
+        config = await self.a_get_config()
+        return config.console_url(workspace_key=self.workspace_key, run_key=run_key, job_key=job_key)
+
+    # --- task runs and outputs ----------------------------------------------------------------
+
+    def get_task_runs(self, run: JobRun, *, detail_failed: bool = True) -> list[TaskRun]:
+        """One task run per task of ``run`` (its latest attempt) with its state, in execution order;
+        with ``detail_failed`` the failed ones read in full (error trace, output key)."""
+        return self._run(lambda s: s.get_task_runs(run, detail_failed))
+
+    async def a_get_task_runs(self, run: JobRun, *, detail_failed: bool = True) -> list[TaskRun]:
+        """Async :meth:`get_task_runs`."""
+        return await self._arun(lambda s: s.get_task_runs(run, detail_failed))
+
+    def list_task_runs(self, run_key: str) -> list[TaskRun]:
+        """``GET /taskRuns?jobRunKey=``: every task run (every attempt) of a run, every page."""
+        return self._run(lambda s: s.list_task_runs(run_key))
+
+    async def a_list_task_runs(self, run_key: str) -> list[TaskRun]:
+        """Async :meth:`list_task_runs`."""
+        return await self._arun(lambda s: s.list_task_runs(run_key))
+
+    def get_task_run(self, task_run_key: str) -> TaskRun:
+        """``GET /taskRuns/{key}`` (carries the ``outputKey`` a listing may omit)."""
+        return self._run(lambda s: s.get_task_run(task_run_key))
+
+    async def a_get_task_run(self, task_run_key: str) -> TaskRun:
+        """Async :meth:`get_task_run`."""
+        return await self._arun(lambda s: s.get_task_run(task_run_key))
+
+    def fetch_task_run_output(self, task_run_key: str, output_key: str | None = None) -> TaskRunOutput:
+        """``POST /taskRuns/{key}/actions/fetchOutput`` (token-protected): the output as served."""
+        return self._run(lambda s: s.fetch_task_run_output(task_run_key, output_key))
+
+    async def a_fetch_task_run_output(
+        self, task_run_key: str, output_key: str | None = None
+    ) -> TaskRunOutput:
+        """Async :meth:`fetch_task_run_output`."""
+        return await self._arun(lambda s: s.fetch_task_run_output(task_run_key, output_key))
+
+    def read_task_run_output(self, task_run: TaskRun) -> RenderedOutput | None:
+        """A task run's output as log text and the errors it reports; ``None`` when it has none."""
+        return self._run(lambda s: s.read_task_run_output(task_run))
+
+    async def a_read_task_run_output(self, task_run: TaskRun) -> RenderedOutput | None:
+        """Async :meth:`read_task_run_output`."""
+        return await self._arun(lambda s: s.read_task_run_output(task_run))
+
+    def export_task_run_output(
+        self, task_run_key: str, output_key: str, fmt: str = "HTML"
+    ) -> ExportedTaskRunOutputContents:
+        """``POST .../outputs/{output_key}/actions/export``: the output as HTML or IPYNB (not resent)."""
+        return self._run(lambda s: s.export_task_run_output(task_run_key, output_key, fmt))
+
+    async def a_export_task_run_output(
+        self, task_run_key: str, output_key: str, fmt: str = "HTML"
+    ) -> ExportedTaskRunOutputContents:
+        """Async :meth:`export_task_run_output`."""
+        return await self._arun(lambda s: s.export_task_run_output(task_run_key, output_key, fmt))
+
+    # --- Airflow's connection Test ---------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
         """The UI's Test and ``airflow connections test``: one fast, explained check (``hooks/diagnosis``).
 
         One attempt per request with a short timeout (no retry ladder); the message names the host
-        and what failed. ``python -m airflow_provider_aidp.doctor`` prints every step.
+        and what failed. ``python -m airflow_provider_aidp.doctor`` prints every step. (Airflow calls
+        it synchronously: it has no async twin.)
         """
         from airflow_provider_aidp.hooks.diagnosis import diagnose, summary
 
@@ -353,22 +445,70 @@ class AIDPHook(BaseHook):
             return False, f"Cannot read connection {self.aidp_conn_id!r}: {type(exc).__name__}: {exc}"
         return summary(diagnose(conn, self.workspace_key))
 
-    # --- async transport ----------------------------------------------------------------
+    # --- the two drivers of an operation ---------------------------------------------------------
 
-    def session_lease(self) -> contextlib.AbstractAsyncContextManager[None]:
-        """Keep this connection's shared async session open while a trigger works (``transport.lease``)."""
-        return lease(self.aidp_conn_id)
+    def get_conn(self) -> requests.Session:
+        """The hook's ``requests.Session`` (connection pooling across calls)."""
+        if self._session is None:
+            import requests
 
-    async def _astate(self) -> AsyncState:
-        """Shared per (conn id, loop): async connection lookup, signer built off-loop, one session."""
-        return await shared_state(self.aidp_conn_id, lambda conn_id: compat.aget_connection(self, conn_id))
+            self._session = requests.Session()
+        return self._session
 
-    async def _acall(self, method: str, *segments: str, **request: Any) -> ApiResponse:
-        """The async twin of :meth:`_call`: the same plan and decision, sent by :func:`send_async`."""
+    def _run(self, operation: Callable[[Service], Op[T]]) -> T:
+        """Drive an operation with ``requests``: each call sent (with retries), each pause slept."""
+        config = self.get_config()
+        op = operation(Service(config, profile_for(self.aidp_conn_id)))
+        done, step = _advance(op, None, None)
+        while not done:
+            reply: Any = None
+            error: AIDPError | None = None
+            if isinstance(step, Pause):
+                self._sleep(step.seconds)
+            else:
+                try:
+                    reply = self._call(step, config)
+                except AIDPError as exc:
+                    error = exc
+            done, step = _advance(op, reply, error)
+        return step
+
+    def _call(self, call: Call, config: AIDPConnectionConfig) -> ApiResponse:
+        """One logical call: attempts until ``conclude`` returns a response (or raises)."""
+        plan = plan_request(config, self._workspace_for(config), call)
+        policy, signer, session = self._policy(config), auth.get_signer(config), self.get_conn()
+        for attempt in itertools.count(1):
+            answer = send_sync(session, signer, plan, self._timeout_for(config), config.ca_bundle)
+            step = conclude(plan, policy, attempt, answer, config)
+            if isinstance(step, ApiResponse):
+                return step
+            self._sleep(step)
+        raise AssertionError("unreachable")
+
+    async def _arun(self, operation: Callable[[Service], Op[T]]) -> T:
+        """:meth:`_run` on the event loop: calls sent by the shared ``aiohttp`` session."""
         state = await self._astate()
+        assert state.config is not None
+        op = operation(Service(state.config, profile_for(self.aidp_conn_id)))
+        done, step = _advance(op, None, None)
+        while not done:
+            reply: Any = None
+            error: AIDPError | None = None
+            if isinstance(step, Pause):
+                await self._asleep(step.seconds)
+            else:
+                try:
+                    reply = await self._acall(step, state)
+                except AIDPError as exc:
+                    error = exc
+            done, step = _advance(op, reply, error)
+        return step
+
+    async def _acall(self, call: Call, state: AsyncState) -> ApiResponse:
+        """The async twin of :meth:`_call`: the same plan and decision, sent by :func:`send_async`."""
         config = state.config
         assert config is not None
-        plan = plan_request(config, self._workspace_for(config), method, segments, **request)
+        plan = plan_request(config, self._workspace_for(config), call)
         policy = self._policy(config)
         for attempt in itertools.count(1):
             answer = await send_async(state, plan, self._timeout_for(config))
@@ -378,84 +518,22 @@ class AIDPHook(BaseHook):
             await self._asleep(step)
         raise AssertionError("unreachable")
 
-    async def _apaginate(
-        self, *segments: str, query: Sequence[tuple[str, Any]] = (), page_size: int = 100
-    ) -> list[dict[str, Any]]:
-        """Every item across every page (the async listing reads whole collections)."""
-        pager, items = Pager(segments, query, page_size, None), list[dict[str, Any]]()
-        while not pager.done:
-            items += pager.take(await self._acall("GET", *segments, query=pager.query()))
-        return items
+    async def _astate(self) -> AsyncState:
+        """Shared per (conn id, loop): async connection lookup, signer built off-loop, one session."""
+        return await shared_state(self.aidp_conn_id, lambda conn_id: compat.aget_connection(self, conn_id))
 
-    async def a_get_job_run(self, run_key: str) -> JobRun:
-        """Async :meth:`get_job_run` (the trigger's poll)."""
-        resp = await self._acall("GET", "jobRuns", run_key)
-        return parse_model(JobRun, resp.body, "GET", f"/jobRuns/{run_key}", resp.request_id)
-
-    async def a_list_job_runs(
-        self, *, job_key: str | None = None, statuses: Sequence[str] | None = None
-    ) -> list[JobRunSummary]:
-        """Every page of ``GET /jobRuns`` (one list per call, however many runs; used by event triggers)."""
-        return await self.a_list_runs_of_jobs([job_key] if job_key is not None else [], statuses or ())
-
-    async def a_list_runs_of_jobs(
-        self, job_keys: Sequence[str], statuses: Sequence[str], *, page_size: int = 100
-    ) -> list[JobRunSummary]:
-        """Every page of ``GET /jobRuns?jobKey=..&jobKey=..&status=..`` (also the triggerer's status
-        sweep); no job keys: the workspace's runs of those statuses.
-
-        The caller matches runs locally: the service may not apply the filters as the SDK reads them.
-        """
-        items = await self._apaginate("jobRuns", query=_run_filters(job_keys, statuses), page_size=page_size)
-        return [parse_model(JobRunSummary, item, "GET", "/jobRuns", None) for item in items]
-
-    async def a_config(self) -> AIDPConnectionConfig:
-        """The connection's parsed settings, read once per (connection id, event loop)."""
-        config = (await self._astate()).config
-        assert config is not None
-        return config
-
-    async def a_find_jobs(self, name: str, path: str | None = None) -> list[JobSummary]:
-        """Async :meth:`find_jobs`: every job named exactly ``name`` (and in ``path``), every page."""
-        from airflow_provider_aidp.hooks.jobs import located, matches, needs_path
-
-        items = await self._apaginate("jobs", query=[("displayName", name)])
-        jobs = [parse_model(JobSummary, item, "GET", "/jobs", None) for item in items]
-        for i, job in enumerate(jobs):
-            if needs_path(job, name, path):
-                jobs[i] = located(job, (await self._acall("GET", "jobs", job.key)).body)
-        return [job for job in jobs if matches(job, name, path)]
-
-    async def a_run_url(self, run_key: str, job_key: str | None = None) -> str:
-        """Async :meth:`get_run_url` (reads the connection without blocking the triggerer's loop)."""
-        config = await self.a_config()
-        return config.console_url(
-            workspace_key=self.workspace_key or config.workspace_key, run_key=run_key, job_key=job_key
-        )
-
-    async def a_cancel_job_run(self, run_key: str) -> JobRun:
-        """Async :meth:`cancel_job_run` (deadline passed, or a user killed the deferred task)."""
-        segments = ("jobRuns", run_key, "actions", "cancel")
-        resp = await self._acall("POST", *segments, retry_token=new_retry_token(), allow_empty=True)
-        return _answered_run(resp, run_key) or await self.a_get_job_run(run_key)
+    def session_lease(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Keep this connection's shared async session open while a trigger works (``transport.lease``)."""
+        return lease(self.aidp_conn_id)
 
 
-def _with_parameters(payload: dict[str, Any], parameters: Any) -> dict[str, Any]:
-    params = string_parameters(parameters)  # THE converter: True -> "true", containers refused
-    if params is not None:
-        payload["parameters"] = [{"name": k, "value": v} for k, v in params.items()]
-    return payload
-
-
-def _answered_run(resp: ApiResponse, run_key: str) -> JobRun | None:
-    """The run a cancel answered with; ``None`` when the answer had no body."""
-    if resp.body is None:
-        return None
-    return parse_model(JobRun, resp.body, "POST", f"/jobRuns/{run_key}/actions/cancel", resp.request_id)
-
-
-def _run_filters(job_keys: Sequence[str], statuses: Sequence[str] | None) -> list[tuple[str, Any]]:
-    return [*(("jobKey", k) for k in job_keys), *(("status", s) for s in statuses or ())]
+def _advance(op: Op[T], reply: Any, error: AIDPError | None) -> tuple[bool, Any]:
+    """Feed an operation the last call's answer (or its error): ``(True, result)`` when it is done,
+    else ``(False, the next Call or Pause)``."""
+    try:
+        return False, (op.throw(error) if error is not None else op.send(reply))
+    except StopIteration as done:
+        return True, done.value
 
 
 __all__ = ["USER_AGENT", "AIDPHook", "close_async_sessions"]

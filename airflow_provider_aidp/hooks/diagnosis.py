@@ -153,11 +153,10 @@ def _probe(config: AIDPConnectionConfig, workspace: str, api_version: str) -> No
     import requests
 
     from airflow_provider_aidp.hooks import auth
-    from airflow_provider_aidp.hooks.responses import parse_response
-    from airflow_provider_aidp.hooks.transport import plan_request, prepare_sync
+    from airflow_provider_aidp.hooks.transport import Call, parse_response, plan_request, prepare_sync
 
     target = config if api_version == config.api_version else _on_version(config, api_version)
-    plan = plan_request(target, workspace, "GET", ("jobs",), query=[("limit", 1)])
+    plan = plan_request(target, workspace, Call("GET", ("jobs",), query=(("limit", 1),)))
     url, request_id = plan.url, plan.request_id
     prepared = prepare_sync(auth.get_signer(config), plan)
     with requests.Session() as session:

@@ -1,31 +1,46 @@
-"""One request plan, one retry decision, two senders that each send ONE attempt.
+"""HTTP for AIDPHook: one request plan, one retry decision, one answer parser, two senders.
 
-``plan_request`` builds what both transports send; ``conclude`` turns one attempt's answer into
-the parsed response, the seconds to wait before resending (``RetryPolicy.resend_after``) or the
-error. ``send_sync`` (``requests``) and ``send_async`` (``aiohttp``, paced) only sign and send.
-Nothing here imports ``requests``, ``aiohttp`` or ``oci`` at module import.
+``plan_request`` builds what both transports send (the URL from the connection's one URL
+builder, headers, body); ``send_sync`` (``requests``) and ``send_async`` (``aiohttp``, paced per
+connection and event loop) sign and send ONE attempt; ``conclude`` turns that attempt's answer
+into a parsed :class:`ApiResponse`, the seconds to wait before resending (``RetryPolicy``) or the
+right ``AIDPError``. A response that is not 2xx, or a 2xx whose body is not the JSON object
+expected (HTML from a proxy, a truncated or empty body), is an error here, never an empty result.
+
+Nothing here knows what an answer *means* (that is ``hooks/service.py``), and nothing here imports
+``requests``, ``aiohttp`` or ``oci`` at module import (DAG files import the hook).
+
+Not ``tenacity``: the retry decision needs the attempt's answer (status, ``Retry-After``, whether
+the body parsed) and must be one function for a ``requests`` and an ``aiohttp`` sender; tenacity
+would wrap each sender in its own sync or async ``Retrying``, the twins this module avoids.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import json
 import logging
+import math
+import random
+import secrets
+import string
 import threading
+import time
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, ValidationError
+
 from airflow_provider_aidp import __version__
-from airflow_provider_aidp.exceptions import AIDPResponseError, AIDPTransportError
+from airflow_provider_aidp.exceptions import AIDPResponseError, AIDPTransportError, error_class_for_status
 from airflow_provider_aidp.hooks import auth
 from airflow_provider_aidp.hooks.connection import DEFAULT_MAX_REQUESTS_PER_SECOND, AIDPConnectionConfig
-from airflow_provider_aidp.hooks.pacing import RequestRateLimiter
-from airflow_provider_aidp.hooks.responses import ApiResponse, header, parse_items, parse_response
-from airflow_provider_aidp.hooks.retry import RETRY_STATUSES, RetryPolicy, new_request_id
 
 if TYPE_CHECKING:
     import requests
@@ -33,6 +48,32 @@ if TYPE_CHECKING:
 log = logging.getLogger("airflow_provider_aidp.hooks.aidp")
 
 USER_AGENT = f"airflow-provider-aidp/{__version__}"
+_M = TypeVar("_M", bound=BaseModel)
+
+
+# --- what one logical call sends ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call as an operation of ``hooks/service.py`` asks for it (no URL, no headers yet).
+
+    ``allow_empty``: a 2xx with no body at all is an answer too (body ``None``), for calls the
+    service may answer without describing the result (a cancel's 202 work request, a PUT's 204).
+    """
+
+    method: str
+    segments: tuple[str, ...]
+    query: tuple[tuple[str, Any], ...] = ()
+    payload: Any = None
+    retry_token: str | None = None
+    if_match: str | None = None
+    expect_json: bool = True
+    allow_empty: bool = False
+
+    @property
+    def path(self) -> str:
+        return "/" + "/".join(self.segments)
 
 
 @dataclass(frozen=True)
@@ -45,7 +86,7 @@ class RequestPlan:
     body: bytes | None
     expect_json: bool
     request_id: str
-    allow_empty: bool = False  # a 2xx with no body is an answer (see ``parse_response``)
+    allow_empty: bool = False
 
     @property
     def path(self) -> str:
@@ -56,19 +97,7 @@ class RequestPlan:
         return "opc-retry-token" in self.headers
 
 
-def plan_request(
-    config: AIDPConnectionConfig,
-    workspace: str,
-    method: str,
-    segments: Sequence[str],
-    *,
-    query: Sequence[tuple[str, Any]] | None = None,
-    payload: Any = None,
-    retry_token: str | None = None,
-    if_match: str | None = None,
-    expect_json: bool = True,
-    allow_empty: bool = False,
-) -> RequestPlan:
+def plan_request(config: AIDPConnectionConfig, workspace: str, call: Call) -> RequestPlan:
     request_id = new_request_id()
     headers = {
         "accept": "application/json",
@@ -76,20 +105,222 @@ def plan_request(
         "opc-request-id": request_id,
         "user-agent": USER_AGENT,
     }
-    if retry_token:
-        headers["opc-retry-token"] = retry_token
-    if if_match:
-        headers["if-match"] = if_match
+    if call.retry_token:
+        headers["opc-retry-token"] = call.retry_token
+    if call.if_match:
+        headers["if-match"] = call.if_match
+    payload = call.payload
     body = None if payload is None else json.dumps(payload, separators=(",", ":")).encode("utf-8")
-    url = config.url(workspace, *segments, query=query)
-    return RequestPlan(method, url, headers, body, expect_json, request_id, allow_empty)
+    url = config.url(workspace, *call.segments, query=call.query)
+    return RequestPlan(call.method, url, headers, body, call.expect_json, request_id, call.allow_empty)
+
+
+# --- one answer -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: Any  # parsed JSON object, or None when no body was expected (or allowed and absent)
+
+    @property
+    def request_id(self) -> str | None:
+        return header(self.headers, "opc-request-id")
+
+    @property
+    def next_page(self) -> str | None:
+        return header(self.headers, "opc-next-page")
 
 
 @dataclass(frozen=True)
 class Answer:
+    """What arrived for one attempt, before it is read."""
+
     status: int
     headers: Mapping[str, str]
     raw: bytes
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        value = lowered.get(name.lower())
+    return value
+
+
+def _snippet(raw: bytes) -> str:
+    text = raw[:200].decode("utf-8", errors="replace").strip()
+    return " ".join(text.split())
+
+
+def parse_response(
+    *,
+    status: int,
+    headers: Mapping[str, str],
+    raw: bytes,
+    method: str,
+    path: str,
+    request_id: str,
+    expect_json: bool,
+    config: AIDPConnectionConfig | None,
+    allow_empty: bool = False,
+) -> ApiResponse:
+    """Turn one HTTP answer into an :class:`ApiResponse` or the right ``AIDPApiError`` subclass."""
+    opc_request_id = header(headers, "opc-request-id") or request_id
+    if not 200 <= status < 300:
+        code, message = _error_body(raw)
+        if not message:
+            snippet = _snippet(raw)
+            message = f"HTTP {status}" + (f" (non-JSON body: {snippet!r})" if snippet else " (empty body)")
+        if status == 401 and config is not None:
+            message += _auth_hint(config)
+        elif status == 404 and config is not None:
+            message += (
+                f" (check the key, workspace_key, ai_data_platform_id and api_version={config.api_version})"
+            )
+        raise error_class_for_status(status)(
+            message, status=status, code=code, opc_request_id=opc_request_id, method=method, path=path
+        )
+    if not expect_json or (allow_empty and not raw.strip()):
+        return ApiResponse(status, headers, None)
+    body, problem = _json_object(raw, (header(headers, "content-type") or "").lower())
+    if problem:
+        raise AIDPResponseError(
+            f"Unexpected {status} response: {problem}",
+            status=status,
+            opc_request_id=opc_request_id,
+            method=method,
+            path=path,
+        )
+    return ApiResponse(status, headers, body)
+
+
+def _error_body(raw: bytes) -> tuple[str | None, str | None]:
+    """The OCI error body's ``code`` and ``message``, where there is one."""
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    code, message = body.get("code"), body.get("message")
+    return (code if isinstance(code, str) else None), (message if isinstance(message, str) else None)
+
+
+def _json_object(raw: bytes, content_type: str) -> tuple[Any, str | None]:
+    if not raw.strip():
+        return None, "empty body"
+    if "html" in content_type:
+        return None, f"HTML instead of JSON: {_snippet(raw)!r}"
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None, f"body is not valid JSON (truncated?): {_snippet(raw)!r}"
+    if not isinstance(body, dict):
+        return None, f"expected a JSON object, got {type(body).__name__}"
+    return body, None
+
+
+def _auth_hint(config: AIDPConnectionConfig) -> str:
+    if config.auth_type == "security_token":
+        return (
+            f". The session token of profile [{config.profile}] is expired or invalid: run "
+            f"`oci session refresh --profile {config.profile}` (or `oci session authenticate`)."
+        )
+    if config.auth_type == "api_key":
+        return (
+            ". The request signature was refused: check tenancy, user, fingerprint and that the "
+            "public key is uploaded for the user."
+        )
+    return f". The {config.auth_type} signer was refused: check its policies and dynamic group."
+
+
+def parse_model(cls: type[_M], body: Any, method: str, path: str, request_id: str | None) -> _M:
+    """``body`` read as ``cls``; a mismatch is an ``AIDPResponseError`` (never a half-read model)."""
+    try:
+        return cls.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise AIDPResponseError(
+            f"Response does not match {cls.__name__}: {exc.error_count()} validation error(s), "
+            f"first: {first.get('loc')} {first.get('msg')}",
+            status=200,
+            opc_request_id=request_id,
+            method=method,
+            path=path,
+        ) from None
+
+
+# --- the retry decision ---------------------------------------------------------------------------
+
+RETRY_STATUSES = frozenset({429, 500}) | frozenset(range(502, 600))  # not 501 Not Implemented
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_TOKEN_CHARS = string.ascii_letters + string.digits
+
+
+def new_request_id() -> str:
+    """An ``opc-request-id`` like the OCI SDK's: 32 upper-case hex characters."""
+    return uuid.uuid4().hex.upper()
+
+
+def new_retry_token() -> str:
+    """A random 30-character ``opc-retry-token`` (the SDK's shape) for one logical call."""
+    return "".join(secrets.choice(_TOKEN_CHARS) for _ in range(30))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; ``Retry-After`` honoured but capped at ``wait_max``.
+
+    A POST that creates something may only be resent with an ``opc-retry-token``: the service
+    answers the repeat with the original result instead of creating a duplicate (a second job run,
+    say). That is also why a token-protected POST whose 2xx answer arrived garbled is resent. One
+    logical call makes at most ``max_retries + 1`` attempts, whatever went wrong.
+    """
+
+    max_retries: int
+    wait_max: float
+    wait_base: float = 1.0
+
+    def resend_after(
+        self, attempt: int, method: str, token_protected: bool, failure: str, retry_after: str | None = None
+    ) -> float | None:
+        """Seconds to wait before resending after attempt number ``attempt`` failed, or ``None``: give up.
+
+        ``failure`` is ``"lost"`` (no answer), ``"status"`` (a retryable HTTP status) or
+        ``"garbled"`` (a 2xx whose body could not be read: only a token-protected POST may be resent).
+        """
+        idempotent = method.upper() in IDEMPOTENT_METHODS
+        allowed = (
+            (token_protected and not idempotent) if failure == "garbled" else (idempotent or token_protected)
+        )
+        return self.delay(attempt, retry_after) if allowed and attempt <= self.max_retries else None
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        hinted = parse_retry_after(retry_after)
+        if hinted is not None:
+            return min(max(hinted, 0.0), self.wait_max)
+        ceiling = min(self.wait_max, self.wait_base * (2 ** (attempt - 1)))
+        return random.uniform(0, ceiling)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: an integer, or an HTTP date (then relative to now)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)  # raises on a bad date (Python >= 3.10)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
 
 
 def conclude(
@@ -151,7 +382,7 @@ def _resend(
     return delay
 
 
-# --- the two senders ---------------------------------------------------------------------------
+# --- the two senders ------------------------------------------------------------------------------
 
 
 def prepare_sync(signer: Any, plan: RequestPlan) -> requests.PreparedRequest:
@@ -211,30 +442,37 @@ async def send_async(state: AsyncState, plan: RequestPlan, timeout: float) -> An
     return answer
 
 
-# --- pagination (shared by both loops) ----------------------------------------------------------
+# --- pagination -----------------------------------------------------------------------------------
 
 
 class Pager:
-    """Where one listing is: the query of the next page and what a page answered. Both hook
-    loops (sync generator, async list) only send :meth:`query` and feed :meth:`take`."""
+    """Where one listing is: the query of the next page and what a page answered."""
 
     def __init__(
-        self, segments: Sequence[str], query: Sequence[tuple[str, Any]], page_size: int, limit: int | None
+        self, path: str, query: Sequence[tuple[str, Any]], page_size: int, limit: int | None
     ) -> None:
-        self.path = "/" + "/".join(segments)
+        self.path = path
         self.filters, self.page_size, self.limit = list(query), page_size, limit
         self.page: str | None = None
         self.seen: set[str] = set()
         self.taken = 0
         self.done = False
 
-    def query(self) -> list[tuple[str, Any]]:
+    def query(self) -> tuple[tuple[str, Any], ...]:
         size = self.page_size if self.limit is None else max(1, min(self.page_size, self.limit - self.taken))
-        return [*self.filters, ("limit", size), ("page", self.page)]
+        return (*self.filters, ("limit", size), ("page", self.page))
 
     def take(self, resp: ApiResponse) -> list[dict[str, Any]]:
         """The page's items (up to ``limit``); a repeated ``opc-next-page`` token is an error."""
-        items = parse_items(resp.body, "GET", self.path, resp.request_id)
+        items = resp.body.get("items") if isinstance(resp.body, dict) else None
+        if not isinstance(items, list):
+            raise AIDPResponseError(
+                "List response has no 'items' array",
+                status=200,
+                opc_request_id=resp.request_id,
+                method="GET",
+                path=self.path,
+            )
         if self.limit is not None:
             items = items[: self.limit - self.taken]
         self.taken += len(items)
@@ -253,7 +491,63 @@ class Pager:
         return items
 
 
-# --- async shared state -------------------------------------------------------------------------
+# --- request pacing (async) -----------------------------------------------------------------------
+
+#: A 429 halves the pace, never below this fraction of the ceiling.
+MIN_RATE_FRACTION = 1 / 16
+#: Each request that is not throttled wins back this fraction of the ceiling.
+RECOVERY_FRACTION = 1 / 20
+
+
+class RequestRateLimiter:
+    """A GCRA token bucket: ``rate`` requests per second on average, bursts of ``burst``.
+
+    One triggerer may follow every AIDP run of a deployment, and after a restart a thousand
+    triggers wake within the same second: every async request on one connection in one event loop
+    takes a slot here first, so the API sees at most ``max_requests_per_second`` from the process.
+    ``reserve()`` books the next slot and says how long to wait for it, so waiters are served in
+    arrival order without a queue or a lock (the loop is single-threaded). A 429 halves the rate;
+    requests that get through restore it step by step. ``rate <= 0`` disables pacing.
+    """
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.max_rate = float(rate)
+        self.rate = self.max_rate
+        self.burst = max(1.0, float(burst if burst is not None else rate))
+        self._tat = -math.inf  # theoretical arrival time of the next request (monotonic seconds)
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_rate > 0
+
+    def reserve(self, now: float | None = None) -> float:
+        """Take the next slot; return the seconds to wait before sending (0 when there is room)."""
+        if not self.enabled:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        interval = 1.0 / self.rate
+        tat = max(self._tat, now)
+        wait = tat - (self.burst - 1.0) * interval - now
+        self._tat = tat + interval
+        return max(0.0, wait)
+
+    async def acquire(self) -> None:
+        wait = self.reserve()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def throttled(self) -> None:
+        """The service answered 429: halve the pace (not below ``MIN_RATE_FRACTION`` of the ceiling)."""
+        if self.enabled:
+            self.rate = max(self.max_rate * MIN_RATE_FRACTION, self.rate / 2.0)
+
+    def succeeded(self) -> None:
+        """A request was not throttled: win back ``RECOVERY_FRACTION`` of the ceiling."""
+        if self.enabled and self.rate < self.max_rate:
+            self.rate = min(self.max_rate, self.rate + self.max_rate * RECOVERY_FRACTION)
+
+
+# --- async shared state ---------------------------------------------------------------------------
 
 
 class AsyncState:

@@ -20,7 +20,6 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
-    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -107,6 +106,8 @@ FAILED_STATUSES = frozenset({"FAILED", "INTERNAL_ERROR", "TIMED_OUT", "UPSTREAM_
 CANCELED_STATUSES = frozenset({"CANCELED", "UPSTREAM_CANCELED"})
 NOT_RUN_STATUSES = frozenset({"SKIPPED", "EXCLUDED"})
 TERMINAL_STATUSES = frozenset({SUCCESS}) | FAILED_STATUSES | CANCELED_STATUSES | NOT_RUN_STATUSES
+#: Task statuses that count as "this task failed" (UPSTREAM_* are consequences, listed apart).
+TASK_FAILED_STATUSES = (FAILED_STATUSES - {"UPSTREAM_FAILED"}) | {"CANCELED"}
 KNOWN_STATUSES = ACTIVE_STATUSES | TERMINAL_STATUSES
 
 
@@ -177,15 +178,22 @@ class JobSummary(ResponseModel):
 
 
 class Job(ResponseModel):
-    """A full job definition as GET /jobs/{key} returns it (the write-side spec lives in models.jobs)."""
+    """A job definition as ``GET /jobs/{key}`` (or a create / update) answers it.
+
+    Only what the provider reads is typed; every other field (tasks, clusters, parameters, and
+    whatever the service fills in) is kept as sent, so :meth:`body` is the definition to compare
+    or resend. ``etag`` is the answer's header, for an update's ``if-match``.
+    """
 
     key: Text
-    name: str | None = None
-    path: str | None = None
+    name: OptText = None
+    path: OptText = None
     max_concurrent_runs: int | None = None
-    tasks: list[dict[str, Any]] | None = None
-    job_clusters: list[dict[str, Any]] | None = None
-    parameters: list[Parameter] | None = None
+    etag: str | None = Field(default=None, exclude=True)
+
+    def body(self) -> dict[str, Any]:
+        """The definition's JSON (camelCase), without the etag."""
+        return self.model_dump(by_alias=True, mode="json", exclude_unset=True)
 
 
 class RepairHistory(ResponseModel):
@@ -244,9 +252,6 @@ class JobRunSummary(ResponseModel):
         return self.state.status
 
 
-_STATE_FIELDS = ("status", "stateMessage", "errorTrace", "isUserCanceledOrTimedOut")
-
-
 class TaskRun(ResponseModel):
     """A task run (GET /taskRuns/{key}) or a task-run summary (GET /taskRuns?jobRunKey=...)."""
 
@@ -261,16 +266,6 @@ class TaskRun(ResponseModel):
     retry_attempt: int | None = None
     output_key: OptText = None
     task: dict[str, Any] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _flat_state(cls, data: Any) -> Any:
-        """A ``taskRunSummaryMap`` entry is untyped (``dict(str, object)``): a service may put the
-        state's fields (``status``, ``stateMessage``, ...) at the top instead of in ``state``."""
-        if not isinstance(data, dict) or "state" in data or "status" not in data:
-            return data
-        state = {k: v for k, v in data.items() if k in _STATE_FIELDS}
-        return {**{k: v for k, v in data.items() if k not in _STATE_FIELDS}, "state": state}
 
     @property
     def status(self) -> str | None:

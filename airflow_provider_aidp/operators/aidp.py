@@ -1,4 +1,10 @@
-"""Operators that run, cancel and repair AIDP Workflow job runs (waiting: ``operators/waiting.py``).
+"""Operators that run, cancel and repair AIDP Workflow job runs, and wait for them.
+
+The deferrable path, end to end: :meth:`AIDPRunJobOperator.execute` starts (or finds) the run
+through the hook, publishes it (XCom, log, extra link) and defers with ``AIDPJobRunTrigger``
+(``triggers/aidp.py``); the trigger's event comes back to :meth:`_AIDPRunWaitOperator.execute_complete`,
+which finishes through ``runs/report.py``. Waiting in the worker instead is the same decisions in
+``runs/wait.py``'s loop.
 
 Exactly once: the run operator stores the run key in ``task_state_store`` (Airflow >= 3.3) before
 it waits or defers, and on every Airflow version sends a deterministic ``opc-retry-token`` derived
@@ -9,7 +15,7 @@ from scratch and covers only the sync path. We need more: the stored key carries
 generation* (a cleared task starts a new run), a failed run may be *repaired* in place
 (``repair_on_retry``), and a worker that dies between the POST and the store (the window the mixin
 leaves open) is closed by the retry token, whose answer starts a chain of resubmissions/repairs we
-follow. So the ~40 lines below stay ours. Nothing here imports ``oci`` or ``aiohttp``.
+follow. Nothing here imports ``oci`` or ``aiohttp``, and nothing here reads an HTTP status.
 """
 
 from __future__ import annotations
@@ -20,28 +26,25 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
 from airflow_provider_aidp import compat
-from airflow_provider_aidp.exceptions import (
-    AIDPApiError,
-    AIDPConfigError,
-    AIDPConflictError,
-    AIDPError,
-    AIDPNotFoundError,
+from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPError, AIDPRetryTokenConflictError
+from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY, AIDPJobRunLink
+from airflow_provider_aidp.models.runs import (
+    SUCCESS,
+    TASK_FAILED_STATUSES,
+    is_active,
+    is_terminal,
+    string_parameters,
 )
-from airflow_provider_aidp.models.runs import SUCCESS, is_active, is_terminal, string_parameters
 from airflow_provider_aidp.operators.job_definition import AIDPCreateJobOperator, AIDPDeleteJobOperator
-from airflow_provider_aidp.operators.waiting import (  # XCom keys re-exported (their documented home)
-    JOB_KEY_XCOM_KEY,
-    RUN_KEY_XCOM_KEY,
-    RUN_SUMMARY_XCOM_KEY,
-    _AIDPRunWaitOperator,
-    _seconds,
-)
-from airflow_provider_aidp.runs import polling
+from airflow_provider_aidp.runs import report
 from airflow_provider_aidp.runs.identity import TaskIdentity
-from airflow_provider_aidp.runs.task_runs import failed_task_keys
+from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS
+from airflow_provider_aidp.runs.wait import DEFAULT_MAX_POLL_ERRORS, TERMINAL, wait_for_run
+from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
 
 # The job-definition operators live in their own module; re-exported so DAGs have one import path.
 __all__ = [
@@ -61,8 +64,213 @@ if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
     from airflow_provider_aidp.models.runs import JobRun
 
-#: task_state_store key holding {"run_key", "job_key", "generation"} across retries.
+#: XCom keys pushed by the run and repair operators (documented in docs/operators.md).
+RUN_KEY_XCOM_KEY = "run_key"
+JOB_KEY_XCOM_KEY = "job_key"
+RUN_SUMMARY_XCOM_KEY = "run_summary"
+#: task_state_store key holding {"run_key", "job_key", "generation", "created_at", "try"} across retries.
 STATE_STORE_KEY = "aidp_job_run"
+
+
+def _seconds(value: float | timedelta | None, field: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds <= 0:
+        raise AIDPConfigError(
+            f"{field} must be a positive number of seconds (or a timedelta); got {value!r}.", field=field
+        )
+    return seconds
+
+
+class _AIDPRunTask(BaseOperator):
+    """What every task that waits on a run shares (run/repair operators, sensor): the hook, the
+    trigger and the finish, so their deferral and failure semantics cannot drift apart."""
+
+    operator_extra_links = (AIDPJobRunLink(),)
+    ui_color = "#c74634"
+
+    def _init_run_task(
+        self, aidp_conn_id: str, workspace_key: str | None, fetch_output: str, max_output_chars: int
+    ) -> None:
+        self.aidp_conn_id = aidp_conn_id
+        self.workspace_key = workspace_key
+        self.fetch_output = report.validate_fetch_output(fetch_output)
+        if max_output_chars < 0:
+            raise AIDPConfigError("max_output_chars must be >= 0 (0 = no limit).", field="max_output_chars")
+        self.max_output_chars = max_output_chars
+        self._lineage: dict[str, Any] = {}  # run key + summary for OpenLineage (no XCom read needed)
+
+    @cached_property
+    def hook(self) -> AIDPHook:
+        from airflow_provider_aidp.hooks.aidp import AIDPHook
+
+        return AIDPHook(aidp_conn_id=self.aidp_conn_id, workspace_key=self.workspace_key)
+
+    @cached_property
+    def _started_at(self) -> float:
+        """When this task first asked about its run: a key handed down from upstream names a run or
+        job created no later, so the hook gives it the same time to become visible as its own."""
+        return time.time()
+
+    def _defer_wait(
+        self,
+        run_key: str,
+        poll_interval: float,
+        deadline: float | None,
+        max_poll_errors: int,
+        *,
+        cancel: bool,
+        created_at: float | None,
+    ) -> None:
+        """Wait in the triggerer; ``cancel``: the run is ours to cancel on timeout or a user's kill."""
+        trigger = AIDPJobRunTrigger(
+            run_key,
+            aidp_conn_id=self.aidp_conn_id,
+            workspace_key=self.workspace_key,
+            poll_interval=poll_interval,
+            deadline=deadline,
+            max_poll_errors=max_poll_errors,
+            cancel_on_timeout=cancel,
+            cancel_on_kill=cancel,
+            created_at=created_at,
+        )
+        self.defer(trigger=trigger, method_name="execute_complete")
+
+    def _finish(self, context: Context, event: dict[str, Any], run_url: str | None) -> dict[str, Any]:
+        """The summary pushed to XCom (failed runs too) and returned, or the one failure raised."""
+
+        def push(summary: dict[str, Any]) -> None:
+            self._lineage.update(run_key=summary.get("run_key"), summary=summary)
+            context["ti"].xcom_push(key=RUN_SUMMARY_XCOM_KEY, value=summary)
+
+        return report.finish(
+            self.hook,
+            event,
+            run_url=run_url,
+            fetch_output=self.fetch_output,
+            max_output_chars=self.max_output_chars,
+            log=self.log,
+            on_summary=push,
+        )
+
+
+class _AIDPRunWaitOperator(_AIDPRunTask):
+    """Sync polling or deferral, cancel on kill; subclasses start (or find) a run, call :meth:`_follow`."""
+
+    def __init__(
+        self,
+        *,
+        workspace_key: str | None = None,
+        aidp_conn_id: str = "aidp_default",
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 30.0,
+        timeout: float | timedelta | None = None,
+        cancel_on_kill: bool = True,
+        fetch_output: str = "on_failure",
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+        max_poll_errors: int = DEFAULT_MAX_POLL_ERRORS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._init_run_task(aidp_conn_id, workspace_key, fetch_output, max_output_chars)
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = _seconds(poll_interval, "poll_interval") or 30.0
+        self.timeout = _seconds(timeout, "timeout")
+        self.cancel_on_kill = cancel_on_kill
+        if max_poll_errors < 0:
+            raise AIDPConfigError("max_poll_errors must be >= 0.", field="max_poll_errors")
+        self.max_poll_errors = max_poll_errors
+        self._active_run_key: str | None = None
+
+    def _follow(self, context: Context, run_key: str, job_key: str | None, created_at: float | None) -> str:
+        """Publish the run (XComs ``run_key``/``run_url``/``job_key``, log) before any wait, then wait."""
+        run_url = self.hook.get_run_url(run_key, job_key)
+        self._lineage["run_key"] = run_key
+        ti = context["ti"]
+        ti.xcom_push(key=RUN_KEY_XCOM_KEY, value=run_key)
+        ti.xcom_push(key=RUN_URL_XCOM_KEY, value=run_url)
+        if job_key:
+            ti.xcom_push(key=JOB_KEY_XCOM_KEY, value=job_key)
+        self.log.info("AIDP job run %s: %s", run_key, run_url)
+        if self.wait_for_completion:
+            self._wait_for(context, run_key, run_url, created_at)
+        return run_key
+
+    def _wait_for(
+        self, context: Context, run_key: str, run_url: str, created_at: float | None
+    ) -> dict[str, Any]:
+        deadline = None if self.timeout is None else time.time() + self.timeout
+        if self.deferrable:
+            deadline = self._within_execution_timeout(context, deadline)
+            if self.cancel_on_kill and not compat.HAS_TRIGGER_ON_KILL:
+                self.log.info(compat.NO_TRIGGER_ON_KILL_NOTE)
+            self._defer_wait(
+                run_key,
+                self.poll_interval,
+                deadline,
+                self.max_poll_errors,
+                cancel=self.cancel_on_kill,
+                created_at=created_at,
+            )
+        # Left set if an exception escapes (e.g. AirflowTaskTimeout from execution_timeout): the task
+        # runner calls on_kill() *after* execute unwound, and on_kill must still know the run.
+        self._active_run_key = run_key
+        event = wait_for_run(
+            self.hook,
+            run_key,
+            created_at=created_at,
+            poll_interval=self.poll_interval,
+            deadline=deadline,
+            max_poll_errors=self.max_poll_errors,
+            cancel_on_timeout=self.cancel_on_kill,
+            log=self.log,
+        )
+        self._active_run_key = None
+        return self._finish(context, event, run_url)
+
+    def _within_execution_timeout(self, context: Context, deadline: float | None) -> float | None:
+        """Airflow times a deferred task out at start_date + execution_timeout WITHOUT calling any
+        on_kill; end the trigger's wait (and cancel the run) no later than that, or it is orphaned."""
+        start = getattr(context["ti"], "start_date", None)
+        if self.execution_timeout is None or start is None:
+            return deadline
+        limit = start.timestamp() + self.execution_timeout.total_seconds()
+        return limit if deadline is None else min(deadline, limit)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
+        """Resume after the trigger fired: same result and diagnostics as the sync path."""
+        run_key = str(event.get("run_key"))
+        self._lineage["run_key"] = run_key
+        run_url = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_URL_XCOM_KEY)
+        self._finish(context, event, run_url)
+        return run_key
+
+    # --- OpenLineage (called by the OpenLineage provider's listener; extra "openlineage") -------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Link the task's lineage run to the AIDP job run (see ``airflow_provider_aidp.openlineage``)."""
+        from airflow_provider_aidp.openlineage import operator_lineage
+
+        return operator_lineage(self, task_instance, failed=False)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        from airflow_provider_aidp.openlineage import operator_lineage
+
+        return operator_lineage(self, task_instance, failed=True)
+
+    def on_kill(self) -> None:
+        """The sync path was killed while waiting: cancel the run (if cancel_on_kill)."""
+        run_key = self._active_run_key
+        if not run_key or not self.cancel_on_kill:
+            return
+        try:
+            self.hook.cancel_job_run(run_key)
+            self.log.info("Cancelled AIDP job run %s", run_key)
+        except AIDPError as exc:
+            self.log.warning("Could not cancel AIDP job run %s: %s", run_key, exc)
 
 
 class AIDPRunJobOperator(_AIDPRunWaitOperator):
@@ -125,23 +333,23 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
         job_key = self._resolve_job_key()
         identity = TaskIdentity.from_context(context)
         store = compat.task_state_store(context, self.log)
-        run = self._start_or_reattach(context, job_key, parameters, identity, store)
+        run, created_at = self._start_or_reattach(context, job_key, parameters, identity, store)
         if store is not None:
-            store.set(
-                STATE_STORE_KEY, {"run_key": run.key, "job_key": job_key, "generation": identity.generation}
-            )
-        return self._follow(context, run.key, job_key)
+            stored = {"run_key": run.key, "job_key": job_key, "generation": identity.generation}
+            store.set(STATE_STORE_KEY, {**stored, "created_at": created_at, "try": identity.attempt})
+        return self._follow(context, run.key, job_key, created_at)
 
     def _resolve_job_key(self) -> str:
         if self.job_key:
             return self.job_key
         assert self.job_name is not None
-        job = self.hook.find_job(self.job_name, self.job_path)
+        job = self.hook.find_job(self.job_name, self.job_path, expected=True)
         if job is None:
             where = f" in folder {self.job_path!r}" if self.job_path else ""
             raise AIDPConfigError(
-                f"No AIDP job named {self.job_name!r}{where} in workspace {self.hook.workspace!r}. "
-                "Check job_name/job_path, or pass job_key.",
+                f"No AIDP job named {self.job_name!r}{where} in workspace {self.hook.get_workspace()!r} "
+                "(listed again for the connection's consistency_grace). Check job_name/job_path, or pass "
+                "job_key.",
                 field="job_name",
             )
         self.log.info("Job %r is %s", self.job_name, job.key)
@@ -156,67 +364,95 @@ class AIDPRunJobOperator(_AIDPRunWaitOperator):
         parameters: dict[str, str] | None,
         identity: TaskIdentity,
         store: Any,
-    ) -> JobRun:
-        """This try's run: the stored one (or what follows it), else what the retry token returns."""
-        previous = self._stored_run_key(store, identity)
-        if previous is not None:
-            return self._usable_or_next(self.hook.get_job_run(previous), job_key, parameters, identity)
-        run = self.hook.create_job_run(job_key, parameters, retry_token=identity.retry_token())
-        # A retry whose previous try crashed before storing the key gets that try's run back from
-        # the token: follow its chain of resubmissions / repairs to the newest link.
-        try_number = int(getattr(context["ti"], "try_number", 1) or 1)
-        for _ in range(try_number if try_number > 1 else 0):
-            current = self.hook.get_job_run(run.key)
-            run = self._usable_or_next(current, job_key, parameters, identity)
-            if run.key == current.key:  # reattached, or repaired in place
-                return run
-        self.log.info("Started AIDP job run %s of job %s", run.key, job_key)
-        return run
+    ) -> tuple[JobRun, float]:
+        """This try's run and when it was created: the stored one (or what follows it), else a new one
+        or, where an earlier try of this generation may have posted, what the retry token answers.
+        Logs once what happened: started, reattached, or replaced (the task was cleared)."""
+        stored = store.get(STATE_STORE_KEY) if store is not None else None
+        stored = stored if isinstance(stored, dict) and stored.get("run_key") else None
+        if stored is not None and stored.get("generation") == identity.generation:
+            created_at = float(stored.get("created_at") or self._started_at)
+            run = self.hook.get_job_run(str(stored["run_key"]), created_at=created_at)
+            if is_active(run.status) or run.status == SUCCESS:
+                by = f"try {stored['try']}" if stored.get("try") else "an earlier try"
+                self.log.info("Reattached to AIDP job run %s (%s), which %s started", run.key, run.status, by)
+                return run, created_at
+            return self._after_failed(run, job_key, parameters, identity)
+        created_at = time.time()
+        run = self.hook.create_job_run(
+            job_key, parameters, retry_token=identity.retry_token(), created_at=self._started_at
+        )
+        if stored is not None:
+            self.log.info(
+                "Task was cleared since AIDP job run %s was started; started a new run %s of job %s",
+                stored["run_key"],
+                run.key,
+                job_key,
+            )
+        elif identity.attempt == 1:
+            self.log.info("Started AIDP job run %s of job %s", run.key, job_key)
+        else:
+            return self._token_answer(run, job_key, parameters, identity, created_at)
+        return run, created_at
 
-    def _usable_or_next(
-        self, run: JobRun, job_key: str, parameters: dict[str, str] | None, identity: TaskIdentity
-    ) -> JobRun:
-        """Reattach to a run that is still going or succeeded; after a failure, repair or resubmit."""
-        if is_active(run.status) or run.status == SUCCESS:
-            self.log.info("Reattaching to AIDP job run %s (%s) from a previous try", run.key, run.status)
-            return run
-        return self._after_failed(run, job_key, parameters, identity)
-
-    def _stored_run_key(self, store: Any, identity: TaskIdentity) -> str | None:
-        if store is None:
-            return None
-        stored = store.get(STATE_STORE_KEY)
-        if not isinstance(stored, dict) or not stored.get("run_key"):
-            return None
-        if stored.get("generation") != identity.generation:
-            self.log.info("Task was cleared since run %s was started; starting a new run", stored["run_key"])
-            return None
-        return str(stored["run_key"])
+    def _token_answer(
+        self,
+        run: JobRun,
+        job_key: str,
+        parameters: dict[str, str] | None,
+        identity: TaskIdentity,
+        created_at: float,
+    ) -> tuple[JobRun, float]:
+        """A retry with no stored run key (Airflow < 3.3, or the earlier try died before storing it):
+        the retry token answers with the run an earlier try of this generation started, if one got
+        that far. Follow its chain of resubmissions / repairs to the newest link."""
+        self.log.info(
+            "AIDP answered this task instance's retry token with job run %s (%s): the run an earlier try "
+            "started, or a new one if no earlier try got that far",
+            run.key,
+            run.status,
+        )
+        for _ in range(identity.attempt):
+            current = self.hook.get_job_run(run.key, created_at=created_at)  # the answer may be a replay
+            if is_active(current.status) or current.status == SUCCESS:
+                return current, created_at
+            run, created_at = self._after_failed(current, job_key, parameters, identity)
+            if run.key == current.key:  # repaired in place
+                return run, created_at
+        return run, created_at
 
     def _after_failed(
         self, run: JobRun, job_key: str, parameters: dict[str, str] | None, identity: TaskIdentity
-    ) -> JobRun:
+    ) -> tuple[JobRun, float]:
         """The previous try's run failed: repair it (repair_on_retry) or deliberately start a new one."""
         if self.repair_on_retry:
-            tasks = failed_task_keys(self.hook, run, self.log)
+            tasks = [
+                t.task_key
+                for t in self.hook.get_task_runs(run, detail_failed=False)
+                if t.status in TASK_FAILED_STATUSES and t.task_key
+            ]
             if tasks:
                 self.log.info("repair_on_retry: repairing tasks %s of AIDP job run %s", tasks, run.key)
                 token = identity.retry_token("repair", f"{run.key}#{run.repair_generation}")
                 body = repair_tasks_body(tasks, include_downstream=True)
-                return self.hook.repair_job_run(run.key, body, retry_token=token)
+                return self.hook.repair_job_run(run.key, body, retry_token=token), time.time()
             self.log.info(
                 "repair_on_retry: run %s has no failed tasks to repair; starting a new run", run.key
             )
-        self.log.info("Previous AIDP job run %s ended %s; starting a new run", run.key, run.status)
         token = identity.retry_token("run", previous_run_key=run.key)
+        created_at = time.time()
         try:
-            return self.hook.create_job_run(job_key, parameters, retry_token=token)
-        except AIDPConflictError as exc:
+            new = self.hook.create_job_run(
+                job_key, parameters, retry_token=token, created_at=self._started_at
+            )
+        except AIDPRetryTokenConflictError as exc:
             raise AIDPConfigError(
                 f"AIDP refused the resubmission token for run {run.key}: {exc}. The job-run parameters "
                 "differ between tries; make them deterministic for the task instance.",
                 field="parameters",
             ) from exc
+        self.log.info("Previous AIDP job run %s ended %s; started a new run %s", run.key, run.status, new.key)
+        return new, created_at
 
 
 def repair_tasks_body(
@@ -269,62 +505,32 @@ class AIDPCancelJobRunOperator(BaseOperator):
         return AIDPHook(aidp_conn_id=self.aidp_conn_id, workspace_key=self.workspace_key)
 
     def execute(self, context: Context) -> list[str]:
-        run_keys = [self.run_key] if self.run_key else self._active_runs()
+        started_at = time.time()  # a key from upstream names a run created no later
         if self.run_key:
-            self._cancel_one(self.run_key)
+            run = self.hook.cancel_job_run(self.run_key, created_at=started_at)
+            self.log.info("Requested cancellation of AIDP job run %s (now %s)", run.key, run.status)
+            run_keys = [self.run_key]
         else:
             assert self.job_key is not None
-            self._cancel_job(self.job_key, run_keys)
+            run_keys = self.hook.cancel_job_runs(self.job_key)
+            self.log.info("Requested cancellation of all runs of AIDP job %s: %s", self.job_key, run_keys)
         if self.wait_for_termination:
             for run_key in run_keys:
-                self._wait_terminal(run_key)
+                self._wait_terminal(run_key, started_at)
         return run_keys
 
-    def _active_runs(self) -> list[str]:
-        """The job's active runs; the job key is matched locally (the server may ignore ``jobKey``)."""
-        from airflow_provider_aidp.runs.listed import of_jobs
-
-        assert self.job_key is not None
-        listed = of_jobs(self.hook.list_job_runs(job_key=self.job_key), [self.job_key])
-        return [r.key for r in listed if is_active(r.status)]
-
-    def _cancel_job(self, job_key: str, run_keys: list[str]) -> None:
-        """``cancelJobRuns``; where a surface lacks that action (404, as ``/jobs/{key}/actions/run``
-        is on ``20240831``) but the job exists, cancel its active runs one by one."""
-        try:
-            self.hook.cancel_job_runs(job_key)
-        except AIDPNotFoundError:
-            self.hook.get_job(job_key)  # a job that does not exist fails here, with its own 404
-            self.log.info(
-                "No cancelJobRuns action here; cancelling the runs of AIDP job %s one by one", job_key
-            )
-            for run_key in run_keys:
-                self._cancel_one(run_key)
-        self.log.info("Requested cancellation of all runs of AIDP job %s: %s", job_key, run_keys)
-
-    def _cancel_one(self, run_key: str) -> None:
-        try:
-            self.hook.cancel_job_run(run_key)
-            self.log.info("Requested cancellation of AIDP job run %s", run_key)
-        except AIDPApiError as exc:
-            if exc.status not in (400, 409):
-                raise
-            status = self.hook.get_job_run(run_key).status
-            if not is_terminal(status):
-                raise
-            self.log.info("AIDP job run %s already ended (%s); nothing to cancel", run_key, status)
-
-    def _wait_terminal(self, run_key: str) -> None:
+    def _wait_terminal(self, run_key: str, created_at: float) -> None:
         deadline = None if self.timeout is None else time.time() + self.timeout
-        event = polling.wait_for_run(
+        event = wait_for_run(
             self.hook,
             run_key,
+            created_at=created_at,
             poll_interval=self.poll_interval,
             deadline=deadline,
             cancel_on_timeout=False,
             log=self.log,
         )
-        if event["event"] != "terminal":
+        if event["event"] != TERMINAL:
             raise AIDPError(event.get("message") or f"Waiting for AIDP job run {run_key} failed: {event}")
         self.log.info("AIDP job run %s is %s", run_key, event["status"])
 
@@ -364,13 +570,13 @@ class AIDPRepairJobRunOperator(_AIDPRunWaitOperator):
 
     def execute(self, context: Context) -> str:
         parameters = string_parameters(self.parameters)
-        run = self.hook.get_job_run(self.run_key)
+        run = self.hook.get_job_run(self.run_key, created_at=self._started_at)
         if not is_terminal(run.status):
             raise AIDPConfigError(
                 f"AIDP job run {run.key} is {run.status}; only a finished run can be repaired.",
                 field="run_key",
             )
-        tasks = list(self.task_keys) if self.task_keys else failed_task_keys(self.hook, run, self.log)
+        tasks = list(self.task_keys) if self.task_keys else self._failed_tasks(run)
         if not tasks:
             raise AIDPConfigError(
                 f"AIDP job run {run.key} ({run.status}) has no failed tasks; pass task_keys to choose tasks.",
@@ -383,4 +589,8 @@ class AIDPRepairJobRunOperator(_AIDPRunWaitOperator):
         )
         repaired = self.hook.repair_job_run(run.key, body, parameters=parameters, retry_token=token)
         self.log.info("Repairing tasks %s of AIDP job run %s", tasks, repaired.key)
-        return self._follow(context, repaired.key, repaired.job_key or run.job_key)
+        return self._follow(context, repaired.key, repaired.job_key or run.job_key, None)
+
+    def _failed_tasks(self, run: JobRun) -> list[str]:
+        task_runs = self.hook.get_task_runs(run, detail_failed=False)
+        return [t.task_key for t in task_runs if t.status in TASK_FAILED_STATUSES and t.task_key]

@@ -118,7 +118,7 @@ class AIDPCreateJobOperator(BaseOperator):
 
         spec = self._resolve(self.spec)
         hook = AIDPHook(self.aidp_conn_id, workspace_key=self.workspace_key)
-        fmt: Any = hook.config.depends_on_format
+        fmt: Any = hook.get_config().depends_on_format
         self.log.info(
             "Job spec %r (validated; the body a PUT would carry):\n%s", spec.name, spec.to_json(fmt)
         )

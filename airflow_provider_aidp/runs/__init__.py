@@ -1,7 +1,6 @@
-"""Run-level logic shared by the run operator, the sensor and the trigger.
-
-Kept free of Airflow task context and of the hook's transport so it can be unit-tested on plain
-models: ``identity`` (retry tokens), ``polling`` (when to poll, which errors are transient, the
-sync wait loop), ``outcome`` (the event every wait produces) and ``report`` (summaries and
-failure diagnostics).
+"""What a wait for a run is, apart from how the service is asked: shared by the run operators, the
+sensor and the triggers, with no Airflow task context and no transport. ``identity`` (retry tokens
+from a task instance), ``wait`` (when to look again, which errors to outlast, the one event a wait
+ends with, and the sync loop), ``report`` (the summary or the one failure message) and
+``watermark`` (which finished runs an event trigger has not reported).
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 #: The service's limit for ``opc-retry-token``.
@@ -34,6 +34,9 @@ class TaskIdentity:
     task_id: str
     map_index: int = -1
     generation: int = 0
+    #: Which try of this generation is asking (1: no earlier try used this generation's tokens).
+    #: Not part of the identity: every try of a generation sends the same tokens.
+    attempt: int = field(default=1, compare=False)
 
     @classmethod
     def from_context(cls, context: Any) -> TaskIdentity:
@@ -41,12 +44,15 @@ class TaskIdentity:
         retries = int(getattr(getattr(ti, "task", None), "retries", 0) or 0)
         max_tries = int(getattr(ti, "max_tries", 0) or 0)
         map_index = getattr(ti, "map_index", -1)
+        generation = max(0, max_tries - retries)  # a clear sets max_tries = last try + retries
+        try_number = int(getattr(ti, "try_number", 1) or 1)
         return cls(
             dag_id=str(ti.dag_id),
             run_id=str(ti.run_id),
             task_id=str(ti.task_id),
             map_index=-1 if map_index is None else int(map_index),
-            generation=max(0, max_tries - retries),
+            generation=generation,
+            attempt=max(1, try_number - generation),
         )
 
     def retry_token(self, purpose: str = "run", previous_run_key: str | None = None) -> str:

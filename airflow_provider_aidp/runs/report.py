@@ -1,18 +1,34 @@
-"""Formatting of a finished run: the summary (XCom ``run_summary``), the one failure message, traces.
+"""How a finished wait becomes the Airflow task's result: a summary, or ONE failure message.
 
-Pure functions of models: no API calls here (``runs/finish.py`` reads the task runs and outputs
-and calls these). The failure message names the run, each failed task, its ``stateMessage`` and
-the start of its ``errorTrace``.
+SUCCESS -> a summary (per-task status and duration) for the log and XCom ``run_summary``.
+Anything else -> one exception naming the run, each failed task, its ``stateMessage``, the errors
+its output reports and the start of its ``errorTrace``; task-run outputs go to the Airflow log
+(truncated, with a marker). :func:`finish` makes the API reads this needs (through the hook);
+the rest are pure functions of models. Used by the run operator (sync and deferred), the repair
+operator and the sensor, so their failure semantics cannot drift apart.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aidp.exceptions import AIDPConfigError
-from airflow_provider_aidp.models.runs import SUCCESS, JobRun, TaskRun
-from airflow_provider_aidp.runs.outputs import strip_ansi
-from airflow_provider_aidp.runs.task_runs import TASK_FAILED
+from airflow_provider_aidp.exceptions import (
+    AIDPConfigError,
+    AIDPError,
+    AIDPJobRunError,
+    AIDPPollError,
+    AIDPRunTimeoutError,
+)
+from airflow_provider_aidp.models.outputs import strip_ansi
+from airflow_provider_aidp.models.runs import SUCCESS, TASK_FAILED_STATUSES, JobRun, TaskRun
+from airflow_provider_aidp.runs import wait
+
+if TYPE_CHECKING:
+    from airflow_provider_aidp.hooks.aidp import AIDPHook
+
+TASK_FAILED = TASK_FAILED_STATUSES
 
 FETCH_OUTPUT_CHOICES = ("on_failure", "always", "never")
 DEFAULT_MAX_OUTPUT_CHARS = 20_000
@@ -130,3 +146,74 @@ def truncate(text: str, limit: int) -> str:
     if limit <= 0 or len(text) <= limit:
         return text
     return text[:limit] + TRUNCATION_MARKER.format(omitted=len(text) - limit)
+
+
+def finish(
+    hook: AIDPHook,
+    event: dict[str, Any],
+    *,
+    run_url: str | None,
+    fetch_output: str = "on_failure",
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+    log: logging.Logger | Any,
+    on_summary: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Return the run summary on SUCCESS; otherwise log diagnostics and raise one clear error.
+
+    ``on_summary`` receives the summary of every terminal run (failed ones too) before raising.
+    """
+    kind = event.get("event")
+    run_key = str(event.get("run_key"))
+    if kind == wait.TIMEOUT:
+        raise AIDPRunTimeoutError(
+            with_url(event["message"], run_url), run_key=run_key, canceled=bool(event.get("canceled"))
+        )
+    if kind in (wait.POLL_ERROR, wait.ERROR):
+        raise AIDPPollError(with_url(event["message"], run_url), run_key=run_key, kind=str(kind))
+    if kind != wait.TERMINAL:
+        raise AIDPError(f"Unexpected wait result for AIDP job run {run_key}: {event!r}")
+    run = JobRun.model_validate(event["run"])
+    task_runs = hook.get_task_runs(run)
+    succeeded = run.status == SUCCESS
+    errors: dict[str, list[str]] = {}
+    if fetch_output == "always" or (fetch_output == "on_failure" and not succeeded):
+        wanted = task_runs if fetch_output == "always" else [t for t in task_runs if t.status != SUCCESS]
+        errors = log_outputs(hook, wanted, max_output_chars=max_output_chars, log=log)
+    summary = build_summary(run, task_runs, run_url)
+    log.info("AIDP job run %s ended %s:\n%s", run.key, run.status, format_summary(summary))
+    if on_summary is not None:
+        on_summary(summary)
+    if not succeeded:
+        raise AIDPJobRunError(
+            failure_message(run, task_runs, run_url, errors), run_key=run.key, status=str(run.status)
+        )
+    return summary
+
+
+def log_outputs(
+    hook: AIDPHook, task_runs: list[TaskRun], *, max_output_chars: int, log: Any
+) -> dict[str, list[str]]:
+    """Write each task run's output, as text, to the Airflow log; a failed fetch is a warning.
+
+    Returns the errors each output reports (``ename: evalue``), by task-run key, for the failure
+    message. A task run with no output key gets no fetch.
+    """
+    errors: dict[str, list[str]] = {}
+    for task in task_runs:
+        name = task.task_key or task.name or task.key
+        try:
+            rendered = hook.read_task_run_output(task)
+        except AIDPError as exc:
+            log.warning("Could not fetch the output of AIDP task %s (%s): %s", name, task.key, exc)
+            continue
+        if rendered is None:
+            log.info("AIDP task %s (%s) has no output key; no output to fetch.", name, task.status)
+            continue
+        errors[task.key] = rendered.errors
+        if not rendered.text:
+            log.info("AIDP task %s (%s) produced no output.", name, task.status)
+            continue
+        marker = " (AIDP says this output is truncated)" if rendered.truncated else ""
+        text = truncate(rendered.text, max_output_chars)
+        log.info("Output of AIDP task %s (%s)%s:\n%s", name, task.status, marker, text)
+    return errors

@@ -15,8 +15,8 @@ already handled but showed up terminal afterwards); the ``key@end`` identity let
 which ends a second time, be reported again while a run listed twice (one page shifted under
 us, or two polls) is reported once.
 
-Only the watched jobs' runs count (``runs/listed.py``): a service that ignores the listing's
-``jobKey`` filter must not make a watcher report, or advance its mark past, another job's runs.
+Only the watched jobs' runs count: a run of another job must never be reported, nor move the mark
+(the hook's listing already matches job keys; the watermark does not lean on that).
 
 The watermark is plain JSON (:meth:`Watermark.to_json`) so the trigger can keep it in Airflow's
 asset state store and resume from it after a triggerer restart.
@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_aidp.models.runs import TERMINAL_STATUSES, JobRunSummary
-from airflow_provider_aidp.runs.listed import of_jobs
 
 #: Default lookback: a run reported terminal up to an hour after a later run ended is still caught.
 DEFAULT_LOOKBACK_SECONDS = 3600.0
@@ -94,10 +93,10 @@ def end_ms_of(run: JobRunSummary) -> int | None:
 def finished(runs: Iterable[JobRunSummary], job_keys: Collection[str]) -> list[FinishedRun]:
     """The terminal runs of ``job_keys`` in a listing, one per key (a key listed twice counts once).
 
-    Status and job key are checked here, not trusted to the server's ``status`` / ``jobKey`` filters.
+    A run listed without a job key is kept (it cannot be checked).
     """
     out: dict[str, FinishedRun] = {}
-    for run in of_jobs(runs, job_keys):
+    for run in (r for r in runs if r.job_key is None or r.job_key in job_keys):
         end = end_ms_of(run)
         if run.status in TERMINAL_STATUSES and end is not None:
             out[run.key] = FinishedRun(run.key, str(run.status), end, run)

@@ -1,6 +1,6 @@
 """AIDPJobRunSensor: wait for an AIDP job run someone else started (e.g. a run key from XCom).
 
-Same failure semantics and diagnostics as the run operator (``runs.finish.finish``). The sensor
+Same failure semantics and diagnostics as the run operator (``runs.report.finish``). The sensor
 does not own the run, so it never cancels it: not on timeout, not on kill.
 """
 
@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.configuration import conf
 from airflow.sdk.bases.sensor import BaseSensorOperator
 
-from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPError
+from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPError, is_transient
 from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY
-from airflow_provider_aidp.operators.waiting import _AIDPRunTask
+from airflow_provider_aidp.operators.aidp import _AIDPRunTask
 from airflow_provider_aidp.runs.report import DEFAULT_MAX_OUTPUT_CHARS
-from airflow_provider_aidp.runs.waiter import DEFAULT_MAX_POLL_ERRORS, Done, Waiter, is_transient_error
+from airflow_provider_aidp.runs.wait import DEFAULT_MAX_POLL_ERRORS, Wait
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -69,26 +69,31 @@ class AIDPJobRunSensor(_AIDPRunTask, BaseSensorOperator):
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
         deadline = None if not timeout else time.time() + float(timeout)
         self._defer_wait(
-            self.run_key, float(self.poke_interval), deadline, self.max_poll_errors, cancel=False
+            self.run_key,
+            float(self.poke_interval),
+            deadline,
+            self.max_poll_errors,
+            cancel=False,
+            created_at=self._started_at,
         )
 
     def poke(self, context: Context) -> bool:
         try:
-            run = self.hook.get_job_run(self.run_key)
+            run = self.hook.get_job_run(self.run_key, created_at=self._started_at)
         except AIDPError as exc:
-            if not is_transient_error(exc):
+            if not is_transient(exc):
                 raise
             self.log.warning("Polling AIDP job run %s failed (%s); will poke again.", self.run_key, exc)
             return False
         self._push_url(context, run.job_key)
-        # One observation of the shared wait core: it logs the status and decides "terminal".
-        waiter = Waiter(
+        # One look through the shared wait decisions: they log the status and decide "terminal".
+        wait = Wait(
             self.run_key, poll_interval=float(self.poke_interval), deadline=None, now=0.0, log=self.log
         )
-        action = waiter.observed(run, now=0.0)
-        if not isinstance(action, Done):
+        event = wait.seen(run, now=0.0)
+        if event is None:
             return False
-        self._finish_event(context, action.event)
+        self._finish_event(context, event)
         return True
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +102,7 @@ class AIDPJobRunSensor(_AIDPRunTask, BaseSensorOperator):
     def _job_key_before_deferring(self) -> str | None:
         """The run's job key for the console link (one GET); the wait itself starts in the triggerer."""
         try:
-            return self.hook.get_job_run(self.run_key).job_key
+            return self.hook.get_job_run(self.run_key, created_at=self._started_at).job_key
         except AIDPError as exc:  # the trigger reports what is wrong with the run; the link waits
             self.log.warning("Could not read AIDP job run %s before deferring: %s", self.run_key, exc)
             return None

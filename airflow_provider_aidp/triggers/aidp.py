@@ -1,5 +1,11 @@
 """AIDPJobRunTrigger: wait for one AIDP job run in the triggerer, asynchronously.
 
+The deferrable path, end to end: ``AIDPRunJobOperator.execute`` starts the run and defers with
+this trigger; :meth:`AIDPJobRunTrigger.run` loops (``_wait``) over the shared decisions of
+``runs/wait.py``, looking at the run through the status sweep (``triggers/sweep.py``: one listing
+answers for many runs) or its own ``GET``; the event it yields resumes the operator in
+``execute_complete``, which finishes through ``runs/report.py``.
+
 Kwargs are JSON primitives only (connection *id*, never credentials), so a trigger survives a
 triggerer restart: the new process deserializes it and resumes polling the same run. Cancelling
 the run happens only on a user's kill (``on_kill``, Airflow >= 3.3) or when the wait deadline
@@ -9,6 +15,7 @@ on a triggerer restart.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator
@@ -16,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_aidp.runs.polling import adrive
-from airflow_provider_aidp.runs.waiter import DEFAULT_MAX_POLL_ERRORS, Waiter, describe
+from airflow_provider_aidp.runs.wait import DEFAULT_MAX_POLL_ERRORS, Wait, describe
 
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
+    from airflow_provider_aidp.triggers.sweep import SweepWatch
 
 #: Seconds the trigger waits before its first poll. An event fired within about a second of the
 #: task deferring can make Airflow 3.3's scheduler mark the task "killed externally"
@@ -44,6 +51,8 @@ class AIDPJobRunTrigger(BaseTrigger):
     :param max_poll_errors: consecutive transient polling errors tolerated before ``poll_error``.
     :param cancel_on_timeout: cancel the run when the deadline passes.
     :param cancel_on_kill: cancel the run when a user kills the deferred task (Airflow >= 3.3).
+    :param created_at: when the operator started the run (epoch seconds): a run that does not answer
+        yet so soon after (the service is eventually consistent) is asked again, not reported gone.
     """
 
     def __init__(
@@ -57,6 +66,7 @@ class AIDPJobRunTrigger(BaseTrigger):
         max_poll_errors: int = DEFAULT_MAX_POLL_ERRORS,
         cancel_on_timeout: bool = True,
         cancel_on_kill: bool = True,
+        created_at: float | None = None,
     ) -> None:
         super().__init__()
         self.run_key = run_key
@@ -67,6 +77,7 @@ class AIDPJobRunTrigger(BaseTrigger):
         self.max_poll_errors = int(max_poll_errors)
         self.cancel_on_timeout = bool(cancel_on_timeout)
         self.cancel_on_kill = bool(cancel_on_kill)
+        self.created_at = None if created_at is None else float(created_at)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Every ``__init__`` parameter, read from its attribute, so a restarted triggerer resumes as is
@@ -86,23 +97,42 @@ class AIDPJobRunTrigger(BaseTrigger):
         yield TriggerEvent(event)
 
     async def wait(self, hook: AIDPHook) -> dict[str, Any]:
-        """The wait (``runs.waiter`` driven by ``runs.polling.adrive``); returns the outcome event."""
-        waiter = Waiter(
+        """Look, decide, sleep until the run is terminal, the deadline passes or polling fails: the
+        async twin of ``runs.wait.wait_for_run`` (the same :class:`Wait` decides). Each look goes
+        through the status sweep (``triggers/sweep.py``), which answers from a shared listing or
+        reads the run itself."""
+        from airflow_provider_aidp.triggers.sweep import watching
+
+        args = (self.run_key, self.poll_interval, self.deadline, self.created_at)
+        async with watching(hook, *args) as watch:
+            return await self._loop(hook, watch)
+
+    async def _loop(self, hook: AIDPHook, watch: SweepWatch) -> dict[str, Any]:
+        wait = Wait(
             self.run_key,
             poll_interval=self.poll_interval,
             deadline=self.deadline,
             now=time.time(),
             max_poll_errors=self.max_poll_errors,
             cancel_on_timeout=self.cancel_on_timeout,
-            settle=SETTLE_SECONDS,
             log=self.log,
         )
-        from airflow_provider_aidp.triggers.sweep import watching
-
-        async with watching(hook, self.run_key, self.poll_interval, self.deadline) as watch:
-            return await adrive(
-                waiter, watch.observe, lambda: hook.a_cancel_job_run(self.run_key), sleep=watch.sleep
-            )
+        await asyncio.sleep(wait.settle(SETTLE_SECONDS, time.time()))
+        while not wait.expired(time.time()):
+            try:
+                event = wait.seen(await watch.observe(), time.time())
+            except Exception as exc:
+                event = wait.failed(exc, time.time())
+            if event is not None:
+                return event
+            await watch.sleep(wait.delay)
+        error = None
+        if wait.cancel_on_timeout:
+            try:
+                await hook.a_cancel_job_run(self.run_key, created_at=self.created_at)
+            except Exception as exc:
+                error = exc
+        return wait.timed_out(time.time(), error)
 
     async def on_kill(self) -> None:
         """A user marked the deferred task failed/success or cleared it: cancel the run (if configured).
@@ -115,7 +145,7 @@ class AIDPJobRunTrigger(BaseTrigger):
         hook = self._hook()
         try:
             async with hook.session_lease():
-                await hook.a_cancel_job_run(self.run_key)
+                await hook.a_cancel_job_run(self.run_key, created_at=self.created_at)
             self.log.info("Task killed by a user; cancelled AIDP job run %s", self.run_key)
         except Exception as exc:  # the triggerer would only log it anyway
             self.log.warning("Could not cancel AIDP job run %s: %s", self.run_key, describe(exc))

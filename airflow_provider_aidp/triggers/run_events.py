@@ -5,11 +5,10 @@ Use it in an ``AssetWatcher``::
     Asset("aidp://ws/daily_load", watchers=[AssetWatcher(
         name="daily_load_runs", trigger=AIDPJobRunEventTrigger(job_names=["daily_load"]))])
 
-Each poll makes one ``GET /jobRuns?jobKey=..`` listing (every page) per watched job, keeps the
-runs of the watched jobs that are terminal *and* in ``statuses`` (job key and status checked
-locally, whatever the server's filters did; a run listed without a job key is kept), and yields
-one event per run not reported before (``runs/watermark.py``). The event's
-payload becomes the asset event's ``extra["payload"]``.
+Each poll lists the watched jobs' runs in ``statuses`` (``AIDPHook.a_list_job_runs``: every page,
+matched to those jobs and statuses whatever the service's filters did) and yields one event per
+run not reported before (``runs/watermark.py``). The event's payload becomes the asset event's
+``extra["payload"]``.
 
 Restarts: the watermark is saved in the asset state store (Airflow >= 3.3), ``commit_delay``
 seconds after the events it covers were yielded, i.e. after the triggerer has normally handed
@@ -31,11 +30,11 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_aidp import compat
 from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPDuplicateJobError
 from airflow_provider_aidp.models.runs import TERMINAL_STATUSES
 from airflow_provider_aidp.runs import watermark as wm
-from airflow_provider_aidp.runs.event_state import WatermarkStore
-from airflow_provider_aidp.runs.waiter import describe
+from airflow_provider_aidp.runs.wait import describe
 
 try:  # Airflow >= 3.0; defensive so this module imports wherever the provider does
     from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -201,13 +200,7 @@ class AIDPJobRunEventTrigger(BaseEventTrigger):
         return target
 
     async def _list(self, hook: AIDPHook, keys: list[str]) -> list[Any]:
-        """One listing (every page) per watched job and status: no repeated parameter, which a
-        server may read only the first value of (SUCCESS would vanish behind FAILED)."""
-        runs: list[Any] = []
-        for key in keys:
-            for status in self.statuses:
-                runs += await hook.a_list_job_runs(job_key=key, statuses=[status])
-        return runs
+        return await hook.a_list_job_runs(job_keys=keys, statuses=self.statuses)
 
     async def _resolve(self, hook: AIDPHook) -> list[str]:
         """Job keys to list: the given keys plus one key per job name (a missing job is retried)."""
@@ -240,7 +233,7 @@ class AIDPJobRunEventTrigger(BaseEventTrigger):
             "start_time": _iso(summary.start_time),
             "end_time": _iso(run.end_ms),
             "parameters": {str(p.get("name")): p.get("value") for p in params or [] if isinstance(p, dict)},
-            "console_url": await hook.a_run_url(run.key, summary.job_key),
+            "console_url": await hook.a_get_run_url(run.key, summary.job_key),
         }
 
 
@@ -248,3 +241,28 @@ def _iso(ms: int | None) -> str | None:
     if ms is None:
         return None
     return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class WatermarkStore:
+    """Load/save one trigger's :class:`~airflow_provider_aidp.runs.watermark.Watermark` under ``key``
+    in every watched asset's state (Airflow >= 3.3); without a store, the watermark lives in memory
+    only and a restart starts from a new baseline."""
+
+    def __init__(self, store: Any, key: str) -> None:
+        self._accessors = compat.asset_state_accessors(store)
+        self.key = key
+
+    @property
+    def durable(self) -> bool:
+        return bool(self._accessors)
+
+    async def load(self) -> wm.Watermark | None:
+        """The most advanced stored watermark (assets sharing a trigger may lag one another)."""
+        marks = [wm.Watermark.from_json(await acc.aget(self.key)) for acc in self._accessors]
+        found = [m for m in marks if m is not None]
+        return max(found, key=lambda m: m.end_ms) if found else None
+
+    async def save(self, mark: wm.Watermark) -> None:
+        value = mark.to_json()
+        for acc in self._accessors:
+            await acc.aset(self.key, value)

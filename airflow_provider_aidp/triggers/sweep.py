@@ -2,22 +2,38 @@
 
 Every :class:`~airflow_provider_aidp.triggers.aidp.AIDPJobRunTrigger` of one connection +
 workspace on one event loop shares one :class:`Sweeper` (like the shared session and the request
-pacer). A trigger's wait is the usual wait core (``runs/waiter.py``) driven by ``adrive``; only its
-``observe`` and ``sleep`` come from a :class:`SweepWatch`:
+pacer). A trigger's wait loop looks at its run through a :class:`SweepWatch`:
 
 * ``observe``: the answer comes from the latest cycle's listing when that speaks for the run,
-  else the trigger waits for the next cycle or reads its run itself (``runs/sweep.py`` decides
+  else the trigger waits for the next cycle or reads its run itself (the :class:`Board` decides
   which). A trigger that just started is found by a listing of the workspace's active runs (its
   kwargs hold no job key), which tells its job key. A terminal status always comes from the run's
   own GET.
-* ``sleep``: the wait core's pause, cut short when a cycle finds the run changed or gone from the
+* ``sleep``: the wait's pause, cut short when a cycle finds the run changed or gone from the
   active listing.
 
-A cycle lists the watched runs' jobs' active runs (repeated ``jobKey`` and ``status``, every
-page; without ``jobKey`` while some run's job is not known). A failed cycle sends everyone back
-to per-run polling until a cycle succeeds; the wait core's error budget counts only the
-triggers' own requests. Fewer than two watched runs: no listing at all.
-The ``status_sweep`` connection extra (``off``) turns it off: each trigger polls its own run.
+A cycle is one ``AIDPHook.a_list_active_runs`` of the watched runs' jobs (the hook decides how to
+ask the service for it); a failed cycle sends everyone back to per-run polling until a cycle
+succeeds. Fewer than two watched runs: no listing at all. The ``status_sweep`` connection extra
+(``off``) turns it off: each trigger polls its own run.
+
+The rules that keep it exact:
+
+* A listing never ends a wait. A run that is missing from the active listing, or listed with a
+  terminal-looking status, is marked "own GET owed"; the trigger then reads the run itself and
+  the wait core builds every terminal event from that GET.
+* The server's filters are not trusted: runs are matched locally by key, so a listing that ignores
+  ``jobKey`` or ``status`` (or reads them differently) only costs pages, never a wrong answer.
+* Nothing stays on listings alone for long: an owed GET is made at most once per the run's own
+  poll interval (a listing that keeps showing a finished run costs what per-run polling costs),
+  and every run gets its own GET at least every :data:`VERIFY_POLLS` poll intervals.
+* Only listings that started after a trigger joined (and, for a listing by job, after its job
+  key was known) speak for its run, and a failed cycle speaks for nobody (the triggers fall back
+  to per-run polling until a cycle succeeds).
+* A trigger that does not know its run's job key yet (every trigger when it starts: the trigger's
+  kwargs have no job key) is covered by a listing of the workspace's active runs, without
+  ``jobKey``; the listing tells the job key, later cycles list by job. A run such a listing does
+  not show gets its own GET, which also tells the job key.
 """
 
 from __future__ import annotations
@@ -25,23 +41,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import weakref
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aidp.runs.sweep import LISTED_STATUSES, Ask, Board, chunks
+from airflow_provider_aidp.models.runs import JobRun, JobRunSummary, is_terminal
 
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
-    from airflow_provider_aidp.models.runs import JobRun
 
-#: Page size asked for first (the emulator's and many OCI lists' maximum). A 400 that names
-#: ``limit`` makes the sweeper ask for the page size the field notes saw served (100), one that names
-#: ``QUEUED`` leaves that status out of the filter (SDK 5.0.0 added it: an older service refuses it;
-#: such runs get their own GET); a 400 that names neither does the first, then the second.
-PAGE_SIZE = 1000
-FALLBACK_PAGE_SIZE = 100
 #: A new trigger (or job key) is listed this soon (seconds after the last cycle).
 KICK_GAP_SECONDS = 1.0
 KICK_GATHER_SECONDS = 0.25
@@ -52,14 +64,155 @@ _SWEEPERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, 
 )
 
 
+# --- the bookkeeping (no I/O, no clock) ---------------------------------------------------
+
+#: A run gets its own GET at least this often (in its poll intervals), however the listing reads.
+VERIFY_POLLS = 60
+#: Fewer watched runs than this on one connection: no listing, plain per-run polling (as before).
+MIN_WATCHES = 2
+#: A cycle runs every ``poll interval / CYCLES_PER_POLL`` (the smallest interval watched), so a run's
+#: end is seen within half an interval; never more often than every ``MIN_CYCLE_SECONDS``.
+CYCLES_PER_POLL = 2
+MIN_CYCLE_SECONDS = 0.5
+
+
+class Ask(Enum):
+    """What a trigger's observation should do when the board has no listing answer for it."""
+
+    GET = "get"  # read the run itself
+    WAIT = "wait"  # a listing that speaks for the run is due: wait for the next cycle
+
+
+@dataclass
+class Watch:
+    """One watched run. Times are epoch seconds; ``-inf`` means never."""
+
+    run_key: str
+    poll_interval: float
+    added_at: float  # listings that started after this (and after the job key was known) speak for it
+    job_key: str | None = None
+    job_known_at: float = -math.inf
+    status: str | None = None  # as last told to the trigger (GET or listing)
+    got_at: float = -math.inf  # last own GET that answered
+    listed: JobRunSummary | None = None  # the latest listing entry showing it active
+    listed_at: float = -math.inf  # when that listing started
+    owed_get: bool = False  # a listing did not show it active: its own GET must confirm
+    covered: bool = False  # a cycle has answered for it (listed it, or failed) since it joined
+    woken: bool = False  # the trigger was woken since its last observation
+
+
+class Board:
+    """Every watched run of one connection + workspace on one event loop (no I/O, no clock)."""
+
+    def __init__(self) -> None:
+        #: By watch id (one per trigger: two triggers may wait for the same run).
+        self.watches: dict[int, Watch] = {}
+
+    def add(self, wid: int, run_key: str, poll_interval: float, now: float) -> Watch:
+        watch = self.watches[wid] = Watch(run_key, max(0.0, float(poll_interval)), now)
+        return watch
+
+    def remove(self, wid: int) -> None:
+        self.watches.pop(wid, None)
+
+    @property
+    def sweeping(self) -> bool:
+        """Whether a listing pays: at least :data:`MIN_WATCHES` watched runs."""
+        return len(self.watches) >= MIN_WATCHES
+
+    def job_keys(self) -> list[str]:
+        return sorted({w.job_key for w in self.watches.values() if w.job_key})
+
+    def scope(self) -> list[str] | None:
+        """The job keys to list, or ``None``: list the workspace's active runs (no ``jobKey``),
+        because some watched run's job is not known yet (a trigger that just started, e.g. after a
+        triggerer restart: one listing finds a thousand of them instead of a GET each)."""
+        return None if any(w.job_key is None for w in self.watches.values()) else self.job_keys()
+
+    def cycle_seconds(self) -> float:
+        intervals = [w.poll_interval for w in self.watches.values()] or [MIN_CYCLE_SECONDS]
+        return max(MIN_CYCLE_SECONDS, min(intervals) / CYCLES_PER_POLL)
+
+    # --- what the trigger saw ---------------------------------------------------------------
+
+    def got(self, wid: int, run: JobRun, now: float) -> bool:
+        """The trigger read its run itself. True when the job key is new to the board (list soon)."""
+        watch = self.watches[wid]
+        watch.status, watch.got_at, watch.owed_get, watch.woken = run.status, now, False, False
+        if watch.job_key is None and run.job_key:
+            watch.job_key, watch.job_known_at = run.job_key, now
+            return sum(1 for w in self.watches.values() if w.job_key == run.job_key) == 1
+        return False
+
+    def ask(self, wid: int, now: float, *, waited: bool = False) -> Ask | JobRun:
+        """The trigger's next observation: a listing's (non-terminal) answer, or GET / WAIT."""
+        watch = self.watches[wid]
+        watch.woken = False
+        if not self.sweeping or watch.owed_get:
+            return Ask.GET
+        if now - max(watch.got_at, watch.added_at) >= VERIFY_POLLS * watch.poll_interval:
+            return Ask.GET
+        if watch.listed is not None and now - watch.listed_at <= watch.poll_interval:
+            watch.status = watch.listed.status
+            # Built from the validated summary's parts (cheap): a thousand triggers answered by
+            # one cycle must not stall the triggerer's loop.
+            return JobRun(key=watch.run_key, job_key=watch.job_key, state=watch.listed.state)
+        # No fresh answer: wait for a cycle, unless one already answered since the trigger joined
+        # (its answer aged out, or it failed): then the trigger reads its run itself.
+        return Ask.GET if waited and watch.covered else Ask.WAIT
+
+    # --- what a cycle's listing means -------------------------------------------------------
+
+    def listed(
+        self, listing: list[JobRunSummary], job_keys: set[str] | None, started: float, now: float
+    ) -> list[int]:
+        """Apply one cycle's listing (every page) of ``job_keys`` (``None``: the whole workspace);
+        return the watch ids to wake.
+
+        A watched run the listing covers is *active* when the listing holds its key with a
+        non-terminal status (unknown statuses count as not finished, as everywhere); otherwise
+        its own GET is owed. Wakes: a changed active status (answered from the listing, no
+        request) and an owed GET, the latter at most once per the run's own poll interval.
+        """
+        by_key = {s.key: s for s in listing}
+        wake = []
+        for wid, watch in self.watches.items():
+            if job_keys is not None and watch.job_key not in job_keys:
+                continue
+            known = watch.job_known_at if job_keys is not None else -math.inf
+            if max(watch.added_at, watch.got_at, known) > started:
+                continue  # the listing is older than what the trigger knows
+            watch.covered = True
+            summary = by_key.get(watch.run_key)
+            if summary is not None and not is_terminal(summary.status) and not watch.owed_get:
+                if watch.job_key is None and summary.job_key:
+                    watch.job_key, watch.job_known_at = summary.job_key, started
+                watch.listed, watch.listed_at = summary, started
+                news = summary.status != watch.status
+            else:
+                watch.listed, watch.owed_get = None, True
+                news = now - watch.got_at >= watch.poll_interval
+            if news and not watch.woken:
+                watch.woken = True
+                wake.append(wid)
+        return wake
+
+    def failed(self) -> None:
+        """A cycle's listing failed: until a listing succeeds, every trigger reads its run itself
+        (per-run polling, with the wait core's error budget)."""
+        for watch in self.watches.values():
+            watch.listed, watch.covered = None, True
+
+
+# --- the cycles ---------------------------------------------------------------------------------
+
+
 class Sweeper:
     """The cycles of one connection + workspace on one event loop, and the wake-ups they cause."""
 
     def __init__(self, conn_id: str, workspace_key: str | None) -> None:
         self.conn_id, self.workspace_key = conn_id, workspace_key
         self.board = Board()
-        self.page_size = PAGE_SIZE
-        self.statuses = LISTED_STATUSES
         self._wakes: dict[int, asyncio.Future[None]] = {}  # done: the watch was woken
         self._cycle_done: asyncio.Future[None] | None = None  # done when the running cycle ends
         self._kick = asyncio.Event()
@@ -142,9 +295,7 @@ class Sweeper:
         started = self._last_cycle = time.time()
         keys = self.board.scope()
         try:
-            listing = []
-            for part in [[]] if keys is None else chunks(keys):
-                listing += await hook.a_list_runs_of_jobs(part, self.statuses, page_size=self.page_size)
+            listing = await hook.a_list_active_runs(keys)
         except Exception as exc:
             self._failed(exc)
         else:
@@ -159,27 +310,13 @@ class Sweeper:
         self._finish()
 
     def _failed(self, exc: Exception) -> None:
-        from airflow_provider_aidp.exceptions import AIDPApiError
-
         self.board.failed()
-        if isinstance(exc, AIDPApiError) and exc.status == 400:
-            self._ask_less(exc.message.lower())
         _log.warning(
             "AIDP status sweep of %d job(s) failed (%s: %s); triggers poll their own runs this cycle.",
             len(self.board.job_keys()),
             type(exc).__name__,
             exc,
         )
-
-    def _ask_less(self, refusal: str) -> None:
-        """After a 400: drop what the refusal names; else, one step per refusal, the page size and
-        then ``QUEUED``. A refused ``jobKey``-less listing changes nothing (later cycles list by job)."""
-        if "jobkey" in refusal:
-            return
-        if "limit" in refusal or ("queued" not in refusal and self.page_size > FALLBACK_PAGE_SIZE):
-            self.page_size = min(self.page_size, FALLBACK_PAGE_SIZE)
-        else:
-            self.statuses = tuple(s for s in self.statuses if s != "QUEUED")
 
     def _finish(self) -> None:
         done, self._cycle_done = self._cycle_done, None
@@ -222,15 +359,21 @@ class SweepWatch:
     """One trigger's ``observe`` and ``sleep`` for the wait core (see the module docstring)."""
 
     def __init__(
-        self, hook: AIDPHook, run_key: str, poll_interval: float, deadline: float | None = None
+        self,
+        hook: AIDPHook,
+        run_key: str,
+        poll_interval: float,
+        deadline: float | None = None,
+        created_at: float | None = None,
     ) -> None:
         self.hook, self.run_key, self.poll_interval, self.deadline = hook, run_key, poll_interval, deadline
+        self.created_at = created_at
         self.sweeper: Sweeper | None = None
         self._decided = False
 
     async def observe(self) -> JobRun:
         if not self._decided:  # the first poll reads the connection (as a GET would) and joins
-            if (await self.hook.a_config()).status_sweep == "on":
+            if (await self.hook.a_get_config()).status_sweep == "on":
                 self.sweeper = sweeper_for(self.hook.aidp_conn_id, self.hook.workspace_key)
                 self.sweeper.add(id(self), self.run_key, self.poll_interval)
             self._decided = True
@@ -239,7 +382,7 @@ class SweepWatch:
             if verdict is not Ask.GET:
                 assert not isinstance(verdict, Ask)
                 return verdict
-        run = await self.hook.a_get_job_run(self.run_key)
+        run = await self.hook.a_get_job_run(self.run_key, created_at=self.created_at)
         if self.sweeper is not None:
             self.sweeper.got(id(self), run)
         return run
@@ -257,10 +400,14 @@ class SweepWatch:
 
 @contextlib.asynccontextmanager
 async def watching(
-    hook: AIDPHook, run_key: str, poll_interval: float, deadline: float | None = None
+    hook: AIDPHook,
+    run_key: str,
+    poll_interval: float,
+    deadline: float | None = None,
+    created_at: float | None = None,
 ) -> AsyncIterator[SweepWatch]:
     """A :class:`SweepWatch` that leaves its sweeper however the wait ends (done, cancelled, error)."""
-    watch = SweepWatch(hook, run_key, poll_interval, deadline)
+    watch = SweepWatch(hook, run_key, poll_interval, deadline, created_at)
     try:
         yield watch
     finally:

@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 import pytest
-
 from airflow_provider_aidp.runs.sweep import LISTED_STATUSES
 
 from .conftest import EmulatorProcess

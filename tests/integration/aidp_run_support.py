@@ -45,7 +45,7 @@ def create_job(
 
     hook = AIDPHook()
     head = {"name": name, "path": "/Workspace/Shared", "maxConcurrentRuns": max_concurrent_runs}
-    key = str(hook.create_job(head)["key"])
+    key = hook.create_job(head).key
     hook.update_job(key, {**head, "tasks": tasks, "jobClusters": [CLUSTER]})
     return key
 

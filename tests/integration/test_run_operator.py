@@ -348,10 +348,10 @@ def test_retry_after_crash_between_post_and_store_reattaches(emu: AIDPEmulator, 
 class CrashAfterStore(AIDPRunJobOperator):
     """Dies while waiting on its first try, after the run key was stored."""
 
-    def _wait_for(self, context: Any, run_key: str, run_url: str) -> Any:
+    def _wait_for(self, context: Any, *args: Any) -> Any:
         if context["ti"].try_number == 1:
             raise RuntimeError("simulated worker crash while polling")
-        return super()._wait_for(context, run_key, run_url)
+        return super()._wait_for(context, *args)
 
 
 def test_retry_after_crash_while_waiting_reattaches_without_a_second_post(emu: AIDPEmulator) -> None:

@@ -142,3 +142,35 @@ def install_connection(monkeypatch: Any, conn: FakeConnection) -> None:
 
 def base_url(workspace: str = "ws1", host: str = HOST) -> str:
     return f"{host}/20260430/aiDataPlatforms/{OCID}/workspaces/{workspace}"
+
+
+def drive(op: Any, respond: Any) -> Any:
+    """Run a service operation (``hooks/service.py``) without HTTP: ``respond(call)`` returns the
+    JSON body of the call's answer or raises the ``AIDPError`` the service would; pauses are skipped."""
+    from airflow_provider_aidp.exceptions import AIDPError
+    from airflow_provider_aidp.hooks.service import Pause
+    from airflow_provider_aidp.hooks.transport import ApiResponse
+
+    reply: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = op.throw(error) if error is not None else op.send(reply)
+        except StopIteration as done:
+            return done.value
+        reply, error = None, None
+        if isinstance(step, Pause):
+            continue
+        try:
+            reply = ApiResponse(200, {}, respond(step))
+        except AIDPError as exc:
+            error = exc
+
+
+def service(**extra: Any) -> Any:
+    """A ``Service`` of a plain connection (no key material needed: nothing is signed)."""
+    from airflow_provider_aidp.hooks.connection import AIDPConnectionConfig
+    from airflow_provider_aidp.hooks.service import Profile, Service
+
+    fields = {"ai_data_platform_id": OCID, "workspace_key": "ws1", **extra}
+    return Service(AIDPConnectionConfig.from_fields(host=HOST, extra=fields), Profile())

@@ -113,11 +113,8 @@ async def test_signed_requests_verify_on_a_real_server(
     hook = make_hook(monkeypatch, host=server.url)
     run = await hook.a_get_job_run("r/1")
     assert run.key == "r/1"
-    # a_fetch_task_run_output had no caller and was removed: its request goes through _acall directly.
-    output = await hook._acall(
-        "POST", "taskRuns", "t 1", "actions", "fetchOutput", payload={"outputKey": "o1"}, retry_token="tk"
-    )
-    assert output.body["key"] == "o1"
+    output = await hook.a_fetch_task_run_output("t 1", "o1")
+    assert output.key == "o1"
     get, post = server.seen
     assert get["path"] == ws_path("jobRuns", "r%2F1")
     assert get["headers"]["Host"] == server.url.removeprefix("http://")
@@ -212,15 +209,15 @@ async def test_async_pagination_and_midway_error(monkeypatch: pytest.MonkeyPatch
         (400, {"code": "InvalidParameter", "message": "bad page"}),
     ]
     hook = make_hook(monkeypatch, host=server.url)
-    runs = await hook._apaginate("taskRuns", query=[("jobRunKey", "r1")])  # a_list_task_runs: removed
-    assert [t["key"] for t in runs] == ["t1", "t2", "t3"]
+    runs = await hook.a_list_task_runs("r1")
+    assert [t.key for t in runs] == ["t1", "t2", "t3"]
     assert [s["path"].split("?")[1] for s in server.seen] == [
         "jobRunKey=r1&limit=100",
         "jobRunKey=r1&limit=100&page=p2",
         "jobRunKey=r1&limit=100&page=p3",
     ]
     with pytest.raises(exc.AIDPApiError, match="bad page"):
-        await hook._apaginate("taskRuns", query=[("jobRunKey", "r1")])
+        await hook.a_list_task_runs("r1")
 
 
 async def test_one_session_and_signer_per_connection_and_loop(
@@ -254,7 +251,7 @@ async def test_async_workspace_override(monkeypatch: pytest.MonkeyPatch, server:
     make_hook(monkeypatch, host=server.url)
     server.script = [(200, {"key": "t1"})]
     other = AIDPHook("aidp_test", workspace_key="other ws")
-    assert (await other._acall("GET", "taskRuns", "t1")).body["key"] == "t1"  # a_get_task_run: removed
+    assert (await other.a_get_task_run("t1")).key == "t1"
     assert server.seen[0]["path"] == ws_path("taskRuns", "t1", workspace="other%20ws")
 
 
@@ -290,14 +287,14 @@ async def test_async_run_listing_reads_every_page_with_filters_and_rejects_garba
         ),
     ]
     hook = make_hook(monkeypatch, host=server.url)
-    runs = await hook.a_list_job_runs(job_key="job 1", statuses=["SUCCESS", "FAILED"])
+    runs = await hook.a_list_job_runs(job_keys=["job 1"], statuses=["SUCCESS", "FAILED"])
     assert [(r.key, r.status) for r in runs] == [("a", "SUCCESS"), ("b", "FAILED")]
     assert [s["path"].split("?")[1] for s in server.seen] == [
         "jobKey=job%201&status=SUCCESS&status=FAILED&limit=100",
         "jobKey=job%201&status=SUCCESS&status=FAILED&limit=100&page=p2",
     ]
     with pytest.raises(exc.AIDPResponseError):
-        await hook.a_list_job_runs(job_key="job 1")
+        await hook.a_list_job_runs(job_keys=["job 1"])
     jobs = await hook.a_find_jobs("etl", "/Workspace/a")
     assert [j.key for j in jobs] == ["j1"]  # exact name and folder, checked locally
 

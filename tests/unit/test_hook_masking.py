@@ -110,7 +110,14 @@ def test_logs_errors_and_reprs_never_show_secrets(
     with caplog.at_level(logging.DEBUG), pytest.raises(exc.AIDPAuthError) as err:
         hook.get_job_run("r1")
     assert "retry 1/2" in caplog.text  # retries are logged...
-    texts = [caplog.text, str(err.value), repr(err.value), repr(hook), repr(hook.config), str(hook.config)]
+    texts = [
+        caplog.text,
+        str(err.value),
+        repr(err.value),
+        repr(hook),
+        repr(hook.get_config()),
+        str(hook.get_config()),
+    ]
     for text in texts:
         assert_clean(text)  # ...without secrets
         assert "PRIVATE KEY" not in text

@@ -14,7 +14,7 @@ import requests
 from airflow_provider_aidp import exceptions as exc
 from airflow_provider_aidp.hooks import auth
 from airflow_provider_aidp.hooks.aidp import AIDPHook
-from airflow_provider_aidp.hooks.retry import RetryPolicy, parse_retry_after
+from airflow_provider_aidp.hooks.transport import RetryPolicy, parse_retry_after
 from tests.unit.hook_support import (
     HOST,
     FakeConnection,
@@ -99,6 +99,7 @@ def test_job_crud_and_actions(hook: AIDPHook, requests_mock: Any) -> None:
     requests_mock.post(f"{BASE}/jobs", json={"key": "j1"})
     requests_mock.delete(f"{BASE}/jobs/j1", status_code=204)
     requests_mock.post(f"{BASE}/jobs/j1/actions/cancelJobRuns", status_code=202)
+    requests_mock.get(f"{BASE}/jobRuns", json={"items": [run_body("r9", "SUCCESS")]})  # the job's runs
     requests_mock.post(f"{BASE}/jobRuns/r1/actions/cancel", json=run_body("r1", "CANCELING"))
     requests_mock.get(
         f"{BASE}/taskRuns/t1", json={"key": "t1", "outputKey": "o1", "state": {"status": "SUCCESS"}}
@@ -107,13 +108,14 @@ def test_job_crud_and_actions(hook: AIDPHook, requests_mock: Any) -> None:
     requests_mock.post(
         f"{BASE}/taskRuns/t1/outputs/o1/actions/export", json={"name": "n", "path": "p", "content": "<h1/>"}
     )
-    assert hook.get_job("j1") == ({"key": "j1", "name": "n"}, "E1")
+    job = hook.get_job("j1")
+    assert (job.body(), job.etag) == ({"key": "j1", "name": "n"}, "E1")
     hook.update_job("j1", {"name": "n"}, if_match="E1")
     assert requests_mock.last_request.headers["if-match"] == "E1"
-    assert hook.create_job({"name": "n"}) == {"key": "j1"}
+    assert hook.create_job({"name": "n"}).body() == {"key": "j1"}
     assert "opc-retry-token" in requests_mock.last_request.headers
     assert hook.delete_job("j1") is None
-    assert hook.cancel_job_runs("j1") is None
+    assert hook.cancel_job_runs("j1") == []  # the job's active runs: none (r9 has ended)
     assert hook.cancel_job_run("r1").status == "CANCELING"
     assert hook.get_task_run("t1").output_key == "o1"
     assert hook.fetch_task_run_output("t1", "o1").key == "o1"
@@ -135,7 +137,7 @@ def test_a_cancel_answered_without_a_body_reads_the_run(hook: AIDPHook, requests
 def test_an_update_answered_with_no_content_reads_the_job(hook: AIDPHook, requests_mock: Any) -> None:
     requests_mock.put(f"{BASE}/jobs/j1", status_code=204, content=b"")
     requests_mock.get(f"{BASE}/jobs/j1", json={"key": "j1", "name": "etl"}, headers={"etag": "e2"})
-    assert hook.update_job("j1", {"name": "etl"}, if_match="e1") == {"key": "j1", "name": "etl"}
+    assert hook.update_job("j1", {"name": "etl"}, if_match="e1").body() == {"key": "j1", "name": "etl"}
     assert [r.method for r in requests_mock.request_history] == ["PUT", "GET"]
     assert requests_mock.request_history[0].headers["if-match"] == "e1"
 
@@ -182,7 +184,7 @@ def test_error_classes(hook: AIDPHook, requests_mock: Any, status: int, cls: typ
 def test_error_path_has_no_query(hook: AIDPHook, requests_mock: Any) -> None:
     requests_mock.get(f"{BASE}/taskRuns", status_code=400, json={"code": "Bad", "message": "m"})
     with pytest.raises(exc.AIDPApiError) as err:
-        list(hook.list_task_runs("secret-run"))
+        hook.list_task_runs("secret-run")
     assert "?" not in (err.value.path or "") and "secret-run" not in str(err.value)
 
 
@@ -401,7 +403,7 @@ def test_pagination_error_midway_raises(hook: AIDPHook, requests_mock: Any) -> N
         ],
     )
     with pytest.raises(exc.AIDPNotFoundError):
-        list(hook.list_task_runs("r1"))
+        hook.list_task_runs("r1")
 
 
 def test_pagination_limit_and_missing_items(hook: AIDPHook, requests_mock: Any) -> None:
@@ -412,18 +414,18 @@ def test_pagination_limit_and_missing_items(hook: AIDPHook, requests_mock: Any) 
             {"json": {"items": [run_body("3"), run_body("4")]}, "headers": {"opc-next-page": "p3"}},
         ],
     )
-    runs = list(hook.list_job_runs(job_key="job1", statuses=["RUNNING", "QUEUED"], limit=3))
+    runs = hook.list_job_runs(job_keys=["job1"], statuses=["RUNNING", "QUEUED"], limit=3)
     assert [r.key for r in runs] == ["1", "2", "3"]
     assert requests_mock.request_history[0].qs["status"] == ["running", "queued"]
     requests_mock.get(f"{BASE}/taskRuns", json={"data": []})
     with pytest.raises(exc.AIDPResponseError, match="items"):
-        list(hook.list_task_runs("r1"))
+        hook.list_task_runs("r1")
 
 
 def test_pagination_loop_is_detected(hook: AIDPHook, requests_mock: Any) -> None:
     requests_mock.get(f"{BASE}/jobs", json={"items": []}, headers={"opc-next-page": "same"})
     with pytest.raises(exc.AIDPResponseError, match="loop"):
-        list(hook.list_jobs())
+        hook.list_jobs()
 
 
 # --- test_connection ------------------------------------------------------------------------------------

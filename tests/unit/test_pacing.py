@@ -15,8 +15,8 @@ from airflow_provider_aidp.exceptions import AIDPConfigError
 from airflow_provider_aidp.hooks import auth, transport
 from airflow_provider_aidp.hooks.aidp import AIDPHook, close_async_sessions
 from airflow_provider_aidp.hooks.connection import DEFAULT_MAX_REQUESTS_PER_SECOND, parse_number
-from airflow_provider_aidp.hooks.pacing import RequestRateLimiter
 from airflow_provider_aidp.hooks.settings import BY_NAME
+from airflow_provider_aidp.hooks.transport import RequestRateLimiter
 from tests.unit.hook_support import FakeConnection, inline_extra, install_connection, make_key
 
 KEY = make_key()

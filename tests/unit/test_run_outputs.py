@@ -1,4 +1,5 @@
-"""Output rendering (runs/outputs.py), lenient response models and local job matching."""
+"""Output rendering (models/outputs.py), lenient response models, task runs of a run and local job
+matching (hooks/service.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aidp.hooks.jobs import normalize_folder, same_folder
+from airflow_provider_aidp.hooks.service import latest_per_task, normalize_folder, same_folder
+from airflow_provider_aidp.hooks.service import task_runs_of as from_run
+from airflow_provider_aidp.hooks.transport import Call
+from airflow_provider_aidp.models.outputs import render
 from airflow_provider_aidp.models.runs import JobRun, TaskRun, TaskRunOutput, is_terminal
-from airflow_provider_aidp.runs.outputs import render
-from airflow_provider_aidp.runs.task_runs import from_run, latest_per_task, latest_task_runs
+from tests.unit.hook_support import drive, service
 
 NOTEBOOK = {
     "cells": [
@@ -125,17 +128,17 @@ def test_summary_map_keyed_by_task_key_or_flat_still_gives_each_tasks_state() ->
     assert "status" not in tasks["b"].model_dump(by_alias=True, exclude_none=True)  # lifted, not kept twice
 
 
-class _ListingHook:
+class _ListingService:
     """A run whose reads carry no task-run map: its task runs come from ``GET /taskRuns``."""
 
     def __init__(self, listed: list[TaskRun]) -> None:
         self.listed = listed
 
-    def get_job_run(self, key: str, *, include_task_runs: bool = False) -> JobRun:
-        return JobRun(key=key)
-
-    def list_task_runs(self, run_key: str) -> list[TaskRun]:
-        return self.listed
+    def __call__(self, call: Call) -> dict[str, Any]:
+        if call.segments == ("taskRuns",):
+            return {"items": [t.to_api() for t in self.listed]}
+        assert call.segments[0] == "jobRuns", call
+        return {"key": call.segments[1]}
 
 
 def test_task_run_listing_fallback_drops_other_runs_task_runs() -> None:
@@ -147,7 +150,7 @@ def test_task_run_listing_fallback_drops_other_runs_task_runs() -> None:
         TaskRun(key="y1", task_key="y", job_run_key="other", state={"status": "FAILED"}),
         TaskRun(key="b1", task_key="b", state={"status": "SUCCESS"}),  # no run key: cannot be checked
     ]
-    got = latest_task_runs(_ListingHook(listed), JobRun(key="r"), log=None, detail_failed=False)  # type: ignore[arg-type]
+    got = drive(service().get_task_runs(JobRun(key="r"), False), _ListingService(listed))
     assert sorted(t.key for t in got) == ["a1", "b1"]
 
 
@@ -168,22 +171,26 @@ def test_folder_matching_tolerates_both_path_readings(job_path: str | None, fold
 
 
 class _Hook:
-    """Answers get_task_run / fetch_task_run_output from dicts and records the calls."""
+    """Reads outputs through the service's operation, answering GET taskRuns/{key} and fetchOutput
+    from dicts, and records the calls."""
 
     def __init__(self, outputs: dict[str, TaskRunOutput], output_keys: dict[str, str | None]) -> None:
         self.outputs, self.output_keys, self.calls = outputs, output_keys, []  # type: list[tuple]
 
-    def get_task_run(self, key: str) -> TaskRun:
-        self.calls.append(("get", key))
-        return TaskRun(key=key, output_key=self.output_keys[key])
+    def __call__(self, call: Call) -> dict[str, Any]:
+        key = call.segments[1]
+        if call.method == "GET":
+            self.calls.append(("get", key))
+            return {"key": key, "outputKey": self.output_keys[key]}
+        self.calls.append(("fetch", key, (call.payload or {}).get("outputKey")))
+        return self.outputs[key].to_api()
 
-    def fetch_task_run_output(self, key: str, output_key: str | None = None) -> TaskRunOutput:
-        self.calls.append(("fetch", key, output_key))
-        return self.outputs[key]
+    def read_task_run_output(self, task_run: TaskRun) -> Any:
+        return drive(service().read_task_run_output(task_run), self)
 
 
 def test_log_outputs_says_truncated_cuts_to_max_and_skips_tasks_without_output_key() -> None:
-    from airflow_provider_aidp.runs.finish import log_outputs  # moved out of runs.report
+    from airflow_provider_aidp.runs.report import log_outputs
 
     hook = _Hook({"t1": output("TEXT_PLAIN", "x" * 50, isTruncated=True)}, {"t1": "o1", "t2": None})
     tasks = [TaskRun(key="t1", task_key="a", state={"status": "FAILED"}), TaskRun(key="t2", task_key="b")]

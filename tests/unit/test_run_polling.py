@@ -15,9 +15,9 @@ from airflow_provider_aidp.exceptions import (
     AIDPServerError,
     AIDPTransportError,
 )
+from airflow_provider_aidp.exceptions import is_transient as is_transient_error
 from airflow_provider_aidp.models.runs import JobRun
-from airflow_provider_aidp.runs.polling import wait_for_run
-from airflow_provider_aidp.runs.waiter import ErrorBudget, PollSchedule, is_transient_error
+from airflow_provider_aidp.runs.wait import ErrorBudget, PollSchedule, wait_for_run
 
 
 def test_schedule_grows_to_the_bound_with_jitter_and_respects_the_deadline() -> None:
@@ -65,14 +65,14 @@ class FakeHook:
         self.gets = 0
         self.cancelled: list[str] = []
 
-    def get_job_run(self, run_key: str) -> JobRun:
+    def get_job_run(self, run_key: str, **_: Any) -> JobRun:
         self.gets += 1
         item = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if isinstance(item, BaseException):
             raise item
         return JobRun(key=run_key, state={"status": item})
 
-    def cancel_job_run(self, run_key: str) -> JobRun:
+    def cancel_job_run(self, run_key: str, **_: Any) -> JobRun:
         self.cancelled.append(run_key)
         return JobRun(key=run_key, state={"status": "CANCELING"})
 
@@ -116,7 +116,7 @@ def test_deadline_cancels_then_times_out_and_cancel_failure_is_reported() -> Non
     assert event["event"] == "timeout" and event["canceled"] and hook.cancelled == ["r1"]
 
     class NoCancel(FakeHook):
-        def cancel_job_run(self, run_key: str) -> JobRun:
+        def cancel_job_run(self, run_key: str, **_: Any) -> JobRun:
             raise AIDPServerError("down", status=500)
 
     broken = NoCancel(["RUNNING"])

@@ -12,14 +12,21 @@ import pytest
 from airflow_provider_aidp.exceptions import (
     AIDPConfigError,
     AIDPJobRunError,
+    AIDPNotFoundError,
     AIDPPollError,
     AIDPRunTimeoutError,
+    AIDPServerError,
 )
+from airflow_provider_aidp.models.outputs import render
 from airflow_provider_aidp.models.runs import JobRun, TaskRun, TaskRunOutput
-from airflow_provider_aidp.runs import outcome
-from airflow_provider_aidp.runs.finish import finish  # moved out of runs.report (API calls)
-from airflow_provider_aidp.runs.outputs import render
-from airflow_provider_aidp.runs.report import build_summary, failure_message, truncate, validate_fetch_output
+from airflow_provider_aidp.runs.report import (
+    build_summary,
+    failure_message,
+    finish,
+    truncate,
+    validate_fetch_output,
+)
+from airflow_provider_aidp.runs.wait import Wait
 
 
 def task(key: str, status: str, message: str | None = None, trace: str | None = None, **kw: Any) -> TaskRun:
@@ -106,16 +113,24 @@ class NoCallsHook:
         raise AssertionError(f"no API call expected, got {name}")
 
 
+def _ended_waits() -> list[dict[str, Any]]:
+    """A timeout (run RUNNING, cancelled), a spent error budget (4 x 503) and a 404, as waits end."""
+    running = JobRun(key="r", state={"status": "RUNNING"})
+    timed = Wait("r", poll_interval=1.0, deadline=5.0, now=0.0)
+    timed.seen(running, 0.0)
+    spent = Wait("r", poll_interval=1.0, deadline=None, now=0.0, max_poll_errors=3)
+    spent.seen(running, 0.0)
+    errors = [spent.failed(AIDPServerError("503", status=503), 0.0) for _ in range(4)]
+    missing = Wait("r", poll_interval=1.0, deadline=None, now=0.0).failed(
+        AIDPNotFoundError("404", status=404), 0.0
+    )
+    assert errors[-1] is not None and missing is not None
+    return [timed.timed_out(5.0), errors[-1], missing]
+
+
 @pytest.mark.parametrize(
     ("event", "error"),
-    [
-        (
-            outcome.timeout("r", "RUNNING", canceled=True, cancel_error=None, waited_seconds=5),
-            AIDPRunTimeoutError,
-        ),
-        (outcome.poll_error("r", "RUNNING", errors=4, last_error="503"), AIDPPollError),
-        (outcome.error("r", None, last_error="404"), AIDPPollError),
-    ],
+    list(zip(_ended_waits(), [AIDPRunTimeoutError, AIDPPollError, AIDPPollError], strict=True)),
 )
 def test_non_terminal_events_raise_distinct_errors_without_api_calls(
     event: dict[str, Any], error: type

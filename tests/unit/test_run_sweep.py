@@ -1,17 +1,14 @@
-"""The status sweep's bookkeeping (runs/sweep.py): what a listing means for each watched run."""
+"""The status sweep's bookkeeping (triggers/sweep.py's Board): what a listing means for each watched
+run; and which active statuses the hook's snapshot asks for, in chunks of job keys (hooks/service.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_aidp.hooks.service import LISTED_STATUSES
+from airflow_provider_aidp.hooks.service import _chunks as chunks
 from airflow_provider_aidp.models.runs import JobRun, JobRunSummary
-from airflow_provider_aidp.runs.sweep import (
-    LISTED_STATUSES,
-    VERIFY_POLLS,
-    Ask,
-    Board,
-    chunks,
-)
+from airflow_provider_aidp.triggers.sweep import VERIFY_POLLS, Ask, Board
 
 P = 10.0
 

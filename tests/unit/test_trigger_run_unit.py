@@ -26,14 +26,14 @@ class FakeAsyncHook:
         self.cancels = 0
         self.leases = 0
 
-    async def a_get_job_run(self, run_key: str) -> JobRun:
+    async def a_get_job_run(self, run_key: str, **_: Any) -> JobRun:
         self.gets += 1
         item = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
         if isinstance(item, BaseException):
             raise item
         return JobRun(key=run_key, state={"status": item})
 
-    async def a_config(self) -> Any:
+    async def a_get_config(self) -> Any:
         """The status sweep is on (the default); a trigger alone on its connection never lists."""
         return SimpleNamespace(status_sweep="on")
 
@@ -42,7 +42,7 @@ class FakeAsyncHook:
         self.leases += 1
         yield
 
-    async def a_cancel_job_run(self, run_key: str) -> JobRun:
+    async def a_cancel_job_run(self, run_key: str, **_: Any) -> JobRun:
         self.cancels += 1
         if self.cancel_error:
             raise self.cancel_error

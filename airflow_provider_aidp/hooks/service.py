@@ -1,0 +1,615 @@
+"""What the AIDP Workflow API answers, and how to read it under every reading of the service.
+
+Only the field notes were verified live; where they and Oracle's SDK leave a behaviour open, the
+service may follow any plausible *reading* (docs/emulator.md#readings lists them, each with the one
+module that handles it). This module handles most of them, each named where it is handled, so
+that the code above the hook layer sees complete, typed, already-matched answers and never looks
+at a status code: runs matched to their job keys here, task-run states resolved here, a job's runs
+cancelled whichever way the surface allows, a resource this provider has just created given time
+to become visible (the service is eventually consistent).
+
+Each operation is a generator ("sans I/O"): it yields the :class:`~.transport.Call` it needs (or
+a :class:`Pause`) and receives the parsed answer, or has the ``AIDPError`` thrown in. ``AIDPHook``
+drives the same generator with ``requests`` for its sync methods and with ``aiohttp`` for their
+``a_`` twins, so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from airflow_provider_aidp.exceptions import (
+    AIDPApiError,
+    AIDPConfigError,
+    AIDPConflictError,
+    AIDPDuplicateJobError,
+    AIDPError,
+    AIDPNotFoundError,
+    AIDPRetryTokenConflictError,
+)
+from airflow_provider_aidp.hooks.connection import AIDPConnectionConfig
+from airflow_provider_aidp.hooks.transport import (
+    ApiResponse,
+    Call,
+    Pager,
+    header,
+    new_retry_token,
+    parse_model,
+)
+from airflow_provider_aidp.models.outputs import RenderedOutput, render
+from airflow_provider_aidp.models.runs import (
+    ACTIVE_STATUSES,
+    TASK_FAILED_STATUSES,
+    ExportedTaskRunOutputContents,
+    Job,
+    JobRun,
+    JobRunSummary,
+    JobSummary,
+    TaskRun,
+    TaskRunOutput,
+    is_active,
+    is_terminal,
+    string_parameters,
+)
+
+log = logging.getLogger("airflow_provider_aidp.hooks.aidp")
+
+T = TypeVar("T")
+_M = TypeVar("_M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Wait this long before the operation's next call (the driver sleeps, sync or async)."""
+
+    seconds: float
+
+
+#: An operation: yields calls and pauses, receives each call's ``ApiResponse``, returns ``T``.
+Op = Generator[Call | Pause, Any, T]
+
+#: Page size of a listing (what the field notes saw served); the active-run snapshot asks for more.
+PAGE_SIZE = 100
+SNAPSHOT_PAGE_SIZE = 1000
+#: Job keys per snapshot request (repeated ``jobKey`` parameters keep the URL well under 8 KB).
+JOB_KEYS_PER_LISTING = 50
+#: The API's ``status`` filter accepts these active statuses (CANCELING and PAUSED_MAINTENANCE are
+#: not in its enum: such runs are missing from a snapshot and are read by key).
+LISTED_STATUSES: tuple[str, ...] = tuple(
+    s for s in ("PENDING", "QUEUED", "RUNNING", "BLOCKED") if s in ACTIVE_STATUSES
+)
+#: What this process learned about a service is re-learned after this many seconds.
+PROFILE_TTL_SECONDS = 900.0
+#: First and longest pause while a just-created resource is not visible yet.
+VISIBLE_FIRST_PAUSE, VISIBLE_MAX_PAUSE = 0.5, 5.0
+
+
+# --- what this process has learned about a connection's service ----------------------------------
+
+
+@dataclass
+class Profile:
+    """Readings a connection's service has shown, learned from its answers (never from a guess).
+
+    Shared by every hook of the connection id in the process, sync and async; forgotten after
+    :data:`PROFILE_TTL_SECONDS` (a service may be upgraded under a long-running triggerer).
+    """
+
+    snapshot_page_size: int = SNAPSHOT_PAGE_SIZE
+    snapshot_statuses: tuple[str, ...] = LISTED_STATUSES
+    #: Repeated filter values (``jobKey=a&jobKey=b``): applied (True), only the first read (False),
+    #: not shown yet (None). Reading ``run_list_filters=first_values_only``.
+    repeats: bool | None = None
+    learned_at: float = field(default_factory=time.monotonic)
+
+
+_PROFILES: dict[str, Profile] = {}
+_PROFILES_LOCK = threading.Lock()
+
+
+def profile_for(conn_id: str) -> Profile:
+    with _PROFILES_LOCK:
+        profile = _PROFILES.get(conn_id)
+        if profile is None or time.monotonic() - profile.learned_at > PROFILE_TTL_SECONDS:
+            profile = _PROFILES[conn_id] = Profile()
+        return profile
+
+
+def forget_profiles() -> None:
+    """Forget what was learned about every service (tests switch the emulator's readings)."""
+    with _PROFILES_LOCK:
+        _PROFILES.clear()
+
+
+# --- local matching: what was asked for, whatever the server's filters did ----------------------
+
+
+def normalize_folder(path: str | None) -> str | None:
+    """``/Workspace/Shared/`` -> ``/Workspace/Shared`` (``/`` stays ``/``); None stays None."""
+    if path is None:
+        return None
+    return path.strip().rstrip("/") or "/"
+
+
+def same_folder(job_path: str | None, name: str, folder: str) -> bool:
+    """True if a job stored at ``job_path`` is in ``folder``. Reading ``path_filter``: a job's
+    ``path`` may be its folder or its folder + name, with or without a trailing slash."""
+    have, want = normalize_folder(job_path), normalize_folder(folder)
+    if have is None or want is None:
+        return False
+    return have == want or have == f"{want.rstrip('/')}/{name}"
+
+
+def _job_matches(job: JobSummary, name: str, folder: str | None) -> bool:
+    return job.name == name and (folder is None or same_folder(job.path, name, folder))
+
+
+def _runs_matching(
+    runs: Iterable[JobRunSummary], job_keys: Sequence[str], statuses: Sequence[str]
+) -> list[JobRunSummary]:
+    """Reading ``run_list_filters``: a service may ignore ``jobKey`` or ``status``. A run listed
+    without a job key cannot be checked and is kept (the SDK marks the field optional: dropping
+    such runs would make a service that omits it look like one with no runs); one per key."""
+    out: dict[str, JobRunSummary] = {}
+    for run in runs:
+        if job_keys and run.job_key is not None and run.job_key not in job_keys:
+            continue
+        if statuses and run.status not in statuses:
+            continue
+        out.setdefault(run.key, run)
+    return list(out.values())
+
+
+def _chunks(keys: Sequence[str], size: int = JOB_KEYS_PER_LISTING) -> list[list[str]]:
+    return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
+
+
+# --- the operations ---------------------------------------------------------------------------------
+
+
+class Service:
+    """The operations of one connection + workspace (cheap: built per hook call)."""
+
+    def __init__(self, config: AIDPConnectionConfig, profile: Profile) -> None:
+        self.config = config
+        self.profile = profile
+        self.grace = float(getattr(config, "consistency_grace", 60.0))  # TODO(i21settings): the setting
+
+    # --- building blocks ------------------------------------------------------------------
+
+    def _model(self, cls: type[_M], call: Call, created_at: float | None = None) -> Op[_M]:
+        resp = yield from self._visible(call, created_at)
+        return parse_model(cls, resp.body, call.method, call.path, resp.request_id)
+
+    def _visible(self, call: Call, created_at: float | None) -> Op[ApiResponse]:
+        """``call``'s answer. Reading ``read_after_create_lag``: a resource this provider created at
+        ``created_at`` (epoch s) may answer 404 for a while (OCI's ``NotAuthorizedOrNotFound`` right
+        after a create); within the connection's ``consistency_grace`` that means "not visible
+        yet", and the call is sent again; after it, the 404 stands."""
+        pause = VISIBLE_FIRST_PAUSE
+        while True:
+            try:
+                return (yield call)
+            except AIDPNotFoundError:
+                left = self._grace_left(created_at)
+                if left <= 0:
+                    raise
+                log.info(
+                    "AIDP %s %s: not visible yet %.1fs after this provider created it; "
+                    "asking again (consistency_grace %.0fs)",
+                    call.method,
+                    call.path,
+                    time.time() - (created_at or 0.0),
+                    self.grace,
+                )
+                yield Pause(min(pause, left))
+                pause = min(pause * 2, VISIBLE_MAX_PAUSE)
+
+    def _grace_left(self, since: float | None) -> float:
+        return 0.0 if since is None else since + self.grace - time.time()
+
+    def _pages(
+        self,
+        segments: tuple[str, ...],
+        query: Sequence[tuple[str, Any]],
+        limit: int | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> Op[list[dict[str, Any]]]:
+        """Every item of every page (``opc-next-page``), up to ``limit``: never one page's word."""
+        pager = Pager("/" + "/".join(segments), query, page_size, limit)
+        items: list[dict[str, Any]] = []
+        while not pager.done:
+            items += pager.take((yield Call("GET", segments, query=pager.query())))
+        return items
+
+    def _listed(
+        self, cls: type[_M], segments: tuple[str, ...], query: Sequence[tuple[str, Any]], **pages: Any
+    ) -> Op[list[_M]]:
+        items = yield from self._pages(segments, query, **pages)
+        return [parse_model(cls, item, "GET", "/" + "/".join(segments), None) for item in items]
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    def list_jobs(self, name: str | None, path: str | None, limit: int | None) -> Op[list[JobSummary]]:
+        return (
+            yield from self._listed(
+                JobSummary, ("jobs",), [("displayName", name), ("path", path)], limit=limit
+            )
+        )
+
+    def find_jobs(self, name: str, path: str | None) -> Op[list[JobSummary]]:
+        """Readings ``name_filter`` and ``path_filter``: only the name goes to the server and both are
+        matched here. Reading ``job_list_fields``: a listed job of that name without a ``path``
+        costs one ``GET /jobs/{key}`` for its folder."""
+        jobs = []
+        for job in (yield from self.list_jobs(name, None, None)):
+            if path is not None and job.name == name and job.path is None:
+                job = job.model_copy(update={"path": (yield from self.get_job(job.key, None)).path})
+            if _job_matches(job, name, path):
+                jobs.append(job)
+        return jobs
+
+    def find_job(self, name: str, path: str | None, expected: bool) -> Op[JobSummary | None]:
+        """The one job named ``name`` (in ``path``), or None. ``expected``: reading ``listing_lag``,
+        a job just created (here or upstream) may be missing from listings for a while, so a miss
+        is listed again within ``consistency_grace``."""
+        since, pause = time.time(), VISIBLE_FIRST_PAUSE
+        while True:
+            jobs = yield from self.find_jobs(name, path)
+            if len(jobs) > 1:
+                keys = ", ".join(job.key for job in jobs)
+                raise AIDPDuplicateJobError(
+                    f"{len(jobs)} jobs are named {name!r}{f' in {path!r}' if path else ''} ({keys}); "
+                    "pass the job key or a path to choose one."
+                )
+            left = self._grace_left(since) if expected else 0.0
+            if jobs or left <= 0:
+                return jobs[0] if jobs else None
+            log.info("AIDP job %r is not listed yet; listing again (consistency_grace)", name)
+            yield Pause(min(pause, left))
+            pause = min(pause * 2, VISIBLE_MAX_PAUSE)
+
+    def get_job(self, job_key: str, created_at: float | None) -> Op[Job]:
+        resp = yield from self._visible(Call("GET", ("jobs", job_key)), created_at)
+        return _job(resp, "GET")
+
+    def create_job(self, body: dict[str, Any], retry_token: str | None) -> Op[Job]:
+        call = Call("POST", ("jobs",), payload=body, retry_token=retry_token or new_retry_token())
+        return _job((yield call), "POST")
+
+    def update_job(
+        self, job_key: str, body: dict[str, Any], if_match: str | None, created_at: float | None
+    ) -> Op[Job]:
+        """Reading ``update_answer``: a PUT may answer 204 with no body; the job is then read."""
+        call = Call("PUT", ("jobs", job_key), payload=body, if_match=if_match, allow_empty=True)
+        resp = yield from self._visible(call, created_at)
+        if resp.body is None:
+            return (yield from self.get_job(job_key, created_at))
+        return _job(resp, "PUT")
+
+    def delete_job(self, job_key: str) -> Op[None]:
+        yield Call("DELETE", ("jobs", job_key), expect_json=False)
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def create_job_run(
+        self,
+        job_key: str,
+        parameters: dict[str, Any] | None,
+        retry_token: str | None,
+        created_at: float | None,
+    ) -> Op[JobRun]:
+        """A new run. ``created_at`` is the job's (a 404 naming a job created upstream moments ago);
+        the same token is resent, so a POST that did start a run never starts a second."""
+        payload = _with_parameters({"jobKey": job_key}, parameters)
+        call = Call("POST", ("jobRuns",), payload=payload, retry_token=retry_token or new_retry_token())
+        try:
+            return (yield from self._model(JobRun, call, created_at))
+        except AIDPConflictError as exc:
+            if retry_token is None:
+                raise
+            raise AIDPRetryTokenConflictError.of(exc) from exc
+
+    def get_job_run(self, run_key: str, include_task_runs: bool, created_at: float | None) -> Op[JobRun]:
+        query = (("shouldIncludeTaskRunSummaries", True),) if include_task_runs else ()
+        return (yield from self._model(JobRun, Call("GET", ("jobRuns", run_key), query=query), created_at))
+
+    def list_job_runs(
+        self, job_keys: Sequence[str], statuses: Sequence[str], limit: int | None
+    ) -> Op[list[JobRunSummary]]:
+        """Every run of ``job_keys`` (none: the workspace) in ``statuses`` (none: any), up to
+        ``limit``; matched here. Reading ``run_list_filters=first_values_only``: a service may read
+        one value of a repeated filter; until it has shown it applies them all, a value no run was
+        listed for is listed alone once, and a service that reads one value gets one value a request."""
+        keys, wanted = list(job_keys), list(statuses)
+        if self.profile.repeats is False:
+            runs: list[JobRunSummary] = []
+            for one_key in [[k] for k in keys] or [[]]:
+                for one_status in [[s] for s in wanted] or [[]]:
+                    runs += yield from self._run_pages(one_key, one_status, None)
+            return _runs_matching(runs, keys, wanted)[:limit]
+        runs = _runs_matching((yield from self._run_pages(keys, wanted, limit)), keys, wanted)
+        unsure = self.profile.repeats is None and (limit is None or len(runs) < limit)
+        if unsure and (yield from self._repeats_ignored(keys, wanted, runs)):
+            return (yield from self.list_job_runs(keys, wanted, limit))
+        return runs
+
+    def _repeats_ignored(self, keys: list[str], wanted: list[str], runs: list[JobRunSummary]) -> Op[bool]:
+        """Whether the service read only the first value of a repeated filter (learned once)."""
+        later = [("jobKey", k) for k in keys[1:]] + [("status", s) for s in wanted[1:]]
+        unseen = [
+            (name, value)
+            for name, value in later
+            if not any((r.job_key if name == "jobKey" else r.status) == value for r in runs)
+        ]
+        if later and len(unseen) < len(later):
+            self.profile.repeats = True  # a later value was served: repeated filters are applied
+        for name, value in [] if self.profile.repeats else unseen:
+            alone_keys, alone_statuses = ([value], wanted) if name == "jobKey" else (keys, [value])
+            if _runs_matching(
+                (yield from self._run_pages(alone_keys, alone_statuses, 1)), alone_keys, alone_statuses
+            ):
+                log.info("AIDP reads only the first value of a repeated filter: listing one value a request")
+                self.profile.repeats = False
+                return True
+        return False
+
+    def _run_pages(
+        self, keys: Sequence[str], statuses: Sequence[str], limit: int | None, page_size: int = PAGE_SIZE
+    ) -> Op[list[JobRunSummary]]:
+        query = [*(("jobKey", k) for k in keys), *(("status", s) for s in statuses)]
+        return (yield from self._listed(JobRunSummary, ("jobRuns",), query, limit=limit, page_size=page_size))
+
+    def list_active_runs(self, job_keys: Sequence[str] | None) -> Op[list[JobRunSummary]]:
+        """A snapshot of the active runs of ``job_keys`` (None: the workspace), in as few requests
+        as the service allows: repeated ``jobKey`` (50 a request) and ``status`` filters, the largest
+        page it serves. Not a census: runs in statuses the API cannot filter by, runs a lagging
+        listing does not show yet (reading ``listing_lag``) and, where a service reads one value of
+        a repeated filter, most runs are missing; read those by key, as the status sweep does.
+
+        Readings ``page_size`` and ``queued_filter``: a refused listing asks for less (below)."""
+        runs: list[JobRunSummary] = []
+        for part in [[]] if job_keys is None else _chunks(list(job_keys)):
+            while True:
+                profile = self.profile
+                try:
+                    runs += yield from self._run_pages(
+                        part, profile.snapshot_statuses, None, profile.snapshot_page_size
+                    )
+                    break
+                except AIDPApiError as exc:
+                    if exc.status != 400 or not self._ask_less(exc.message.lower()):
+                        raise
+        return _runs_matching(runs, list(job_keys or ()), ())
+
+    def _ask_less(self, refusal: str) -> bool:
+        """After a 400: drop what the refusal names (``limit``: the page size served in the field
+        notes, 100; ``QUEUED``: a status filter an older service refuses, SDK 5.0.0); a refusal
+        naming neither steps down the page size, then ``QUEUED``. One naming ``jobKey`` (reading
+        ``run_list_filters=job_key_required``) cannot be helped here. True: ask again."""
+        profile = self.profile
+        if "jobkey" in refusal:
+            return False
+        if "limit" in refusal or ("queued" not in refusal and profile.snapshot_page_size > PAGE_SIZE):
+            if profile.snapshot_page_size <= PAGE_SIZE:
+                return False
+            profile.snapshot_page_size = PAGE_SIZE
+            return True
+        if "QUEUED" not in profile.snapshot_statuses:
+            return False
+        profile.snapshot_statuses = tuple(s for s in profile.snapshot_statuses if s != "QUEUED")
+        return True
+
+    def cancel_job_run(self, run_key: str, created_at: float | None) -> Op[JobRun]:
+        """The run as the cancel left it. Reading ``cancel_answer``: a 202 work request with no body
+        is an answer too (the run is then read). A run that has already ended is refused (400/409):
+        the run is read and returned as it is."""
+        segments = ("jobRuns", run_key, "actions", "cancel")
+        call = Call("POST", segments, retry_token=new_retry_token(), allow_empty=True)
+        try:
+            resp = yield from self._visible(call, created_at)
+        except AIDPApiError as exc:
+            if exc.status not in (400, 409):
+                raise
+            run = yield from self.get_job_run(run_key, False, None)
+            if not is_terminal(run.status):
+                raise
+            log.info("AIDP job run %s already ended (%s); nothing to cancel", run_key, run.status)
+            return run
+        if resp.body is None:
+            return (yield from self.get_job_run(run_key, False, None))
+        return parse_model(JobRun, resp.body, "POST", call.path, resp.request_id)
+
+    def cancel_job_runs(self, job_key: str) -> Op[list[str]]:
+        """Cancel every active run of a job; return their keys. Reading ``no_cancel_job_runs``: where
+        a surface lacks the ``cancelJobRuns`` action (404, as ``/jobs/{key}/actions/run`` is on
+        ``20240831``) but the job exists, its active runs are cancelled one by one."""
+        runs = yield from self.list_job_runs([job_key], [], None)
+        active = [r.key for r in runs if is_active(r.status)]
+        segments = ("jobs", job_key, "actions", "cancelJobRuns")
+        try:
+            yield Call("POST", segments, retry_token=new_retry_token(), expect_json=False)
+        except AIDPNotFoundError:
+            yield from self.get_job(job_key, None)  # a job that does not exist fails here, with its 404
+            log.info("No cancelJobRuns action here; cancelling the runs of AIDP job %s one by one", job_key)
+            for run_key in active:
+                yield from self.cancel_job_run(run_key, None)
+        return active
+
+    def repair_job_run(
+        self,
+        run_key: str,
+        repair_tasks: list[dict[str, Any]],
+        parameters: dict[str, Any] | None,
+        retry_token: str | None,
+    ) -> Op[JobRun]:
+        if not repair_tasks:
+            raise AIDPConfigError("repair_tasks must name at least one task.", field="repair_tasks")
+        payload = _with_parameters({"repairTasks": repair_tasks}, parameters)
+        segments = ("jobRuns", run_key, "actions", "repair")
+        call = Call("POST", segments, payload=payload, retry_token=retry_token or new_retry_token())
+        return (yield from self._model(JobRun, call))
+
+    # --- task runs and their outputs -------------------------------------------------------
+
+    def list_task_runs(self, run_key: str) -> Op[list[TaskRun]]:
+        """Every task run (every attempt) of a run. Reading ``run_list_filters``: another run's
+        task runs are dropped should the service ignore ``jobRunKey`` (those listed without one
+        are kept: they cannot be checked)."""
+        listed = yield from self._listed(TaskRun, ("taskRuns",), [("jobRunKey", run_key)])
+        return [t for t in listed if t.job_run_key is None or t.job_run_key == run_key]
+
+    def get_task_run(self, task_run_key: str) -> Op[TaskRun]:
+        return (yield from self._model(TaskRun, Call("GET", ("taskRuns", task_run_key))))
+
+    def get_task_runs(self, run: JobRun, detail_failed: bool) -> Op[list[TaskRun]]:
+        """One task run per task (its latest attempt) with its state, failed ones read in full, in
+        execution order. From the run itself (its ``taskToTaskRunMap``; the states from
+        ``taskRunSummaryMap``, read once more with ``shouldIncludeTaskRunSummaries`` if the run
+        lacks them). Reading ``task_run_summaries``: the map may come without being asked for, never,
+        keyed by task key, or flat. Readings ``no_task_run_listing`` and ``listed_attempts``: the
+        ``taskRuns`` listing is only a fallback (it may be missing, or keep superseded attempts)."""
+        if not run.task_run_summary_map:
+            try:
+                run = yield from self.get_job_run(run.key, True, None)
+            except AIDPError as exc:
+                log.warning("Could not read AIDP job run %s with its task runs: %s", run.key, exc)
+        task_runs = task_runs_of(run)
+        if task_runs is None or any(t.status is None for t in task_runs):
+            task_runs = yield from self._task_run_fallback(run, task_runs or [])
+        if detail_failed:
+            task_runs = yield from self._detailed_all(task_runs, lambda t: t.status in TASK_FAILED_STATUSES)
+        task_runs.sort(key=lambda t: (t.start_time is None, t.start_time or 0, t.task_key or ""))
+        return task_runs
+
+    def _task_run_fallback(self, run: JobRun, known: list[TaskRun]) -> Op[list[TaskRun]]:
+        """States the run did not carry: from the listing, else one GET per task run of the map."""
+        try:
+            listed = yield from self.list_task_runs(run.key)
+        except AIDPError as exc:
+            log.info(
+                "No task-run listing for AIDP job run %s (%s); reading task runs one by one", run.key, exc
+            )
+            return (yield from self._detailed_all(known, lambda t: t.status is None))
+        if not known:
+            return latest_per_task(listed)
+        by_key = {t.key: t for t in listed}  # the map names the current attempts; the listing fills in
+        known = [_merge(t, by_key[t.key]) if t.key in by_key else t for t in known]
+        return (yield from self._detailed_all(known, lambda t: t.key not in by_key))
+
+    def _detailed_all(self, task_runs: list[TaskRun], wanted: Callable[[TaskRun], bool]) -> Op[list[TaskRun]]:
+        out = []
+        for task_run in task_runs:
+            out.append((yield from self._detailed(task_run)) if wanted(task_run) else task_run)
+        return out
+
+    def _detailed(self, task_run: TaskRun) -> Op[TaskRun]:
+        try:
+            return _merge(task_run, (yield from self.get_task_run(task_run.key)))
+        except AIDPError as exc:
+            log.warning("Could not read AIDP task run %s: %s", task_run.key, exc)
+            return task_run
+
+    def fetch_task_run_output(self, task_run_key: str, output_key: str | None) -> Op[TaskRunOutput]:
+        payload = {"outputKey": output_key} if output_key else None  # no body rather than "{}"
+        segments = ("taskRuns", task_run_key, "actions", "fetchOutput")
+        call = Call("POST", segments, payload=payload, retry_token=new_retry_token())
+        return (yield from self._model(TaskRunOutput, call))
+
+    def read_task_run_output(self, task_run: TaskRun) -> Op[RenderedOutput | None]:
+        """The output as log text (readings ``output_format`` and ``output_encoding``:
+        ``models/outputs.py``), or None when the task run has none. A listing may leave out the
+        ``outputKey``: the task run is then read for it."""
+        output_key = task_run.output_key or (yield from self.get_task_run(task_run.key)).output_key
+        if not output_key:
+            return None
+        return render((yield from self.fetch_task_run_output(task_run.key, output_key)))
+
+    def export_task_run_output(
+        self, task_run_key: str, output_key: str, fmt: str
+    ) -> Op[ExportedTaskRunOutputContents]:
+        if fmt not in ("HTML", "IPYNB"):
+            raise AIDPConfigError(f"fmt must be 'HTML' or 'IPYNB', got {fmt!r}.", field="fmt")
+        segments = ("taskRuns", task_run_key, "outputs", output_key, "actions", "export")
+        call = Call("POST", segments, payload={"format": fmt})
+        return (yield from self._model(ExportedTaskRunOutputContents, call))
+
+
+# --- pure helpers -------------------------------------------------------------------------------------
+
+
+def _job(resp: ApiResponse, method: str) -> Job:
+    job = parse_model(Job, resp.body, method, "/jobs", resp.request_id)
+    job.etag = header(resp.headers, "etag")
+    return job
+
+
+def _with_parameters(payload: dict[str, Any], parameters: Any) -> dict[str, Any]:
+    params = string_parameters(parameters)  # THE converter: True -> "true", containers refused
+    if params is not None:
+        payload["parameters"] = [{"name": k, "value": v} for k, v in params.items()]
+    return payload
+
+
+_STATE_FIELDS = ("status", "stateMessage", "errorTrace", "isUserCanceledOrTimedOut")
+
+
+def _summary(entry: Any, key: str) -> TaskRun | None:
+    """One ``taskRunSummaryMap`` entry (untyped ``dict(str, object)`` in the SDK). Reading
+    ``task_run_summaries=flat``: the state's fields may sit at the top instead of in ``state``."""
+    if not isinstance(entry, dict):
+        return None
+    if "state" not in entry and "status" in entry:
+        state = {k: v for k, v in entry.items() if k in _STATE_FIELDS}
+        entry = {**{k: v for k, v in entry.items() if k not in _STATE_FIELDS}, "state": state}
+    try:
+        return TaskRun.model_validate({"key": key, **entry})
+    except ValidationError:
+        return None
+
+
+def task_runs_of(run: JobRun) -> list[TaskRun] | None:
+    """Task runs named by the run's ``taskToTaskRunMap`` (state from ``taskRunSummaryMap``, keyed
+    by task-run key or by task key), or None when the run names none."""
+    mapping, summaries = run.task_to_task_run_map, run.task_run_summary_map or {}
+    if not mapping:
+        return latest_per_task(_summary(s, k) for k, s in summaries.items()) if summaries else None
+    out = []
+    for task_key, tr_key in mapping.items():
+        parsed = _summary(summaries.get(tr_key) or summaries.get(task_key), tr_key)
+        if parsed is None or parsed.key != tr_key:
+            parsed = TaskRun(key=tr_key, task_key=task_key)
+        elif not parsed.task_key:
+            parsed.task_key = task_key
+        out.append(parsed)
+    return out
+
+
+def latest_per_task(task_runs: Iterable[TaskRun | None]) -> list[TaskRun]:
+    """Keep each task's latest attempt: highest ``retryAttempt``, then latest start."""
+    best: dict[str, TaskRun] = {}
+    for tr in task_runs:
+        if tr is None:
+            continue
+        name = tr.task_key or tr.name or tr.key
+        current = best.get(name)
+        if current is None or _order(tr) > _order(current):
+            best[name] = tr
+    return list(best.values())
+
+
+def _order(tr: TaskRun) -> tuple[int, int]:
+    return (tr.retry_attempt or 0, tr.start_time or 0)
+
+
+def _merge(known: TaskRun, full: TaskRun) -> TaskRun:
+    data = known.model_dump(exclude_none=True)
+    data.update(full.model_dump(exclude_none=True))
+    return TaskRun.model_validate(data)
