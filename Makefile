@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit install clean compat
+.PHONY: demo test lint unit install clean compat dist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,5 +30,11 @@ compat: $(STAMP)
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
+# The release files (docs/releasing.md): sdist + wheel (built from the sdist) in dist/, checked as PyPI reads them.
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --installer uv --outdir dist .
+	$(PY) -m twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) .demo .venv-compat
+	rm -rf $(VENV) .demo .venv-compat dist build *.egg-info

@@ -13,6 +13,9 @@ What it does, in order (each step says what went wrong if it fails):
 5. prints the job key, the run key and URL, each AIDP task's status and duration, and where the
    logs are, read from the ``run_summary`` XCom the run operator wrote to the metadata DB.
 
+It first names the provider it runs (version and folder), so a run from an installed wheel
+(``tests/packaging``) shows that the wheel, not a checkout, was imported.
+
 Exit code 0 when the DAG run succeeded, 1 otherwise (with the reason and the log tail).
 """
 
@@ -90,6 +93,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def say(message: str) -> None:
     print(message, flush=True)
+
+
+def provider_origin() -> str:
+    """The provider's version and the folder it was imported from: a checkout, or an installed wheel."""
+    try:
+        import airflow_provider_aidp
+    except ImportError as exc:  # pragma: no cover - only on a broken install
+        raise DemoError(f"cannot import airflow_provider_aidp ({exc}); run `make install` first") from exc
+    return f"{airflow_provider_aidp.__version__} from {Path(airflow_provider_aidp.__file__).parent}"
 
 
 # --------------------------------------------------------------------------- emulator
@@ -276,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         say("AIDP provider demo: example DAG 1 (upsert a job, run it, read the summary) on real Airflow")
+        say(f"  airflow-provider-aidp {provider_origin()}")
         with running_emulator(args.time_scale) as (emu, connection_json):
             say(f"  AIDP emulator on {emu.url} (API key generated for this run; private key in a temp file)")
             env = airflow_env(paths, connection_json)

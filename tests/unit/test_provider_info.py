@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_aidp import __version__
 from airflow_provider_aidp.get_provider_info import get_provider_info
 from airflow_provider_aidp.hooks.aidp import AIDPHook
 from airflow_provider_aidp.hooks.settings import EXTRA_FIELDS
@@ -74,7 +75,7 @@ def test_providers_manager_builds_widgets_and_behaviour() -> None:
     pm._field_behaviours = {}
     pm._hook_name_dict = {}
     pm._customized_form_fields_schema_validator = ProvidersManager()._customized_form_fields_schema_validator
-    pm._provider_dict = {"airflow-provider-aidp": ProviderInfo("0.1.0", get_provider_info())}
+    pm._provider_dict = {"airflow-provider-aidp": ProviderInfo(__version__, get_provider_info())}
     pm._load_ui_metadata()
     import airflow
     from packaging.version import Version
