@@ -294,6 +294,67 @@ class Service:
             return (yield from self.get_job(job_key, created_at))
         return _job(resp, "PUT")
 
+    def create_defined_job(
+        self, head: dict[str, Any], body: dict[str, Any], retry_token: str
+    ) -> Op[tuple[Job, bool]]:
+        """Create a job in the two steps the service requires (a POST that inlines tasks is refused:
+        POST the name-only ``head``, then PUT the whole ``body``): ``(job, True)``. Or ``(job, False)``
+        when the name turns out to be a job already, for the caller to compare and update:
+
+        * reading ``listing_lag``: a job the caller's listing did not show yet; the deterministic
+          ``retry_token`` makes the service answer the create with it (its definition is there);
+        * reading ``unique_names``: the create is refused (409) because another writer took the name
+          first: that job, in this folder; a name taken elsewhere fails naming where.
+
+        Reading ``read_after_create_lag``: the new job may answer 404 for a while (``_visible``). A
+        job the token answers with that stays gone past the grace was deleted since: created again.
+        """
+        try:
+            created_at = time.time()
+            job = yield from self.create_job(head, retry_token)
+        except AIDPConflictError as exc:
+            if isinstance(exc, AIDPRetryTokenConflictError):
+                raise
+            return (yield from self._taken_by(head, exc)), False
+        try:
+            current = yield from self.get_job(job.key, created_at)
+        except AIDPNotFoundError:
+            log.warning("Job %s from the retry token is gone; creating %r again", job.key, head.get("name"))
+            created_at = time.time()
+            job = yield from self.create_job(head, None)
+            current = yield from self.get_job(job.key, created_at)
+        if current.body().get("tasks"):
+            return current, False
+        return (yield from self.update_job(job.key, body, current.etag, created_at)), True
+
+    def _taken_by(self, head: dict[str, Any], refusal: AIDPConflictError) -> Op[Job]:
+        """The job whose name refused a create: this folder's (listed again while a lagging listing
+        catches up, within ``consistency_grace``), or a conflict naming where the name is taken."""
+        name, path = str(head.get("name")), head.get("path")
+        since, pause = time.time(), VISIBLE_FIRST_PAUSE
+        while True:
+            named = yield from self.find_jobs(name, None)
+            mine = yield from self.find_jobs(name, path)
+            if len(mine) > 1:
+                yield from self.find_job(name, path, False)  # names them as duplicates
+            if mine:
+                return (yield from self.get_job(mine[0].key, None))
+            elsewhere = [f"{j.key} in {j.path!r}" for j in named]
+            left = self._grace_left(since)
+            if elsewhere or left <= 0:
+                raise AIDPConflictError(
+                    f"AIDP refused to create job {name!r} in {path!r}: the name is taken "
+                    f"({', '.join(elsewhere) or 'by a job no listing shows'}): {refusal.message}. "
+                    "Rename the job or delete the other one.",
+                    status=refusal.status,
+                    code=refusal.code,
+                    opc_request_id=refusal.opc_request_id,
+                    method=refusal.method,
+                    path=refusal.path,
+                ) from refusal
+            yield Pause(min(pause, left))
+            pause = min(pause * 2, VISIBLE_MAX_PAUSE)
+
     def delete_job(self, job_key: str) -> Op[None]:
         yield Call("DELETE", ("jobs", job_key), expect_json=False)
 

@@ -9,18 +9,17 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
-from airflow_provider_aidp.exceptions import AIDPConflictError, AIDPNotFoundError
 from airflow_provider_aidp.models.jobs import JobSpec, canonical, load_spec, spec_from_server
 
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.service import Op, Service
+    from airflow_provider_aidp.models.runs import Job
 
 Action = Literal["created", "updated", "unchanged"]
 
@@ -64,59 +63,32 @@ def current_canonical(body: Mapping[str, Any]) -> dict[str, Any]:
 def upsert(service: Service, spec: JobSpec | Mapping[str, Any], dry_run: bool, log: Any) -> Op[UpsertResult]:
     """Create or update the job named ``spec.name`` in ``spec.path`` so it matches ``spec``.
 
-    Validation happens first: a bad spec raises ``AIDPConfigError`` and sends nothing. Reading
-    ``unique_names``: a create refused with 409 because another writer took the name first is
-    resolved to that job (read again while a lagging listing catches up), then updated; a name
-    taken where this folder's listing cannot see it fails naming the conflict. Never a second job.
+    Validation happens first: a bad spec raises ``AIDPConfigError`` and sends nothing. A new job is
+    made by ``Service.create_defined_job`` (two steps, never a second job); a job that turns out to
+    exist after all (another writer's, or one a lagging listing did not show) is compared and updated.
     """
     spec = load_spec(spec)
     existing = yield from service.find_job(spec.name, spec.path, False)  # AIDPDuplicateJobError if > 1
-    if existing is None:
-        try:
-            return (yield from _create(service, spec, dry_run, log))
-        except AIDPConflictError as exc:
-            existing = yield from service.find_job(spec.name, spec.path, True)
-            if existing is None:
-                raise AIDPConflictError(
-                    f"AIDP refused to create job {spec.name!r} in {spec.path!r}: the name is taken by a job "
-                    f"this folder's listing does not show (names may be unique across the workspace): "
-                    f"{exc.message}. Rename the job or delete the other one.",
-                    status=exc.status,
-                    code=exc.code,
-                    opc_request_id=exc.opc_request_id,
-                    method=exc.method,
-                    path=exc.path,
-                ) from exc
-            log.info("Another writer created job %r first (%s); updating that job", spec.name, existing.key)
-    return (yield from _update(service, spec, existing.key, dry_run, log))
-
-
-def _create(service: Service, spec: JobSpec, dry_run: bool, log: Any) -> Op[UpsertResult]:
-    body = spec.to_wire(service.config.depends_on_format)  # type: ignore[arg-type]
+    if existing is not None:
+        return (
+            yield from _update(service, spec, (yield from service.get_job(existing.key, None)), dry_run, log)
+        )
     diff = spec_diff({}, canonical(spec), "(new job)")
     if dry_run:
         log.info("Dry run: job %r does not exist in %r; would create it:\n%s", spec.name, spec.path, diff)
         return UpsertResult(None, "created", diff, dry_run=True)
-    head = spec.head()
-    log.info("Creating job %r (step 1, name only): %s", spec.name, json.dumps(head, sort_keys=True))
-    created_at = time.time()
-    job_key = (yield from service.create_job(head, create_retry_token(spec))).key
-    log.info(
-        "Job %r created with key %s; sending its definition (step 2):\n%s", spec.name, job_key, _pretty(body)
-    )
-    try:
-        yield from service.update_job(job_key, body, None, created_at)
-    except AIDPNotFoundError:
-        # Still 404 after the consistency grace: the retry token answered with a job deleted since.
-        log.warning("Job %s from the retry token is gone; creating %r again", job_key, spec.name)
-        created_at = time.time()
-        job_key = (yield from service.create_job(head, None)).key
-        yield from service.update_job(job_key, body, None, created_at)
-    return UpsertResult(job_key, "created", diff)
+    body = spec.to_wire(service.config.depends_on_format)  # type: ignore[arg-type]
+    log.info("Creating job %r in two steps (name only, then the definition):\n%s", spec.name, _pretty(body))
+    job, created = yield from service.create_defined_job(spec.head(), body, create_retry_token(spec))
+    if created:
+        log.info("Job %r created with key %s", spec.name, job.key)
+        return UpsertResult(job.key, "created", diff)
+    log.info("Job %r exists after all (%s): comparing it with the spec", spec.name, job.key)
+    return (yield from _update(service, spec, job, False, log))
 
 
-def _update(service: Service, spec: JobSpec, job_key: str, dry_run: bool, log: Any) -> Op[UpsertResult]:
-    current = yield from service.get_job(job_key, None)
+def _update(service: Service, spec: JobSpec, current: Job, dry_run: bool, log: Any) -> Op[UpsertResult]:
+    job_key = current.key
     diff = spec_diff(current_canonical(current.body()), canonical(spec), job_key)
     if not diff:
         log.info("Job %r (%s) is unchanged; nothing sent", spec.name, job_key)

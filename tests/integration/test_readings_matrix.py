@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +32,9 @@ from airflow_provider_aidp.triggers.run_events import AIDPJobRunEventTrigger
 from tests.integration.aidp_run_support import FakeTI, build_dag, execute, run_dag, xcoms
 from tests.integration.run_events_support import FAST, FakeAssetState, Watcher, settle
 
+#: Seconds a created job, run or task run stays unreadable (read_after_create_lag) or unlisted
+#: (listing_lag) in the consistency rows: longer than the flows' first polls, far below the grace.
+LAG = 1.0
 #: (id, readings) -- the default first, then one alternative reading at a time.
 READINGS: list[tuple[str, dict[str, Any]]] = [
     ("default", {}),
@@ -79,6 +83,9 @@ READINGS: list[tuple[str, dict[str, Any]]] = [
         "run_filters=status_ignored+page=max100_clamp",
         {"run_list_filters": "status_ignored", "page_size": "max100_clamp"},
     ),
+    # Eventual consistency (real seconds): reads by key and listings lag behind creates; names taken.
+    ("read_lag+unique_names=folder", {"read_after_create_lag": LAG, "unique_names": "folder"}),
+    ("listing_lag+unique_names=workspace", {"listing_lag": LAG, "unique_names": "workspace"}),
 ]
 FOLDER = "/Workspace/Shared"
 TASKS = ("extract", "transform", "load")
@@ -142,6 +149,17 @@ def spec(name: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def start(job_key: str) -> str:
+    """A run started by a test's own hook call (set-up): the job may have been created a moment ago,
+    which the caller says (created_at), as the operators do for the jobs they are handed."""
+    return AIDPHook().create_job_run(job_key, created_at=time.time()).key
+
+
+def status_of(emu: AIDPEmulator, run_key: str) -> str:
+    """A run's status as the service holds it (not through a read that may lag)."""
+    return str(next(r["state"]["status"] for r in emu.runs() if r["key"] == run_key))
+
+
 def new_job(emu: AIDPEmulator, **extra: Any) -> tuple[str, str]:
     name = f"m_{uuid.uuid4().hex[:10]}"
     return name, str(AIDPHook().upsert_job(spec(name, **extra)).job_key)
@@ -157,13 +175,20 @@ def summary_tasks(summary: dict[str, Any]) -> dict[str, str]:
 def test_upsert_twice_leaves_one_job_and_sends_no_second_put(emu: AIDPEmulator) -> None:
     hook = AIDPHook()
     name = f"m_{uuid.uuid4().hex[:10]}"
-    hook.create_job({"name": name, "path": "/Workspace/Other", "maxConcurrentRuns": 1})  # same name
+    if emu.readings.unique_names != "workspace":  # there, a second job of that name cannot exist
+        hook.create_job({"name": name, "path": "/Workspace/Other", "maxConcurrentRuns": 1})  # same name
     first = hook.upsert_job(spec(name))
     mark = emu.requests[-1].seq
     second = hook.upsert_job(spec(name))
+    if emu.readings.listing_lag:  # a dry run cannot create to find out: it needs the job listed
+        time.sleep(emu.readings.listing_lag)
     dry = hook.upsert_job(spec(name), dry_run=True)
     writes = [r for r in emu.requests if r.seq > mark and r.method != "GET"]
     assert first.action == "created" and second.action == dry.action == "unchanged"
+    if emu.readings.listing_lag and writes:  # the job was not listed yet: its create was replayed
+        assert [(r.method, r.path) for r in writes] == [("POST", writes[0].path)], writes
+        assert writes[0].path.endswith("/jobs") and writes[0].status in (200, 201)
+        writes = []
     assert second.job_key == first.job_key and writes == [] and dry.diff == ""
     mine = [j for j in emu.jobs() if j["name"] == name and j.get("path") == FOLDER]
     assert len(mine) == 1 and mine[0]["tasks"][0]["source"] == "WORKSPACE"
@@ -183,7 +208,7 @@ def test_run_by_name_costs_one_post_the_polls_and_one_get(emu: AIDPEmulator) -> 
     op = AIDPRunJobOperator(task_id="t", job_name=name, job_path=FOLDER, poll_interval=0.1)
     result, ti, _ = execute(op)
     assert result == ti.xcoms["run_key"] and ti.xcoms["job_key"] == job_key, result
-    after = [r for r in emu.requests if r.seq > mark]
+    after = [r for r in emu.requests if r.seq > mark and r.status != 404]  # 404: not visible yet
     post_at = [i for i, r in enumerate(after) if r.method == "POST"]
     assert len(post_at) == 1 and after[post_at[0]].path.endswith("/jobRuns")
     rest = after[post_at[0] + 1 :]
@@ -209,13 +234,12 @@ def test_a_run_past_its_timeout_is_cancelled_and_the_cancel_operator_sees_a_run_
     op = AIDPRunJobOperator(task_id="t", job_key=job_key, poll_interval=0.1, timeout=0.5)
     result, ti, _ = execute(op)
     assert isinstance(result, AIDPRunTimeoutError) and result.canceled, result
-    second = AIDPHook().create_job_run(other_key).key
+    second = start(other_key)
     cancel = AIDPCancelJobRunOperator(
         task_id="c", run_key=second, wait_for_termination=True, poll_interval=0.1
     )
     assert execute(cancel)[0] == [second]
-    status = {r["key"]: r["state"]["status"] for r in emu.runs()}
-    assert status[ti.xcoms["run_key"]] == status[second] == "CANCELED"
+    assert status_of(emu, ti.xcoms["run_key"]) == status_of(emu, second) == "CANCELED"
 
 
 def test_failing_run_names_each_failed_task_once_with_its_error_and_logs_its_output(
@@ -334,8 +358,10 @@ def test_cancel_by_job_cancels_and_waits_for_that_jobs_runs_only(emu: AIDPEmulat
     for job in (name, other_name):
         emu.script_task(job_name=job, task_key="extract", duration=1000)
     hook = AIDPHook()
-    mine = {hook.create_job_run(job_key).key for _ in range(2)}
-    other = hook.create_job_run(other_key).key
+    mine = {start(job_key) for _ in range(2)}
+    other = start(other_key)
+    if emu.readings.listing_lag:  # a lagging listing cannot name runs it does not show yet
+        time.sleep(emu.readings.listing_lag)
     try:
         op = AIDPCancelJobRunOperator(
             task_id="c", job_key=job_key, wait_for_termination=True, poll_interval=0.1, timeout=5
@@ -343,10 +369,10 @@ def test_cancel_by_job_cancels_and_waits_for_that_jobs_runs_only(emu: AIDPEmulat
         result, _, _ = execute(op)
         assert not isinstance(result, Exception), result  # e.g. a timeout waiting for the other run
         assert sorted(result) == sorted(mine), result  # not the other job's run
-        assert {hook.get_job_run(k).status for k in mine} == {"CANCELED"}
-        assert hook.get_job_run(other).status == "RUNNING"
+        assert {status_of(emu, k) for k in mine} == {"CANCELED"}
+        assert status_of(emu, other) == "RUNNING"
     finally:
-        hook.cancel_job_run(other)
+        hook.cancel_job_run(other, created_at=time.time())
 
 
 @LISTING_SURFACE
@@ -359,10 +385,9 @@ async def test_run_events_trigger_reports_the_watched_jobs_runs_only(emu: AIDPEm
     watcher = Watcher(trigger, state)
     try:
         await settle(state, 1)  # baselined
-        hook = AIDPHook()
-        other = await asyncio.to_thread(lambda: hook.create_job_run(other_key).key)
+        other = await asyncio.to_thread(start, other_key)
         await asyncio.sleep(0.1)  # the other job's run ends first: reported first if it leaks
-        mine = await asyncio.to_thread(lambda: hook.create_job_run(job_key).key)
+        mine = await asyncio.to_thread(start, job_key)
         event = await watcher.next()
         assert (event["run_key"], event["job_key"]) == (mine, job_key), (event, other)
         assert await watcher.quiet(0.3) == []

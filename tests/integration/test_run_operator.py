@@ -388,6 +388,92 @@ def test_retry_after_a_failed_run_starts_a_new_run(emu: AIDPEmulator) -> None:
         assert len(tokens) == 3 and tokens[0] == tokens[1] != tokens[2]
 
 
+class FakeStateStore:
+    """Airflow 3.3's ``task_state_store``, as the run operator uses it (``get`` / ``set``)."""
+
+    def __init__(self, **values: Any) -> None:
+        self.values = dict(values)
+
+    def get(self, key: str) -> Any:
+        return self.values.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
+def run_logged(op: AIDPRunJobOperator, ti: FakeTI, store: FakeStateStore | None) -> tuple[Any, list[str]]:
+    """``op.execute`` with ``ti`` (and a state store); the result and the log lines about the run."""
+    context: dict[str, Any] = {"ti": ti}
+    if store is not None:
+        context["task_state_store"] = store
+    std = StdlibLines()
+    if isinstance(op.log, logging.Logger):
+        op.log.addHandler(std)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            result = op.execute(context)  # type: ignore[arg-type]
+    finally:
+        if isinstance(op.log, logging.Logger):
+            op.log.removeHandler(std)
+    lines = [str(e["event"]) % tuple(e.get("positional_args", ())) for e in logs] + std.lines
+    return result, [line for line in lines if "AIDP" in line and "job run" in line]
+
+
+SAYS = ("Started AIDP job run", "Reattached to AIDP job run", "Task was cleared", "retry token")
+
+
+def said(lines: list[str]) -> list[str]:
+    """Which of the run operator's start / reattach / replace / token sentences the log holds."""
+    return [s for line in lines for s in SAYS if s in line]
+
+
+def test_the_log_says_once_whether_a_run_was_started_reattached_or_replaced(emu: AIDPEmulator) -> None:
+    """#24: a cleared task's log said "Reattaching ... from a previous try" for the run it had just
+    started. Each case now says what happened, once."""
+    emu.script_task(task_key="a", duration=1000)
+    job_key = job(emu, max_concurrent_runs=3)
+    op = AIDPRunJobOperator(task_id="t", job_key=job_key, wait_for_completion=False, retries=2)
+    first, store = FakeTI(op), FakeStateStore()
+    started, lines = run_logged(op, first, store)
+    assert said(lines) == ["Started AIDP job run"] and f"{started} of job {job_key}" in lines[0]
+
+    retry = FakeTI(op, try_number=2)  # the same task instance, retried: the stored run is still going
+    retry.run_id = first.run_id
+    reattached, lines = run_logged(op, retry, store)
+    assert reattached == started and said(lines) == ["Reattached to AIDP job run"]
+    assert f"run {started} (" in lines[0] and "), which try 1 started" in lines[0]
+
+    cleared = FakeTI(op, try_number=3)  # a user cleared it: Airflow raised max_tries past the last try
+    cleared.run_id, cleared.max_tries = first.run_id, 2 + op.retries
+    replaced, lines = run_logged(op, cleared, store)
+    assert replaced != started and said(lines) == ["Task was cleared"]
+    assert f"since AIDP job run {started} was started; started a new run {replaced}" in lines[0]
+    assert len(posts_of(emu, job_key)) == 2  # the first try's and the clear's, none for the retry
+    for key in (started, replaced):
+        AIDPHook().cancel_job_run(key)
+
+
+def test_without_a_stored_key_a_retry_says_what_the_retry_token_answered(emu: AIDPEmulator) -> None:
+    """Airflow < 3.3 (no state store): a retry cannot know whether an earlier try got as far as the
+    POST, and says so instead of claiming a new run or a reattachment."""
+    emu.script_task(task_key="a", duration=1000)
+    job_key = job(emu)
+    op = AIDPRunJobOperator(task_id="t", job_key=job_key, wait_for_completion=False, retries=1)
+    first = FakeTI(op)
+    started, lines = run_logged(op, first, None)
+    assert said(lines) == ["Started AIDP job run"]
+    retry = FakeTI(op, try_number=2)
+    retry.run_id = first.run_id
+    again, lines = run_logged(op, retry, None)
+    assert again == started and said(lines) == ["retry token"]
+    assert f"retry token with job run {started} (" in lines[0]
+    AIDPHook().cancel_job_run(started)
+
+
+def posts_of(emu: AIDPEmulator, job_key: str) -> list[Any]:
+    return [r for r in posts(emu) if job_key in json.dumps(r.body or {})]
+
+
 def test_repair_on_retry_repairs_the_failed_run(emu: AIDPEmulator) -> None:
     emu.script_task(task_key="b", outcome="FAILED", times=1)
     job_key = job(

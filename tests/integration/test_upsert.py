@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from airflow_provider_aidp.emulator import AIDPEmulator
-from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPDuplicateJobError
+from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPConflictError, AIDPDuplicateJobError
 from airflow_provider_aidp.hooks.aidp import AIDPHook
 from airflow_provider_aidp.hooks.upsert import create_retry_token
 from airflow_provider_aidp.models.jobs import load_spec
@@ -244,9 +245,12 @@ def test_recreate_after_delete_is_not_fooled_by_the_replayed_retry_token(
     again = hook.upsert_job(job_spec())
     assert again.action == "created" and again.job_key not in (None, first)
     sent = [r for r in emu.requests[before:] if r.method != "GET"]
-    assert [r.method for r in sent] == ["POST", "PUT", "POST", "PUT"]
+    # The created job is read before its definition is sent (a replayed create may answer with a
+    # job that exists, or is gone): the gone one gets no PUT, a fresh create gets the definition.
+    assert [r.method for r in sent] == ["POST", "POST", "PUT"]
     assert header(sent[0], "opc-retry-token") == create_retry_token(load_spec(job_spec()))
-    assert header(sent[2], "opc-retry-token") != header(sent[0], "opc-retry-token")
+    assert header(sent[1], "opc-retry-token") != header(sent[0], "opc-retry-token")
+    assert sent[2].path.endswith(f"/jobs/{again.job_key}")
     assert [j["key"] for j in emu.jobs()] == [again.job_key]
 
 
@@ -257,3 +261,57 @@ def test_retry_token_follows_the_create_body() -> None:
     other["maxConcurrentRuns"] = 2
     assert create_retry_token(load_spec(other)) != create_retry_token(base)
     assert create_retry_token(load_spec(job_spec(path="/Workspace/Other"))) != create_retry_token(base)
+
+
+# --- eventual consistency (docs/emulator.md#readings: read_after_create_lag, listing_lag, unique_names) ---
+
+
+def test_a_job_not_visible_yet_is_waited_for_not_created_twice(emu: AIDPEmulator) -> None:
+    """Right after the create the job answers 404 for a while: the definition is sent once it is
+    visible (within consistency_grace), and no second job is made."""
+    emu.set_readings(read_after_create_lag=1.0)
+    result = AIDPHook().upsert_job(job_spec())
+    assert result.action == "created"
+    assert [m for m, _ in writes(emu)] == ["POST", "PUT"]
+    reads = [r for r in emu.requests if r.method == "GET" and r.path.endswith(f"/jobs/{result.job_key}")]
+    assert reads[0].status == 404 and reads[-1].status == 200  # not visible, then visible
+    assert [j["key"] for j in emu.jobs()] == [result.job_key]
+
+
+def test_a_lagging_listing_does_not_make_a_second_job(emu: AIDPEmulator) -> None:
+    """The second upsert does not see the first one's job in the listing yet: its create's retry
+    token answers with that job, whose definition is compared instead of overwritten."""
+    emu.set_readings(listing_lag=2.0)
+    hook = AIDPHook()
+    first = hook.upsert_job(job_spec())
+    second = hook.upsert_job(job_spec())
+    assert (second.action, second.job_key) == ("unchanged", first.job_key)
+    assert [m for m, _ in writes(emu)] == ["POST", "PUT", "POST"]  # the last one replayed, no PUT
+    assert [j["key"] for j in emu.jobs()] == [first.job_key]
+
+
+def test_a_create_refused_because_another_writer_took_the_name_updates_that_job(emu: AIDPEmulator) -> None:
+    """Another writer creates the job between this upsert's listing and its create (409 where names
+    are unique): the upsert resolves the name to that job and makes it match the spec."""
+    emu.set_readings(unique_names="folder", listing_lag=1.0)
+    emu.inject_fault("name_taken", path="*/jobs", method="POST", times=1)
+    result = AIDPHook().upsert_job(job_spec())
+    assert result.action == "updated"
+    (stored,) = emu.jobs()
+    assert stored["key"] == result.job_key and [t["taskKey"] for t in stored["tasks"]] == ["extract", "load"]
+    assert [(m, r.status) for m, r in writes(emu)] == [("POST", 409), ("PUT", 200)]
+
+
+def test_a_name_taken_in_another_folder_fails_naming_it(emu: AIDPEmulator) -> None:
+    """Where names are unique across the workspace, a job of that name elsewhere cannot be this
+    spec's job: the upsert fails at once, naming it, and makes nothing."""
+    emu.set_readings(unique_names="workspace")
+    other = AIDPHook().create_job(
+        {"name": "etl_daily.job", "path": "/Workspace/Other", "maxConcurrentRuns": 1}
+    )
+    started = time.monotonic()
+    with pytest.raises(AIDPConflictError) as err:
+        AIDPHook().upsert_job(job_spec())
+    assert time.monotonic() - started < 10  # no wait for the consistency grace: the name is seen taken
+    assert other.key in str(err.value) and "/Workspace/Other" in str(err.value)
+    assert [j["key"] for j in emu.jobs()] == [other.key]
