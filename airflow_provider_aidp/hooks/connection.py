@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from airflow_provider_aidp import compat
 from airflow_provider_aidp.exceptions import AIDPConfigError
 from airflow_provider_aidp.hooks.endpoint import resolve_endpoint
 from airflow_provider_aidp.hooks.settings import (
@@ -62,37 +63,6 @@ def quote_segment(value: str) -> str:
     if encoded in (".", ".."):
         encoded = encoded.replace(".", "%2E")
     return encoded
-
-
-def mask_secret(value: str | None) -> None:
-    """Register a secret with Airflow's secrets masker (in this process and, in a task, its supervisor).
-
-    Airflow masks extras by *name* only for names such as ``private_key`` or ``passphrase``; it does
-    not know ``pass_phrase`` or ``key_content``, so every secret value is registered explicitly.
-    """
-    if not value:
-        return
-    from airflow.sdk.log import mask_secret as _mask
-
-    _mask(value)
-    # A PEM key is also logged line by line in some tracebacks; mask its body lines too.
-    if "\n" in value:
-        for line in value.splitlines():
-            if len(line.strip()) >= 16 and not line.startswith("-----"):
-                _mask(line.strip())
-
-
-async def amask_secret(value: str | None) -> None:
-    """:func:`mask_secret` for code running on an event loop (no blocking supervisor round-trip)."""
-    if not value:
-        return
-    from airflow_provider_aidp.compat import amask_secret as _amask
-
-    await _amask(value)
-    if "\n" in value:
-        for line in value.splitlines():
-            if len(line.strip()) >= 16 and not line.startswith("-----"):
-                await _amask(line.strip())
 
 
 def _raw(extra: Mapping[str, Any], name: str) -> Any:
@@ -270,12 +240,12 @@ class AIDPConnectionConfig:
     def register_secrets(self) -> None:
         """Tell Airflow's secrets masker about every secret value held by this config."""
         for value in self.secret_values():
-            mask_secret(value)
+            compat.mask_secret(value)
 
     async def aregister_secrets(self) -> None:
         """Async form for event loops (the triggerer): uses ``amask_secret``, never a blocking send."""
         for value in self.secret_values():
-            await amask_secret(value)
+            await compat.amask_secret(value)
 
     # --- construction ---------------------------------------------------------------------
 
@@ -313,7 +283,7 @@ class AIDPConnectionConfig:
             for name in SECRET_FIELDS:
                 value = _raw(extra or {}, name)
                 if isinstance(value, str):
-                    mask_secret(value)
+                    compat.mask_secret(value)
 
         api_version = _choice("api_version", get("api_version") or DEFAULT_API_VERSION)
         region = get("region")
