@@ -251,6 +251,12 @@ class ConnectionSettings:
         "runs per poll cycle instead of one GET per run (on), or each polls its own run (off).",
         choices=("on", "off"),
     )
+    consistency_grace: float = setting(
+        60.0,
+        label="Consistency grace (s)",
+        help="How long a job or run this provider has just created may answer 404 or be missing from "
+        "listings before that counts as gone (the service is eventually consistent); 0 = no grace.",
+    )
     # --- presentation --------------------------------------------------------------------------
     console_url_template: str = setting(
         DEFAULT_CONSOLE_URL_TEMPLATE,

@@ -101,6 +101,20 @@ def test_each_setting_is_declared_once_as_a_typed_config_field() -> None:
     assert no_default == {"ai_data_platform_id", "depends_on_format", "conn_id", "endpoint"}
 
 
+def test_consistency_grace_is_seconds_default_60_and_zero_allowed() -> None:
+    row = BY_NAME["consistency_grace"]
+    assert (row.kind, row.default, row.allow_zero, row.label) == (
+        "number",
+        60.0,
+        True,
+        "Consistency grace (s)",
+    )
+    extra = {"ai_data_platform_id": OCID}
+    assert AIDPConnectionConfig.from_fields(host="http://127.0.0.1:1", extra=extra).consistency_grace == 60.0
+    extra["consistency_grace"] = "0"
+    assert AIDPConnectionConfig.from_fields(host="http://127.0.0.1:1", extra=extra).consistency_grace == 0.0
+
+
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.kind != "string"], ids=lambda s: s.name)
 def test_numbers_are_parsed_and_checked_by_the_table(setting: Any) -> None:
     extra = {"ai_data_platform_id": OCID, setting.name: "7"}
