@@ -6,7 +6,8 @@ flags (feature checks, not version numbers) before relying on a newer capability
 
 - ``BaseHook`` is public in ``airflow.sdk`` from 3.1; 3.0 has only ``airflow.hooks.base``.
 - ``BaseHook.aget_connection`` (an async connection lookup) exists from 3.1.
-- ``amask_secret`` (an event-loop safe secrets-masker registration) exists from 3.3.
+- ``amask_secret`` (an event-loop safe secrets-masker registration) exists from 3.3; the provider's
+  one masking helper (:func:`mask_secret` / :func:`amask_secret`) is here for that reason.
 - ``task_state_store`` in the task context (crash recovery of the run key) exists from 3.3.
 - ``BaseTrigger.on_kill`` (a user's kill reaches the trigger) exists from 3.3.
 - ``asset_state_store`` (an asset watcher's trigger state in the metadata DB) exists from 3.3.
@@ -40,6 +41,8 @@ __all__ = [
     "aget_connection",
     "amask_secret",
     "asset_state_accessors",
+    "mask_secret",
+    "secret_parts",
     "secrets_masker_module",
     "task_state_store",
 ]
@@ -98,20 +101,45 @@ async def aget_connection(hook: Any, conn_id: str) -> Any:
     return await sync_to_async(hook.get_connection)(conn_id)
 
 
-async def amask_secret(value: str) -> None:
-    """Register ``value`` with the secrets masker from an event loop, without blocking it.
+def secret_parts(value: str | None) -> list[str]:
+    """The strings of one secret to register with the masker: the value itself and, for a
+    multi-line value such as a PEM key, each body line (some tracebacks and log formatters print a
+    key line by line). The ONE rule both :func:`mask_secret` and :func:`amask_secret` apply."""
+    if not value:
+        return []
+    lines = (line.strip() for line in value.splitlines()) if "\n" in value else ()
+    return [value, *(line for line in lines if len(line) >= 16 and not line.startswith("-----"))]
+
+
+def mask_secret(value: str | None) -> None:
+    """Register a secret with Airflow's secrets masker, in this process and (in a task) its supervisor.
+
+    Synchronous: it may make a blocking supervisor round-trip, so never call it on an event loop
+    (use :func:`amask_secret` there). Airflow masks extras by *name* only for names such as
+    ``private_key`` or ``passphrase``; it does not know ``key_content`` or a session token, so
+    every secret value the provider reads is registered here.
+    """
+    from airflow.sdk.log import mask_secret as _mask
+
+    for part in secret_parts(value):
+        _mask(part)
+
+
+async def amask_secret(value: str | None) -> None:
+    """:func:`mask_secret` for code running on an event loop, without blocking it.
 
     Airflow >= 3.3 has ``amask_secret`` (also tells the supervisor, asynchronously). Before 3.3 the
     sync ``mask_secret`` would make a blocking (3.0: raising) supervisor round-trip from inside the
     triggerer's loop, so the value is registered with this process's masker only; the supervisor
     still masks the connection's own secret fields, and the provider never logs secrets itself.
     """
-    if HAS_AMASK_SECRET:
-        from airflow.sdk.log import amask_secret as _amask
+    for part in secret_parts(value):
+        if HAS_AMASK_SECRET:
+            from airflow.sdk.log import amask_secret as _amask
 
-        await _amask(value)
-        return
-    secrets_masker_module()._secrets_masker().add_mask(value, None)
+            await _amask(part)
+        else:
+            secrets_masker_module()._secrets_masker().add_mask(part, None)
 
 
 def secrets_masker_module() -> ModuleType:

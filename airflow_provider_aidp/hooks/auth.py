@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_provider_aidp.compat import mask_secret
 from airflow_provider_aidp.exceptions import AIDPConfigError
-from airflow_provider_aidp.hooks.connection import mask_secret
 
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.connection import AIDPConnectionConfig

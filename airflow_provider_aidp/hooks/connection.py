@@ -1,33 +1,38 @@
 """The ``aidp`` Airflow connection, parsed and validated into plain, immutable settings.
 
-Everything a hook needs from a connection is checked here, before any request is sent, so a
-mistake fails with a message that names the field and the fix instead of an HTTP 401/404 later.
+:class:`AIDPConnectionConfig` is the settings table (``ConnectionSettings`` in
+:mod:`airflow_provider_aidp.hooks.settings`, one field per extra) plus what is not an extra: the
+connection id and the endpoint. :meth:`~AIDPConnectionConfig.from_fields` reads every extra by its
+row of that table, then checks what spans several settings. Everything is checked here, before
+any request is sent, so a mistake fails with a message that names the field and the fix instead of
+an HTTP 401/404 later.
 This module is also the ONE place that builds API URLs (:meth:`AIDPConnectionConfig.url`).
 It imports neither ``oci`` nor ``aiohttp``.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from airflow_provider_aidp import compat
 from airflow_provider_aidp.exceptions import AIDPConfigError
 from airflow_provider_aidp.hooks.endpoint import resolve_endpoint
 from airflow_provider_aidp.hooks.settings import (
-    ALIASES,
     AUTH_TYPE_ALIASES,
     BY_NAME,
-    DEFAULT_API_VERSION,
-    DEFAULT_CONSOLE_URL_TEMPLATE,
     DEPENDS_ON_FORMATS,
     INLINE_KEY_FIELDS,
+    REMOVED_NAMES,
+    REMOVED_PREFIX,
     SECRET_FIELDS,
+    SETTINGS,
     SURFACES,
+    ConnectionSettings,
     Setting,
 )
 from airflow_provider_aidp.models.runs import param_text
@@ -35,24 +40,13 @@ from airflow_provider_aidp.models.runs import param_text
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-log = logging.getLogger(__name__)
-
 CONN_TYPE = "aidp"
 DEFAULT_CONN_ID = "aidp_default"
-
-DEFAULT_CONFIG_FILE = str(BY_NAME["config_file"].default)
-DEFAULT_PROFILE = str(BY_NAME["profile"].default)
-DEFAULT_MAX_RETRIES = int(BY_NAME["max_retries"].default or 0)
-DEFAULT_RETRY_WAIT_MAX = float(BY_NAME["retry_wait_max"].default or 0)
-DEFAULT_TIMEOUT = float(BY_NAME["timeout"].default or 0)
 DEFAULT_MAX_REQUESTS_PER_SECOND = float(BY_NAME["max_requests_per_second"].default or 0)
 
 CONSOLE_PLACEHOLDERS = frozenset(
     {"region", "ai_data_platform_id", "workspace_key", "job_key", "run_key", "endpoint"}
 )
-
-#: Deprecated names already warned about in this process (warn once per name).
-_WARNED_ALIASES: set[str] = set()
 
 
 def quote_segment(value: str) -> str:
@@ -64,71 +58,35 @@ def quote_segment(value: str) -> str:
     return encoded
 
 
-def mask_secret(value: str | None) -> None:
-    """Register a secret with Airflow's secrets masker (in this process and, in a task, its supervisor).
-
-    Airflow masks extras by *name* only for names such as ``private_key`` or ``passphrase``; it does
-    not know ``pass_phrase`` or ``key_content``, so every secret value is registered explicitly.
-    """
-    if not value:
-        return
-    from airflow.sdk.log import mask_secret as _mask
-
-    _mask(value)
-    # A PEM key is also logged line by line in some tracebacks; mask its body lines too.
-    if "\n" in value:
-        for line in value.splitlines():
-            if len(line.strip()) >= 16 and not line.startswith("-----"):
-                _mask(line.strip())
+def _meant(key: str) -> str:
+    """The setting an extra's key stands for: itself, or the name a removed spelling meant."""
+    name = key.removeprefix(REMOVED_PREFIX)
+    return REMOVED_NAMES.get(name, name)
 
 
-async def amask_secret(value: str | None) -> None:
-    """:func:`mask_secret` for code running on an event loop (no blocking supervisor round-trip)."""
-    if not value:
-        return
-    from airflow_provider_aidp.compat import amask_secret as _amask
-
-    await _amask(value)
-    if "\n" in value:
-        for line in value.splitlines():
-            if len(line.strip()) >= 16 and not line.startswith("-----"):
-                await _amask(line.strip())
+def _mask_given_secrets(extra: Mapping[str, Any]) -> None:
+    """Register every secret value in ``extra`` before anything can fail, under a removed spelling
+    too: a validation error must not be the first place a value appears."""
+    for key, value in extra.items():
+        if isinstance(value, str) and _meant(key) in SECRET_FIELDS:
+            compat.mask_secret(value)
 
 
-def _raw(extra: Mapping[str, Any], name: str) -> Any:
-    """An extra by its plain name or the legacy ``extra__aidp__<name>`` form the UI once wrote."""
-    value = extra.get(name)
-    if value in (None, ""):
-        value = extra.get(f"extra__{CONN_TYPE}__{name}")
-    return value
-
-
-def _extra_getter(extra: Mapping[str, Any]) -> Any:
-    """Read a setting by its name, else by a deprecated alias (warned once per process)."""
-
-    def get(name: str) -> Any:
-        value = _raw(extra, name)
-        if value in (None, ""):
-            for alias in BY_NAME[name].aliases:
-                value = _raw(extra, alias)
-                if value not in (None, ""):
-                    _warn_alias(alias)
-                    break
-        if isinstance(value, str):
-            value = value.strip() if name not in SECRET_FIELDS else value
-            if value == "":
-                return None
-        return value
-
-    return get
-
-
-def _warn_alias(alias: str) -> None:
-    if alias not in _WARNED_ALIASES:
-        _WARNED_ALIASES.add(alias)
-        log.warning(
-            "Connection extra %r is deprecated; rename it to %r (same meaning).", alias, ALIASES[alias]
-        )
+def _refuse_removed_names(extra: Mapping[str, Any]) -> None:
+    """An extra under a name no release read fails, naming the name to use (never its value)."""
+    for key, value in extra.items():
+        name = _meant(key)
+        if name == key or value in (None, ""):
+            continue
+        if name not in BY_NAME:
+            fix = "remove it: it is not a setting of this connection (see docs/connection.md)"
+        elif extra.get(name) not in (None, ""):
+            fix = f"remove it, '{name}' is set"
+        else:
+            fix = f"rename it to '{name}'"
+        if key.startswith(REMOVED_PREFIX):
+            fix += f" (extras are stored under their plain names, without '{REMOVED_PREFIX}')"
+        raise AIDPConfigError(f"Connection extra '{key}' is not read: {fix}.", field=key)
 
 
 def parse_number(setting: Setting, raw: Any) -> Any:
@@ -152,17 +110,32 @@ def parse_number(setting: Setting, raw: Any) -> Any:
     return value
 
 
-def _choice(name: str, value: Any) -> str:
-    """A setting with fixed choices: the value, or an error listing the choices and their meaning."""
-    setting = BY_NAME[name]
-    value = str(value)
-    if value not in setting.choices:
+def parse_setting(setting: Setting, raw: Any) -> Any:
+    """One extra, read by its row: a number, one of its choices, or a string (stripped, unless a
+    secret); empty gives the row's default, or an error if the setting is required."""
+    if setting.kind != "string":
+        return parse_number(setting, raw)
+    if isinstance(raw, bool) and setting.choices:
+        raw = "on" if raw else "off"  # a JSON boolean for an on/off switch
+    value = None if raw is None else str(raw) if setting.secret else str(raw).strip()
+    if not value:
+        if setting.required:
+            raise AIDPConfigError(
+                f"Connection extra '{setting.name}' is required: {setting.description}",
+                field=setting.name,
+            )
+        return setting.default
+    if not setting.choices:
+        return value
+    choice = value.lower()
+    choice = AUTH_TYPE_ALIASES.get(choice, choice)  # other spellings of an auth type (OCI CLI's)
+    if choice not in setting.choices:
         raise AIDPConfigError(
-            f"Connection extra '{name}' must be one of {list(setting.choices)} ({setting.help}), "
-            f"got {value!r}.",
-            field=name,
+            f"Connection extra '{setting.name}' must be one of {list(setting.choices)} "
+            f"({setting.help}), got {value!r}.",
+            field=setting.name,
         )
-    return value
+    return choice
 
 
 def _check_ocid(value: str, name: str) -> None:
@@ -174,33 +147,14 @@ def _check_ocid(value: str, name: str) -> None:
         )
 
 
-@dataclass(frozen=True)
-class AIDPConnectionConfig:
-    """Validated settings of one ``aidp`` connection. Secrets are kept out of ``repr``."""
+@dataclass(frozen=True, kw_only=True)
+class AIDPConnectionConfig(ConnectionSettings):
+    """Validated settings of one ``aidp`` connection: every extra (inherited, one field per row of
+    the settings table) plus the connection id and the resolved endpoint. Secrets are kept out of
+    ``repr``. Build it with :meth:`from_connection` or :meth:`from_fields`."""
 
     conn_id: str
     endpoint: str
-    ai_data_platform_id: str
-    region: str | None = None
-    workspace_key: str | None = None
-    api_version: str = DEFAULT_API_VERSION
-    auth_type: str = "api_key"
-    config_file: str = DEFAULT_CONFIG_FILE
-    profile: str = DEFAULT_PROFILE
-    tenancy: str | None = None
-    user: str | None = None
-    fingerprint: str | None = None
-    private_key: str | None = field(default=None, repr=False)
-    key_file: str | None = None
-    passphrase: str | None = field(default=None, repr=False)
-    max_retries: int = DEFAULT_MAX_RETRIES
-    retry_wait_max: float = DEFAULT_RETRY_WAIT_MAX
-    timeout: float = DEFAULT_TIMEOUT
-    max_requests_per_second: float = DEFAULT_MAX_REQUESTS_PER_SECOND
-    console_url_template: str = DEFAULT_CONSOLE_URL_TEMPLATE
-    depends_on_format: str = "objects"
-    status_sweep: str = "on"  # "on": triggers share one listing per cycle (triggers/sweep.py)
-    ca_bundle: str | None = None  # PEM file of CAs to trust instead of the system's (not a secret)
 
     # --- derived --------------------------------------------------------------------------
 
@@ -265,17 +219,17 @@ class AIDPConnectionConfig:
         )
 
     def secret_values(self) -> list[str]:
-        return [v for v in (self.private_key, self.passphrase) if v]
+        return [value for name in SECRET_FIELDS if (value := getattr(self, name))]
 
     def register_secrets(self) -> None:
         """Tell Airflow's secrets masker about every secret value held by this config."""
         for value in self.secret_values():
-            mask_secret(value)
+            compat.mask_secret(value)
 
     async def aregister_secrets(self) -> None:
         """Async form for event loops (the triggerer): uses ``amask_secret``, never a blocking send."""
         for value in self.secret_values():
-            await amask_secret(value)
+            await compat.amask_secret(value)
 
     # --- construction ---------------------------------------------------------------------
 
@@ -307,75 +261,24 @@ class AIDPConnectionConfig:
     ) -> AIDPConnectionConfig:
         """Validate and build. ``register_secrets=False`` leaves masking to the caller (async code
         calls :meth:`aregister_secrets`); validation messages never contain secret values anyway."""
-        get = _extra_getter(extra or {})
+        extra = extra or {}
         if register_secrets:
-            # First: a validation error below must not be the first place the values appear.
-            for name in SECRET_FIELDS:
-                value = _raw(extra or {}, name)
-                if isinstance(value, str):
-                    mask_secret(value)
-
-        api_version = _choice("api_version", get("api_version") or DEFAULT_API_VERSION)
-        region = get("region")
-        endpoint = resolve_endpoint(host, schema, port, region, api_version)
-
-        ai_data_platform_id = get("ai_data_platform_id")
-        if not ai_data_platform_id:
-            raise AIDPConfigError(
-                "Connection extra 'ai_data_platform_id' is required: the OCID of the AI Data Platform "
-                "instance (ocid1.aidataplatform...).",
-                field="ai_data_platform_id",
-            )
-        _check_ocid(str(ai_data_platform_id), "ai_data_platform_id")
-
-        auth_type = str(get("auth_type") or BY_NAME["auth_type"].default).lower()
-        auth_type = _choice("auth_type", AUTH_TYPE_ALIASES.get(auth_type, auth_type))
-        inline = {name: get(name) for name in INLINE_KEY_FIELDS}
-        _check_auth_fields(auth_type, inline)
-
-        depends_on_format = _choice(
-            "depends_on_format", get("depends_on_format") or DEPENDS_ON_FORMATS[api_version]
-        )
-        template = str(get("console_url_template") or DEFAULT_CONSOLE_URL_TEMPLATE)
-        _check_template(template)
-
-        config = cls(
-            conn_id=conn_id,
-            endpoint=endpoint,
-            ai_data_platform_id=str(ai_data_platform_id),
-            region=region,
-            workspace_key=get("workspace_key"),
-            api_version=api_version,
-            auth_type=auth_type,
-            config_file=str(get("config_file") or DEFAULT_CONFIG_FILE),
-            profile=str(get("profile") or DEFAULT_PROFILE),
-            tenancy=inline["tenancy"],
-            user=inline["user"],
-            fingerprint=inline["fingerprint"],
-            private_key=_normalise_pem(inline["private_key"]),
-            key_file=inline["key_file"],
-            passphrase=inline["passphrase"],
-            max_retries=parse_number(BY_NAME["max_retries"], get("max_retries")),
-            retry_wait_max=parse_number(BY_NAME["retry_wait_max"], get("retry_wait_max")),
-            timeout=parse_number(BY_NAME["timeout"], get("timeout")),
-            max_requests_per_second=parse_number(
-                BY_NAME["max_requests_per_second"], get("max_requests_per_second")
-            ),
-            console_url_template=template,
-            depends_on_format=depends_on_format,
-            status_sweep=_switch("status_sweep", get("status_sweep")),
-            ca_bundle=_ca_bundle(get("ca_bundle")),
-        )
+            _mask_given_secrets(extra)  # first: no error below may be the first place a value appears
+        _refuse_removed_names(extra)
+        values = {s.name: parse_setting(s, extra.get(s.name)) for s in SETTINGS}
+        # What spans several settings:
+        endpoint = resolve_endpoint(host, schema, port, values["region"], values["api_version"])
+        _check_ocid(values["ai_data_platform_id"], "ai_data_platform_id")
+        _check_auth_fields(values["auth_type"], {name: values[name] for name in INLINE_KEY_FIELDS})
+        values["private_key"] = _normalise_pem(values["private_key"])
+        if values["depends_on_format"] is None:  # follows the API version
+            values["depends_on_format"] = DEPENDS_ON_FORMATS[values["api_version"]]
+        _check_template(values["console_url_template"])
+        values["ca_bundle"] = _ca_bundle(values["ca_bundle"])
+        config = cls(conn_id=conn_id, endpoint=endpoint, **values)
         if register_secrets:
             config.register_secrets()
         return config
-
-
-def _switch(name: str, value: Any) -> str:
-    """An ``on``/``off`` setting (JSON booleans read as on/off); absent -> the table's default."""
-    if isinstance(value, bool):
-        value = "on" if value else "off"
-    return _choice(name, BY_NAME[name].default if value in (None, "") else str(value).strip().lower())
 
 
 def _normalise_pem(value: str | None) -> str | None:

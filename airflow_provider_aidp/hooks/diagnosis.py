@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_aidp.exceptions import AIDPApiError, AIDPConfigError
-from airflow_provider_aidp.hooks.connection import ALIASES, AIDPConnectionConfig
+from airflow_provider_aidp.hooks.connection import AIDPConnectionConfig
 from airflow_provider_aidp.hooks.settings import SURFACES
 
 #: (connect, read) seconds of each probe: an unreachable host is reported within a few seconds.
@@ -54,7 +54,7 @@ def diagnose(conn: Any, workspace_key: str | None = None) -> list[Check]:
         config = AIDPConnectionConfig.from_connection(conn)
     except AIDPConfigError as exc:
         return [Check("settings", False, str(exc))]
-    checks.append(Check("settings", True, _settings_text(config, conn)))
+    checks.append(Check("settings", True, _settings_text(config)))
     workspace = workspace_key or config.workspace_key
     if not workspace:
         checks.append(Check("workspace", False, "No workspace: set the connection extra 'workspace_key'."))
@@ -67,16 +67,11 @@ def diagnose(conn: Any, workspace_key: str | None = None) -> list[Check]:
     return checks
 
 
-def _settings_text(config: AIDPConnectionConfig, conn: Any) -> str:
-    text = (
+def _settings_text(config: AIDPConnectionConfig) -> str:
+    return (
         f"endpoint {config.endpoint}, api_version {config.api_version} (/{config.surface}/), "
         f"auth_type {config.auth_type}"
     )
-    extra = getattr(conn, "extra_dejson", None) or {}
-    old = sorted(name for name in ALIASES if name in extra)
-    if old:
-        text += "; deprecated names " + ", ".join(f"'{o}' (rename to '{ALIASES[o]}')" for o in old)
-    return text
 
 
 def _credentials(config: AIDPConnectionConfig, workspace: str) -> Check:

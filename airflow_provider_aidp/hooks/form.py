@@ -110,10 +110,9 @@ def docs_table() -> str:
         "|---|---|---|---|---|---|",
     ]
     for s in SETTINGS:
-        name = f"`{s.name}`" + "".join(f"<br>(deprecated: `{a}`)" for a in s.aliases)
         meaning = s.help.replace("|", "\\|") + (f" e.g. `{s.example}`" if s.example else "")
         rows.append(
-            f"| {name} | {s.label} | {meaning} | {_default_text(s)} | {_auth_text(s)} | "
+            f"| `{s.name}` | {s.label} | {meaning} | {_default_text(s)} | {_auth_text(s)} | "
             f"{'yes' if s.secret else ''} |"
         )
     rows.append(DOCS_END)

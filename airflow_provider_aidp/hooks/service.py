@@ -180,7 +180,7 @@ class Service:
     def __init__(self, config: AIDPConnectionConfig, profile: Profile) -> None:
         self.config = config
         self.profile = profile
-        self.grace = float(getattr(config, "consistency_grace", 60.0))  # TODO(i21settings): the setting
+        self.grace = config.consistency_grace
 
     # --- building blocks ------------------------------------------------------------------
 

@@ -1,9 +1,13 @@
-"""The ONE table of ``aidp`` connection settings.
+"""The ONE table of ``aidp`` connection settings: the fields of :class:`ConnectionSettings`.
 
-Every extra the connection understands is a :class:`Setting` row here: its type, default, whether
-it is a secret, the form's label and help (with an example, because Airflow 3's form does not
-render placeholders on extra fields), its choices, which auth types use it and its deprecated
-aliases. Generated from this table, never written by hand:
+Every extra the connection understands is declared once, as one field of that frozen dataclass:
+the field gives its name, Python type and default; :func:`setting` puts the rest of its row in the
+field's metadata: the form's label and help (with an example, because Airflow 3's form does not
+render placeholders on extra fields), whether it is a secret, its choices, which auth types use it,
+whether it is required, whether 0 is allowed. ``AIDPConnectionConfig``
+(:mod:`airflow_provider_aidp.hooks.connection`) subclasses it, so the typed attributes the hooks
+read ARE the table. :data:`SETTINGS` (one :class:`Setting` row per field) is derived from it, and
+everything else is generated from those rows, never written by hand:
 
 * the form (``conn-fields`` in ``get_provider_info``, and the hook's
   ``get_connection_form_widgets`` for Airflow < 3.2): :mod:`airflow_provider_aidp.hooks.form`;
@@ -12,13 +16,18 @@ aliases. Generated from this table, never written by hand:
 
 Secret names matter: Airflow's REST API and UI hide an extra only when its *name* contains a
 sensitive word (``private_key``, ``passphrase``, ``token``... see ``DEFAULT_SENSITIVE_FIELDS`` in
-Airflow's secrets masker). Every secret here carries such a name, and a test checks it.
-Pure data: this module imports nothing but the standard library.
+Airflow's secrets masker). Every secret here carries such a name, and a test checks it. That is
+also why the spellings in :data:`REMOVED_NAMES` are refused rather than read: Airflow would show
+a ``pass_phrase`` in clear.
+
+Pure data: this module imports nothing but the standard library (``get_provider_info`` reads it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 
 #: api_version -> the path segment of its surface. Version and prefix always move together.
 SURFACES: dict[str, str] = {"20260430": "aiDataPlatforms", "20240831": "dataLakes"}
@@ -34,13 +43,28 @@ DEFAULT_CONSOLE_URL_TEMPLATE = (
     "/jobs/{job_key}/runs/{run_key}?region={region}"
 )
 
+#: Extra names no release of this provider ever read -> the name to use. A connection holding one
+#: is refused with that name (it would otherwise be silently ignored, and Airflow shows a
+#: ``pass_phrase`` in clear because it hides extras only by names it knows).
+REMOVED_NAMES: dict[str, str] = {"pass_phrase": "passphrase", "private_key_file": "key_file"}
+#: ``extra__aidp__<name>``: how Airflow 2's form once stored extras. Airflow 3's form (3.0 to 3.3)
+#: stores each under the name the provider declares, so a prefixed key was written by hand.
+REMOVED_PREFIX = "extra__aidp__"
+
 _KEY_AUTH = ("api_key",)
 _PROFILE_AUTH = ("api_key", "security_token")
+_ROW = "aidp_setting"  # the metadata key that marks a dataclass field as a row of the table
+#: Python type of a field -> the row's ``kind`` (what the form offers and the parser accepts).
+_KINDS: dict[Any, str] = {int: "integer", float: "number"}
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One connection extra. ``kind`` is ``string``, ``integer`` or ``number``."""
+    """One connection extra, as the form, the docs and the parser see it.
+
+    ``kind`` (``string``, ``integer`` or ``number``) follows the field's type; ``default`` is the
+    field's default (``None`` when the field has none: required, or derived by the parser).
+    """
 
     name: str
     label: str
@@ -52,8 +76,6 @@ class Setting:
     choices: tuple[str, ...] = ()
     #: Auth types that use it; empty = every auth type.
     auth_types: tuple[str, ...] = ()
-    #: Older names still read (deprecated; a warning names the new one).
-    aliases: tuple[str, ...] = ()
     #: The connection is unusable without it.
     required: bool = False
     #: Numbers: whether 0 is a valid value (0 retries, no pacing) or the value must be > 0.
@@ -70,176 +92,208 @@ class Setting:
         return text
 
 
-SETTINGS: tuple[Setting, ...] = (
+def setting(
+    default: Any = None,
+    *,
+    label: str,
+    help: str,
+    example: str | None = None,
+    secret: bool = False,
+    choices: tuple[str, ...] = (),
+    auth_types: tuple[str, ...] = (),
+    required: bool = False,
+    allow_zero: bool = True,
+) -> Any:
+    """A dataclass field that is one row of the table. ``default=MISSING``: the parser always sets
+    it (derived from other settings); a required setting has no default either. A secret is kept
+    out of the dataclass ``repr``."""
+    row = {
+        "label": label,
+        "help": help,
+        "example": example,
+        "secret": secret,
+        "choices": choices,
+        "auth_types": auth_types,
+        "required": required,
+        "allow_zero": allow_zero,
+    }
+    no_default = required or default is MISSING
+    return field(default=MISSING if no_default else default, repr=not secret, metadata={_ROW: row})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectionSettings:
+    """Every extra of an ``aidp`` connection, in the order a user fills the form.
+
+    Built only by ``AIDPConnectionConfig.from_fields``, which parses and checks each value by its
+    row; the fields without a default (``ai_data_platform_id``, ``depends_on_format``) are always
+    given there.
+    """
+
     # --- where: in the order a user fills them ------------------------------------------------
-    Setting(
-        "region",
-        "Region",
-        "OCI region name or short code (iad, fra...); sets the default endpoint. Required unless Endpoint "
-        "override is set.",
+    region: str | None = setting(
+        label="Region",
+        help="OCI region name or short code (iad, fra...); sets the default endpoint. Required unless "
+        "Endpoint override is set.",
         example="us-ashburn-1",
-    ),
-    Setting(
-        "ai_data_platform_id",
-        "AI Data Platform OCID",
-        "OCID of the AI Data Platform instance, from the OCI console.",
+    )
+    ai_data_platform_id: str = setting(
+        label="AI Data Platform OCID",
+        help="OCID of the AI Data Platform instance, from the OCI console.",
         example="ocid1.aidataplatform.oc1.iad.aaaa...",
         required=True,
-    ),
-    Setting(
-        "workspace_key",
-        "Workspace key",
-        "Default workspace; an operator's workspace_key overrides it.",
+    )
+    workspace_key: str | None = setting(
+        label="Workspace key",
+        help="Default workspace; an operator's workspace_key overrides it.",
         example="my_workspace",
-    ),
-    Setting(
-        "api_version",
-        "API version",
-        "20260430 = GA (/aiDataPlatforms/); 20240831 = limited availability (/dataLakes/). "
+    )
+    api_version: str = setting(
+        DEFAULT_API_VERSION,
+        label="API version",
+        help="20260430 = GA (/aiDataPlatforms/); 20240831 = limited availability (/dataLakes/). "
         "Some instances answer only one; Test says which.",
-        default=DEFAULT_API_VERSION,
         choices=tuple(SURFACES),
-    ),
+    )
     # --- how to sign ---------------------------------------------------------------------------
-    Setting(
-        "auth_type",
-        "Auth type",
-        "How requests are signed. api_key: OCI config file or the inline key below; security_token: "
-        "a session from 'oci session authenticate'; the principals need no key material.",
-        default="api_key",
+    auth_type: str = setting(
+        "api_key",
+        label="Auth type",
+        help="How requests are signed. api_key: OCI config file or the inline key below; "
+        "security_token: a session from 'oci session authenticate'; the principals need no key "
+        "material.",
         choices=AUTH_TYPES,
-    ),
-    Setting(
-        "config_file",
-        "OCI config file",
-        "api_key / security_token: path of the OCI config file on the workers.",
+    )
+    config_file: str = setting(
+        "~/.oci/config",
+        label="OCI config file",
+        help="api_key / security_token: path of the OCI config file on the workers.",
         example="/opt/airflow/.oci/config",
-        default="~/.oci/config",
         auth_types=_PROFILE_AUTH,
-    ),
-    Setting(
-        "profile",
-        "OCI config profile",
-        "api_key / security_token: profile in that file.",
-        default="DEFAULT",
+    )
+    profile: str = setting(
+        "DEFAULT",
+        label="OCI config profile",
+        help="api_key / security_token: profile in that file.",
         auth_types=_PROFILE_AUTH,
-    ),
-    Setting(
-        "tenancy",
-        "Inline key: tenancy OCID",
-        "api_key without a config file: tenancy OCID.",
+    )
+    tenancy: str | None = setting(
+        label="Inline key: tenancy OCID",
+        help="api_key without a config file: tenancy OCID.",
         example="ocid1.tenancy.oc1..aaaa...",
         auth_types=_KEY_AUTH,
-    ),
-    Setting(
-        "user",
-        "Inline key: user OCID",
-        "api_key without a config file: user OCID.",
+    )
+    user: str | None = setting(
+        label="Inline key: user OCID",
+        help="api_key without a config file: user OCID.",
         example="ocid1.user.oc1..aaaa...",
         auth_types=_KEY_AUTH,
-    ),
-    Setting(
-        "fingerprint",
-        "Inline key: fingerprint",
-        "Fingerprint of the uploaded public key.",
+    )
+    fingerprint: str | None = setting(
+        label="Inline key: fingerprint",
+        help="Fingerprint of the uploaded public key.",
         example="12:34:56:78:90:ab:cd:ef:12:34:56:78:90:ab:cd:ef",
         auth_types=_KEY_AUTH,
-    ),
-    Setting(
-        "private_key",
-        "Inline key: private key (PEM)",
-        "PEM text of the private key (literal \\n sequences are accepted). Or use Key file.",
+    )
+    private_key: str | None = setting(
+        label="Inline key: private key (PEM)",
+        help="PEM text of the private key (literal \\n sequences are accepted). Or use Key file.",
         example="the whole PEM, from its BEGIN line to its END line",
         secret=True,
         auth_types=_KEY_AUTH,
-    ),
-    Setting(
-        "key_file",
-        "Inline key: key file",
-        "Path of the PEM private key on the workers, instead of the PEM text.",
+    )
+    key_file: str | None = setting(
+        label="Inline key: key file",
+        help="Path of the PEM private key on the workers, instead of the PEM text.",
         example="/opt/airflow/keys/oci_api_key.pem",
         auth_types=_KEY_AUTH,
-        aliases=("private_key_file",),
-    ),
-    Setting(
-        "passphrase",
-        "Inline key: passphrase",
-        "Passphrase of an encrypted private key.",
+    )
+    passphrase: str | None = setting(
+        label="Inline key: passphrase",
+        help="Passphrase of an encrypted private key.",
         secret=True,
         auth_types=_KEY_AUTH,
-        aliases=("pass_phrase",),
-    ),
+    )
     # --- transport -----------------------------------------------------------------------------
-    Setting(
-        "ca_bundle",
-        "CA bundle",
-        "Path of a PEM CA bundle (or hashed directory) to verify the endpoint's TLS certificate "
+    ca_bundle: str | None = setting(
+        label="CA bundle",
+        help="Path of a PEM CA bundle (or hashed directory) to verify the endpoint's TLS certificate "
         "(e.g. an emulator's --tls one), on every worker and triggerer. Empty: REQUESTS_CA_BUNDLE "
         "if set, else the system's trust store.",
         example="/opt/airflow/certs/aidp-ca.pem",
-    ),
-    Setting(
-        "timeout",
-        "Request timeout (s)",
-        "Timeout of one HTTP request, in seconds.",
-        kind="number",
-        default=60.0,
+    )
+    timeout: float = setting(
+        60.0,
+        label="Request timeout (s)",
+        help="Timeout of one HTTP request, in seconds.",
         allow_zero=False,
-    ),
-    Setting(
-        "max_retries",
-        "Max retries",
-        "Retries of one failed request (429, 5xx, connection errors); 0 = no retry.",
-        kind="integer",
-        default=5,
-    ),
-    Setting(
-        "retry_wait_max",
-        "Max retry wait (s)",
-        "Cap of one backoff wait, in seconds.",
-        kind="number",
-        default=60.0,
+    )
+    max_retries: int = setting(
+        5,
+        label="Max retries",
+        help="Retries of one failed request (429, 5xx, connection errors); 0 = no retry.",
+    )
+    retry_wait_max: float = setting(
+        60.0,
+        label="Max retry wait (s)",
+        help="Cap of one backoff wait, in seconds.",
         allow_zero=False,
-    ),
-    Setting(
-        "max_requests_per_second",
-        "Max requests per second",
-        "Ceiling of async requests per second on this connection in one triggerer; 0 = no pacing.",
-        kind="number",
-        default=20.0,
-    ),
-    Setting(
-        "status_sweep",
-        "Status sweep",
-        "Triggers of this connection in one triggerer share one listing of their jobs' active runs "
-        "per poll cycle instead of one GET per run (on), or each polls its own run (off).",
-        default="on",
+    )
+    max_requests_per_second: float = setting(
+        20.0,
+        label="Max requests per second",
+        help="Ceiling of async requests per second on this connection in one triggerer; 0 = no pacing.",
+    )
+    status_sweep: str = setting(
+        "on",
+        label="Status sweep",
+        help="Triggers of this connection in one triggerer share one listing of their jobs' active "
+        "runs per poll cycle instead of one GET per run (on), or each polls its own run (off).",
         choices=("on", "off"),
-    ),
+    )
+    consistency_grace: float = setting(
+        60.0,
+        label="Consistency grace (s)",
+        help="How long a job or run this provider has just created may answer 404 or be missing from "
+        "listings before that counts as gone (the service is eventually consistent); 0 = no grace.",
+    )
     # --- presentation --------------------------------------------------------------------------
-    Setting(
-        "console_url_template",
-        "Console URL template",
-        "Run link (extra link, logs, XCom). Placeholders: {region} {ai_data_platform_id} "
+    console_url_template: str = setting(
+        DEFAULT_CONSOLE_URL_TEMPLATE,
+        label="Console URL template",
+        help="Run link (extra link, logs, XCom). Placeholders: {region} {ai_data_platform_id} "
         "{workspace_key} {job_key} {run_key} {endpoint}.",
         example="https://console.example.com/runs/{run_key}",
-        default=DEFAULT_CONSOLE_URL_TEMPLATE,
-    ),
-    Setting(
-        "depends_on_format",
-        "dependsOn format",
-        "How task dependencies are sent: objects (GA/SDK form) or keys (LA form). "
+    )
+    depends_on_format: str = setting(
+        MISSING,  # derived from api_version (DEPENDS_ON_FORMATS) when empty
+        label="dependsOn format",
+        help="How task dependencies are sent: objects (GA/SDK form) or keys (LA form). "
         "Empty: follows the API version.",
         choices=("objects", "keys"),
-    ),
-)
+    )
 
+
+def _rows(table: type) -> tuple[Setting, ...]:
+    """One :class:`Setting` per field of ``table`` that :func:`setting` declared, in field order."""
+    types = typing.get_type_hints(table)
+    return tuple(
+        Setting(
+            name=f.name,
+            kind=_KINDS.get(types[f.name], "string"),
+            default=None if f.default is MISSING else f.default,
+            **f.metadata[_ROW],
+        )
+        for f in fields(table)
+        if _ROW in f.metadata
+    )
+
+
+SETTINGS: tuple[Setting, ...] = _rows(ConnectionSettings)
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
-#: Deprecated name -> current name.
-ALIASES: dict[str, str] = {alias: s.name for s in SETTINGS for alias in s.aliases}
-#: Every extra name the connection understands (current names).
+#: Every extra name the connection understands.
 EXTRA_FIELDS: tuple[str, ...] = tuple(BY_NAME)
-#: Names whose values are secrets (current names and aliases).
-SECRET_FIELDS: tuple[str, ...] = tuple(n for s in SETTINGS if s.secret for n in (s.name, *s.aliases))
+#: Names whose values are secrets.
+SECRET_FIELDS: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.secret)
 #: Settings only the inline API key uses.
 INLINE_KEY_FIELDS: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.auth_types == _KEY_AUTH)

@@ -94,9 +94,13 @@ def _bad_connections(
             "passphrase",
         ),
         "encrypted key, no pass phrase": (variant(**enc_extra, passphrase=None), "passphrase"),
-        "both private_key and private_key_file": (
+        "both private_key and key_file": (
             variant(key_file=str(tmp_path / "k.pem")),
             "key_file",
+        ),
+        "passphrase under a removed name (pass_phrase)": (
+            variant(**enc_extra, pass_phrase=PASS_PHRASE),
+            "passphrase",
         ),
         "no workspace anywhere": (variant(workspace_key=None), "workspace_key"),
         "unknown api_version": (variant(api_version="20200101"), "api_version"),
@@ -117,7 +121,8 @@ CASES = [
     "unreadable key file (a directory)",
     "encrypted key, wrong pass phrase",
     "encrypted key, no pass phrase",
-    "both private_key and private_key_file",
+    "both private_key and key_file",
+    "passphrase under a removed name (pass_phrase)",
     "no workspace anywhere",
     "unknown api_version",
     "retry budget not a number",

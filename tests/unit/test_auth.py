@@ -136,7 +136,7 @@ def test_wrong_pass_phrase_and_missing_pass_phrase() -> None:
         auth.get_signer(cfg(**base))
     assert err.value.field == "passphrase"
     with pytest.raises(AIDPConfigError) as err:
-        auth.get_signer(cfg(**base, pass_phrase="wrong-" + PASS_PHRASE))
+        auth.get_signer(cfg(**base, passphrase="wrong-" + PASS_PHRASE))
     assert err.value.field == "private_key"
     assert PASS_PHRASE not in str(err.value) and key.private_pem.splitlines()[1] not in str(err.value)
 

@@ -158,12 +158,12 @@ def test_valid_inline_key_and_aliases() -> None:
     assert config(auth_type="RESOURCE_PRINCIPAL").auth_type == "resource_principal"
 
 
-def test_legacy_prefixed_extras_and_numbers() -> None:
+def test_numbers_from_strings_and_ints() -> None:
     cfg = AIDPConnectionConfig.from_connection(
         FakeConnection(
             extra={
-                "extra__aidp__ai_data_platform_id": OCID,
-                "extra__aidp__region": "eu-frankfurt-1",
+                "ai_data_platform_id": OCID,
+                "region": "eu-frankfurt-1",
                 "max_retries": "2",
                 "timeout": "7.5",
                 "retry_wait_max": 3,
@@ -172,6 +172,15 @@ def test_legacy_prefixed_extras_and_numbers() -> None:
     )
     assert cfg.region == "eu-frankfurt-1" and cfg.max_retries == 2 and cfg.timeout == 7.5
     assert cfg.retry_wait_max == 3.0
+
+
+def test_prefixed_extras_are_refused_naming_the_plain_name() -> None:
+    """``extra__aidp__<name>`` was never written by Airflow 3's form nor read by a release."""
+    extra = {"extra__aidp__ai_data_platform_id": OCID, "region": "eu-frankfurt-1"}
+    with pytest.raises(AIDPConfigError) as err:
+        AIDPConnectionConfig.from_connection(FakeConnection(extra=extra))
+    assert err.value.field == "extra__aidp__ai_data_platform_id"
+    assert "rename it to 'ai_data_platform_id'" in str(err.value)
 
 
 def test_one_line_pem_with_escaped_newlines_is_normalised() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +14,18 @@ import pytest
 from airflow_provider_aidp.compat import AIRFLOW_VERSION
 from airflow_provider_aidp.exceptions import AIDPConfigError
 from airflow_provider_aidp.get_provider_info import get_provider_info
-from airflow_provider_aidp.hooks import connection
 from airflow_provider_aidp.hooks.aidp import AIDPHook
 from airflow_provider_aidp.hooks.connection import DEFAULT_MAX_REQUESTS_PER_SECOND, AIDPConnectionConfig
 from airflow_provider_aidp.hooks.form import DOCS_END, DOCS_START, conn_fields, docs_table
 from airflow_provider_aidp.hooks.realms import resolve_region
-from airflow_provider_aidp.hooks.settings import ALIASES, BY_NAME, SECRET_FIELDS, SETTINGS
+from airflow_provider_aidp.hooks.settings import (
+    BY_NAME,
+    REMOVED_NAMES,
+    REMOVED_PREFIX,
+    SECRET_FIELDS,
+    SETTINGS,
+    ConnectionSettings,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 OCID = "ocid1.aidataplatform.oc1.iad.aaaa"
@@ -28,11 +34,9 @@ USER = "ocid1.user.oc1..aaaa"
 FP = ":".join(["ab"] * 16)
 _MARK = "PRIVATE KEY-----"  # split so no committed line looks like a key; this one is not a key
 PEM = f"-----BEGIN {_MARK}\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw\n-----END {_MARK}\n"
-SECRET_VALUES = {
-    "private_key": PEM,
-    "passphrase": "Correct-Horse-Battery-42",
-    "pass_phrase": "Old-Name-Passphrase-77",
-}
+SECRET_VALUES = {"private_key": PEM, "passphrase": "Correct-Horse-Battery-42"}
+OLD_NAME_SECRET = "Old-Name-Passphrase-77"
+INLINE = {"ai_data_platform_id": OCID, "tenancy": TENANCY, "user": USER, "fingerprint": FP}
 
 
 # --- docs and form agree with the table, by construction ----------------------------------------
@@ -79,6 +83,38 @@ def test_parser_reads_every_setting_into_the_config() -> None:
     assert BY_NAME["max_requests_per_second"].default == DEFAULT_MAX_REQUESTS_PER_SECOND
 
 
+def test_each_setting_is_declared_once_as_a_typed_config_field() -> None:
+    """The config's fields are the table's rows (plus conn_id and endpoint): nothing re-declared."""
+    config_fields = {f.name: f for f in dataclasses.fields(AIDPConnectionConfig)}
+    assert list(config_fields) == [s.name for s in SETTINGS] + ["conn_id", "endpoint"]
+    assert [f.name for f in dataclasses.fields(ConnectionSettings)] == [s.name for s in SETTINGS]
+    kinds = {"integer": int, "number": float}
+    for s in SETTINGS:
+        f = config_fields[s.name]
+        assert f.repr is not s.secret, s.name  # secrets stay out of repr, by the row's flag
+        assert isinstance(f.type, str) and f.type.startswith(
+            kinds[s.kind].__name__ if s.kind in kinds else "str"
+        )
+        if f.default is not dataclasses.MISSING:
+            assert f.default == s.default, s.name
+    no_default = {n for n, f in config_fields.items() if f.default is dataclasses.MISSING}
+    assert no_default == {"ai_data_platform_id", "depends_on_format", "conn_id", "endpoint"}
+
+
+def test_consistency_grace_is_seconds_default_60_and_zero_allowed() -> None:
+    row = BY_NAME["consistency_grace"]
+    assert (row.kind, row.default, row.allow_zero, row.label) == (
+        "number",
+        60.0,
+        True,
+        "Consistency grace (s)",
+    )
+    extra = {"ai_data_platform_id": OCID}
+    assert AIDPConnectionConfig.from_fields(host="http://127.0.0.1:1", extra=extra).consistency_grace == 60.0
+    extra["consistency_grace"] = "0"
+    assert AIDPConnectionConfig.from_fields(host="http://127.0.0.1:1", extra=extra).consistency_grace == 0.0
+
+
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.kind != "string"], ids=lambda s: s.name)
 def test_numbers_are_parsed_and_checked_by_the_table(setting: Any) -> None:
     extra = {"ai_data_platform_id": OCID, setting.name: "7"}
@@ -102,30 +138,66 @@ def test_choices_are_checked_by_the_table(setting: Any) -> None:
     assert all(c in str(err.value) for c in setting.choices)
 
 
-# --- deprecated names --------------------------------------------------------------------------
+# --- names no release read are refused ---------------------------------------------------------
 
 
-def test_old_names_still_work_and_warn_once(caplog: pytest.LogCaptureFixture) -> None:
-    connection._WARNED_ALIASES.clear()
-    extra = {"ai_data_platform_id": OCID, "tenancy": TENANCY, "user": USER, "fingerprint": FP}
-    extra |= {"private_key_file": "/keys/k.pem", "pass_phrase": SECRET_VALUES["pass_phrase"]}
-    with caplog.at_level(logging.WARNING, logger=connection.__name__):
-        for _ in range(2):
-            cfg = AIDPConnectionConfig.from_fields(host="http://127.0.0.1:1", extra=extra)
-    assert cfg.key_file == "/keys/k.pem" and cfg.passphrase == SECRET_VALUES["pass_phrase"]
-    warnings = [r.getMessage() for r in caplog.records]
-    assert sum("'private_key_file' is deprecated; rename it to 'key_file'" in m for m in warnings) == 1
-    assert sum("'pass_phrase' is deprecated; rename it to 'passphrase'" in m for m in warnings) == 1
-    assert not any(SECRET_VALUES["pass_phrase"] in m for m in warnings)
+def _refused(extra: dict[str, Any]) -> AIDPConfigError:
+    with pytest.raises(AIDPConfigError) as err:
+        AIDPConnectionConfig.from_fields(host="http://127.0.0.1:1", extra=extra)
+    return err.value
 
 
-def test_new_name_wins_over_alias() -> None:
-    extra = {"ai_data_platform_id": OCID, "key_file": "/new.pem", "private_key_file": "/old.pem"}
-    extra |= {"tenancy": TENANCY, "user": USER, "fingerprint": FP}
-    assert AIDPConnectionConfig.from_fields(host="http://127.0.0.1:1", extra=extra).key_file == "/new.pem"
+def test_pass_phrase_is_refused_naming_passphrase_without_echoing_the_value() -> None:
+    secret = "Old-Name-Passphrase-Only-Here-91"
+    assert secret in _redact(secret)  # not known to the masker yet
+    err = _refused({**INLINE, "key_file": "/keys/k.pem", "pass_phrase": secret})
+    assert str(err) == "Connection extra 'pass_phrase' is not read: rename it to 'passphrase'."
+    assert err.field == "pass_phrase"
+    assert secret not in str(err) and secret not in repr(err.args)
+    assert secret not in _redact(f"x {secret} y")  # registered with the masker before the refusal
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fix"),
+    [
+        ("private_key_file", "/keys/k.pem", "rename it to 'key_file'"),
+        (f"{REMOVED_PREFIX}region", "eu-frankfurt-1", "rename it to 'region'"),
+        (f"{REMOVED_PREFIX}passphrase", OLD_NAME_SECRET, "rename it to 'passphrase'"),
+        (f"{REMOVED_PREFIX}pass_phrase", OLD_NAME_SECRET, "rename it to 'passphrase'"),
+        (f"{REMOVED_PREFIX}bogus", "x", "remove it: it is not a setting of this connection"),
+    ],
+)
+def test_every_removed_spelling_is_refused_with_the_name_to_use(key: str, value: str, fix: str) -> None:
+    err = _refused({"ai_data_platform_id": OCID, key: value})  # refused before any other check
+    assert err.field == key and f"Connection extra '{key}' is not read: {fix}" in str(err)
+    if key.startswith(REMOVED_PREFIX):
+        assert "plain names" in str(err)
+    assert OLD_NAME_SECRET not in str(err)
+
+
+def test_old_and_new_name_together_is_refused_too() -> None:
+    """The stale copy must go: Airflow's API would show an old secret name in clear."""
+    err = _refused({**INLINE, "key_file": "/new.pem", "private_key_file": "/old.pem"})
+    assert str(err) == "Connection extra 'private_key_file' is not read: remove it, 'key_file' is set."
+
+
+def test_an_empty_removed_name_reads_nothing_and_is_let_be() -> None:
+    extra = {"ai_data_platform_id": OCID, "pass_phrase": None, f"{REMOVED_PREFIX}region": ""}
+    assert AIDPConnectionConfig.from_fields(host="http://127.0.0.1:1", extra=extra).passphrase is None
+
+
+def test_removed_names_are_the_documented_ones() -> None:
+    assert REMOVED_NAMES == {"pass_phrase": "passphrase", "private_key_file": "key_file"}
+    assert set(REMOVED_NAMES.values()) <= set(BY_NAME)
 
 
 # --- secrets hidden by name in Airflow's API and UI ----------------------------------------------
+
+
+def _redact(text: str) -> str:
+    from airflow_provider_aidp.compat import secrets_masker_module
+
+    return str(secrets_masker_module().redact(text))
 
 
 def _api_masker_module() -> Any:
@@ -133,10 +205,6 @@ def _api_masker_module() -> Any:
     from airflow.api_fastapi.core_api.datamodels import connections
 
     return sys.modules[connections.redact.__module__]
-
-
-def _core_masker() -> Any:
-    return _api_masker_module()._secrets_masker()
 
 
 def test_every_secret_name_is_one_airflow_hides_and_paths_are_not() -> None:
@@ -156,32 +224,33 @@ def _api_response(extra: dict[str, Any]) -> dict[str, Any]:
     return json.loads(ConnectionResponse.model_validate(conn).model_dump_json(by_alias=True))
 
 
-def test_api_response_model_hides_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_response_model_hides_every_secret() -> None:
     """Airflow's own ``GET /api/v2/connections/{id}`` model, for a connection holding every secret."""
     extra = {"ai_data_platform_id": OCID, "key_file": "/keys/k.pem", **SECRET_VALUES}
-    # The current names are hidden with Airflow's defaults...
-    body = _api_response({k: v for k, v in extra.items() if k not in ALIASES})
+    body = _api_response(extra)
     shown = json.loads(body["extra"])
     for name in SECRET_FIELDS:
-        if name not in ALIASES:
-            assert shown[name] == "***", name
+        assert shown[name] == "***", name
     assert shown["key_file"] == "/keys/k.pem"
-    # ... and the deprecated ones once named in [core] sensitive_var_conn_names, as the docs say.
-    masker = _core_masker()
-    if hasattr(masker, "sensitive_variables_fields"):  # Airflow >= 3.1
-        names = [*masker.sensitive_variables_fields, *ALIASES]
-        monkeypatch.setattr(masker, "sensitive_variables_fields", names)
-    else:  # 3.0 reads [core] sensitive_var_conn_names through a cached module function
-        module = _api_masker_module()
-        names = module.DEFAULT_SENSITIVE_FIELDS | frozenset(ALIASES)
-        monkeypatch.setattr(module, "get_sensitive_variables_fields", lambda: names)
-    text = json.dumps(_api_response(extra))
+    text = json.dumps(body)
     for value in SECRET_VALUES.values():
         assert value not in text
         assert json.dumps(value)[1:-1] not in text  # nor its JSON-escaped form (PEM newlines)
         for line in value.splitlines():
             if len(line) > 8:
                 assert line not in text
+
+
+def test_airflow_shows_a_pass_phrase_in_clear_which_is_why_it_is_refused() -> None:
+    """Airflow hides extras only by names it knows: reading ``pass_phrase`` would invite a secret
+    into a field the REST API shows. The provider refuses it instead (tests above)."""
+    module = _api_masker_module()
+    assert module.should_hide_value_for_key("passphrase")
+    assert not module.should_hide_value_for_key("pass_phrase")
+    secret = "Shown-In-Clear-Pass-Phrase-55"  # a value no test registers with the masker
+    shown = json.loads(_api_response({"ai_data_platform_id": OCID, "pass_phrase": secret})["extra"])
+    assert shown["pass_phrase"] == secret
+    assert REMOVED_NAMES["pass_phrase"] == "passphrase" and "passphrase" in SECRET_FIELDS
 
 
 # --- the form for Airflow 3.0/3.1: the hook's widgets, from the same table ----------------------
@@ -315,17 +384,27 @@ def test_region_lookup_does_not_import_the_oci_package() -> None:
     assert out.stdout.strip() == "False", out.stderr
 
 
-def test_diagnosis_lists_deprecated_names_and_stops_at_the_first_failure(tmp_path: Path) -> None:
+def test_diagnosis_stops_at_the_first_failure(tmp_path: Path) -> None:
     from airflow.models.connection import Connection
 
     from airflow_provider_aidp.hooks.diagnosis import diagnose, summary
 
     missing = str(tmp_path / "missing.pem")
-    extra = {"ai_data_platform_id": OCID, "workspace_key": "ws", "tenancy": TENANCY, "user": USER}
-    extra |= {"fingerprint": FP, "private_key_file": missing}
+    extra = {**INLINE, "workspace_key": "ws", "key_file": missing}
     conn = Connection(conn_id="x", conn_type="aidp", host="http://127.0.0.1:1", extra=extra)
     checks = diagnose(conn)
     assert [(c.name, c.ok) for c in checks] == [("settings", True), ("credentials", False)]
-    assert "'private_key_file' (rename to 'key_file')" in checks[0].message
     assert checks[1].line().startswith("✘ credentials: Cannot read the private key file")
     assert summary(checks) == (False, checks[1].message)
+
+
+def test_diagnosis_names_a_removed_name_and_its_fix(tmp_path: Path) -> None:
+    from airflow.models.connection import Connection
+
+    from airflow_provider_aidp.hooks.diagnosis import diagnose
+
+    extra = {**INLINE, "workspace_key": "ws", "private_key_file": str(tmp_path / "k.pem")}
+    conn = Connection(conn_id="x", conn_type="aidp", host="http://127.0.0.1:1", extra=extra)
+    checks = diagnose(conn)
+    assert [(c.name, c.ok) for c in checks] == [("settings", False)]
+    assert checks[0].message == "Connection extra 'private_key_file' is not read: rename it to 'key_file'."

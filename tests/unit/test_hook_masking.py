@@ -162,3 +162,39 @@ async def test_async_path_masks_with_amask_secret_only(monkeypatch: pytest.Monke
         await close_async_sessions()
     assert_clean(redact(f"{PASS_PHRASE}-async {key.private_pem.splitlines()[3]}").replace(PASS_PHRASE, ""))
     assert key.private_pem.splitlines()[3] not in redact(key.private_pem)
+
+
+# --- one masking helper --------------------------------------------------------------------------
+
+
+def test_one_rule_for_which_strings_of_a_secret_are_masked() -> None:
+    from airflow_provider_aidp.compat import secret_parts
+
+    pem = make_key(tag="parts").private_pem
+    body = [line for line in pem.splitlines() if not line.startswith("-----") and len(line) >= 16]
+    assert secret_parts(pem) == [pem, *body] and len(body) > 10
+    assert secret_parts("one-line-secret") == ["one-line-secret"]
+    assert secret_parts("") == [] and secret_parts(None) == []
+
+
+async def test_sync_and_async_entry_points_mask_every_body_line() -> None:
+    from airflow_provider_aidp import compat
+
+    sync_pem, async_pem = make_key(tag="sync-entry").private_pem, make_key(tag="async-entry").private_pem
+    compat.mask_secret(sync_pem)
+    await compat.amask_secret(async_pem)
+    for pem in (sync_pem, async_pem):
+        for part in compat.secret_parts(pem):
+            assert part not in redact(f"line: {part}"), part[:20]
+
+
+def test_only_compat_talks_to_airflows_masker() -> None:
+    """Every caller goes through compat.mask_secret / compat.amask_secret: one helper, one rule."""
+    package = Path(auth.__file__).resolve().parents[1]
+    callers = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if path.name != "compat.py"
+        and any(word in path.read_text(encoding="utf-8") for word in ("airflow.sdk.log", "add_mask("))
+    )
+    assert callers == []
