@@ -44,7 +44,13 @@ from airflow.sdk import BaseOperator, TaskGroup
 from airflow.sdk.bases.sensor import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_aidp import compat
-from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPConflictError, AIDPError, AIDPJobRunError
+from airflow_provider_aidp.exceptions import (
+    AIDPConfigError,
+    AIDPConflictError,
+    AIDPError,
+    AIDPJobRunError,
+    is_transient,
+)
 from airflow_provider_aidp.links.aidp import RUN_URL_XCOM_KEY
 from airflow_provider_aidp.models.runs import JobRun, TaskRun, is_terminal
 from airflow_provider_aidp.operators.aidp import (
@@ -208,8 +214,8 @@ class AIDPWorkflowTaskGroup(TaskGroup):
                 raise AIDPConfigError(
                     f"Task {node.task_id!r} in AIDPWorkflowTaskGroup {self.group_id!r} is a "
                     f"{type(node).__name__}; a workflow group holds only AIDP task operators "
-                    "(AIDPNotebookTaskOperator, AIDPPythonTaskOperator, AIDPTaskOperator). Put other tasks "
-                    "upstream or downstream of the group.",
+                    "(AIDPNotebookTaskOperator, AIDPPythonTaskOperator, AIDPTaskOperator), not mapped "
+                    "(.expand) ones. Put other tasks upstream or downstream of the group.",
                     field="task_id",
                 )
             found[node.task_id] = node
@@ -247,11 +253,12 @@ class AIDPWorkflowTaskGroup(TaskGroup):
         return load_spec({k: v for k, v in body.items() if v is not None})
 
 
-def _operators(group: TaskGroup) -> Iterator[BaseOperator]:
+def _operators(group: TaskGroup) -> Iterator[Any]:
+    """Every task of the group and its nested groups (operators, mapped operators, ...)."""
     for child in group.children.values():
         if isinstance(child, TaskGroup):
             yield from _operators(child)
-        elif isinstance(child, BaseOperator):
+        else:
             yield child
 
 
@@ -385,8 +392,6 @@ class _AIDPWorkflowTask(_AIDPRunTask, BaseSensorOperator):
         try:
             _, task_run = self._look(launch)
         except AIDPError as exc:
-            from airflow_provider_aidp.exceptions import is_transient
-
             if not is_transient(exc):
                 raise
             self.log.warning("Polling AIDP task %s failed (%s); will poke again.", self.task_key, exc)

@@ -125,6 +125,13 @@ def test_run_parameters_are_templated_on_the_launch() -> None:
     ("build", "field", "says"),
     [
         (lambda: BaseOperator(task_id="plain"), "task_id", "holds only AIDP task operators"),
+        (
+            lambda: AIDPNotebookTaskOperator.partial(task_id="mapped", cluster_key="etl").expand(
+                notebook_path=["/a.ipynb", "/b.ipynb"]
+            ),
+            "task_id",
+            "not mapped",
+        ),
         (lambda: notebook("bad-key"), "task_key", "pass task_key="),
         (lambda: notebook("a", task_key="9lives"), "task_key", "starting with a letter"),
         (lambda: notebook("a", trigger_rule="none_skipped"), "trigger_rule", "has no AIDP runIf"),
@@ -147,6 +154,7 @@ def test_run_parameters_are_templated_on_the_launch() -> None:
     ],
     ids=[
         "not-aidp",
+        "mapped",
         "task-id-not-a-name",
         "task-key-not-a-name",
         "rule",
