@@ -180,7 +180,7 @@ class AIDPWorkflowTaskGroup(TaskGroup):
             raise AIDPConfigError(
                 f"AIDPWorkflowTaskGroup {self.group_id!r} has no AIDP task operators.", field="group_id"
             )
-        roots = [t for t in self.get_roots()]
+        roots = list(self.get_roots())
         self.spec()  # the job, checked now: a mistake is an import error of the DAG file
         launch = _AIDPWorkflowLaunchOperator(
             task_id=self.launch_task_id,
