@@ -150,16 +150,13 @@ class ProductionDeployment(AirflowDeployment):
     def component_env(self, component: str) -> dict[str, str]:
         return {**self.env, "AIDP_E2E_HOSTNAME": component, **self.running_as.get(component, ((), {}))[1]}
 
-    def restore(self, timeout: float = 120, strict: bool = False) -> None:
-        """Every component running: start those missing or dead (``strict``: also those a test
-        started with other arguments or environment)."""
-        off = [
-            c
-            for c in self.components
-            if c not in self.processes
-            or not self.processes[c].alive()
-            or (strict and self.running_as.get(c) != self.standard.get(c, ((), {})))
-        ]
+    def restore(self, timeout: float = 120) -> None:
+        """Every component running: start those missing or dead (a test may have killed one).
+
+        A component a test restarted otherwise (a capped or paced triggerer) is left as it is:
+        the tests that need the configured arguments start their components themselves.
+        """
+        off = [c for c in self.components if c not in self.processes or not self.processes[c].alive()]
         for component in off:
             self.stop_component(component)
             self.start_component(component)
