@@ -371,8 +371,18 @@ WORKFLOW_READINGS = [
 ]
 
 
+#: On the GA surface each; on LA too where the surface changes what is sent or read (dependsOn as
+#: plain keys in the job, no task-run listing there).
+WORKFLOW_CASES = [(i, r, GA) for i, r in WORKFLOW_READINGS] + [
+    (i, r, LA) for i, r in WORKFLOW_READINGS if i in ("default", "summaries=never+no_listing_on_20240831")
+]
+
+
 @pytest.mark.parametrize(
-    "emu", [r for _, r in WORKFLOW_READINGS], ids=[i for i, _ in WORKFLOW_READINGS], indirect=True
+    ("emu", "surface"),
+    [(r, s) for _, r, s in WORKFLOW_CASES],
+    ids=[f"{i}-{s}" for i, _, s in WORKFLOW_CASES],
+    indirect=True,
 )
 def test_workflow_group_fails_then_a_clear_repairs_the_same_run(emu: AIDPEmulator) -> None:
     """A workflow task group reads task runs (summaries, listings, attempts) and repairs by token:
