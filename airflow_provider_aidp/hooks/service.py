@@ -514,7 +514,12 @@ class Service:
         payload = _with_parameters({"repairTasks": repair_tasks}, parameters)
         segments = ("jobRuns", run_key, "actions", "repair")
         call = Call("POST", segments, payload=payload, retry_token=retry_token or new_retry_token())
-        return (yield from self._model(JobRun, call))
+        try:
+            return (yield from self._model(JobRun, call))
+        except AIDPConflictError as exc:  # the caller's token already repaired with another body
+            if retry_token is None:
+                raise
+            raise AIDPRetryTokenConflictError.of(exc) from exc
 
     # --- task runs and their outputs -------------------------------------------------------
 

@@ -510,7 +510,7 @@ class _AIDPWorkflowTask(_AIDPRunTask, BaseSensorOperator):
         token = clear.repair_token(ti.dag_id, ti.run_id, str(group.group_id), run)
         try:
             repaired = self.hook.repair_job_run(run.key, body, retry_token=token)
-        except AIDPConflictError as exc:
+        except AIDPConflictError as exc:  # the run is being repaired by another task of the group
             self.log.info("AIDP refused the repair (%s); reading the run again", exc)
             return False
         before = run.task_to_task_run_map or {}
