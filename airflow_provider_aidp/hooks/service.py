@@ -221,12 +221,13 @@ class Service:
         query: Sequence[tuple[str, Any]],
         limit: int | None = None,
         page_size: int = PAGE_SIZE,
+        ahead: bool = False,
     ) -> Op[list[dict[str, Any]]]:
         """Every item of every page (``opc-next-page``), up to ``limit``: never one page's word."""
         pager = Pager("/" + "/".join(segments), query, page_size, limit)
         items: list[dict[str, Any]] = []
         while not pager.done:
-            items += pager.take((yield Call("GET", segments, query=pager.query())))
+            items += pager.take((yield Call("GET", segments, query=pager.query(), ahead=ahead)))
         return items
 
     def _listed(
@@ -423,42 +424,79 @@ class Service:
         return False
 
     def _run_pages(
-        self, keys: Sequence[str], statuses: Sequence[str], limit: int | None, page_size: int = PAGE_SIZE
+        self,
+        keys: Sequence[str],
+        statuses: Sequence[str],
+        limit: int | None,
+        page_size: int = PAGE_SIZE,
+        ahead: bool = False,
     ) -> Op[list[JobRunSummary]]:
         query = [*(("jobKey", k) for k in keys), *(("status", s) for s in statuses)]
-        return (yield from self._listed(JobRunSummary, ("jobRuns",), query, limit=limit, page_size=page_size))
+        return (
+            yield from self._listed(
+                JobRunSummary, ("jobRuns",), query, limit=limit, page_size=page_size, ahead=ahead
+            )
+        )
 
     def list_active_runs(self, job_keys: Sequence[str] | None) -> Op[list[JobRunSummary]]:
         """A snapshot of the active runs of ``job_keys`` (None: the workspace), in as few requests
         as the service allows: repeated ``jobKey`` (50 a request) and ``status`` filters, the largest
-        page it serves. Not a census: runs in statuses the API cannot filter by, runs a lagging
-        listing does not show yet (reading ``listing_lag``) and, where a service reads one value of
-        a repeated filter, most runs are missing; read those by key, as the status sweep does.
+        page it serves, each page booked ahead of queued requests (it answers for every run the
+        status sweep follows). Not a census: runs in statuses the API cannot filter by and runs a
+        lagging listing does not show yet (reading ``listing_lag``) are missing; read those by key,
+        as the status sweep does.
 
-        Readings ``page_size`` and ``queued_filter``: a refused listing asks for less (below)."""
+        Reading ``run_list_filters=first_values_only``: until the service has shown that it applies
+        repeated filters, a value no listed run carries is listed alone once (``Profile.repeats``);
+        where it reads only the first value, the snapshot asks one job key and one status a request
+        (4 requests a job instead of a GET per run). Readings ``page_size`` and ``queued_filter``: a
+        refused listing asks for less (:meth:`_ask_less`)."""
+        keys = list(job_keys or ())
         runs: list[JobRunSummary] = []
-        for part in [[]] if job_keys is None else _chunks(list(job_keys)):
-            while True:
-                profile = self.profile
-                try:
-                    runs += yield from self._run_pages(
-                        part, profile.snapshot_statuses, None, profile.snapshot_page_size
-                    )
-                    break
-                except AIDPApiError as exc:
-                    if exc.status != 400 or not self._ask_less(exc.message.lower()):
-                        raise
-        return _runs_matching(runs, list(job_keys or ()), ())
+        for part_keys, part_statuses in self._snapshot_parts(keys):
+            runs += yield from self._snapshot(part_keys, part_statuses)
+        runs = _runs_matching(runs, keys, ())
+        if self.profile.repeats is None:  # learned from the first request's filters
+            first = keys[:JOB_KEYS_PER_LISTING]
+            if (yield from self._repeats_ignored(first, list(self.profile.snapshot_statuses), runs)):
+                return (yield from self.list_active_runs(job_keys))
+        return runs
 
-    def _ask_less(self, refusal: str) -> bool:
-        """After a 400: drop what the refusal names (``limit``: the page size served in the field
-        notes, 100; ``QUEUED``: a status filter an older service refuses, SDK 5.0.0); a refusal
-        naming neither steps down the page size, then ``QUEUED``. One naming ``jobKey`` (reading
-        ``run_list_filters=job_key_required``) cannot be helped here. True: ask again."""
-        profile = self.profile
-        if "jobkey" in refusal:
+    def _snapshot_parts(self, keys: list[str]) -> list[tuple[list[str], list[str]]]:
+        """(job keys, statuses) of each snapshot request."""
+        statuses = list(self.profile.snapshot_statuses)
+        if self.profile.repeats is False:  # one value of each filter a request
+            return [(k, [s]) for k in ([[key] for key in keys] or [[]]) for s in statuses]
+        return [(part, statuses) for part in (_chunks(keys) or [[]])]
+
+    def _snapshot(self, keys: list[str], statuses: list[str]) -> Op[list[JobRunSummary]]:
+        """One snapshot request's pages; a refusal asks for less and asks again."""
+        while True:
+            profile = self.profile
+            wanted = [s for s in statuses if s in profile.snapshot_statuses]
+            if statuses and not wanted:
+                return []  # its only status was dropped: those runs are read by key
+            try:
+                size = profile.snapshot_page_size
+                return (yield from self._run_pages(keys, wanted, None, size, ahead=True))
+            except AIDPApiError as exc:
+                if not self._ask_less(exc):
+                    raise
+
+    def _ask_less(self, refusal: AIDPApiError) -> bool:
+        """After a refused snapshot, True to ask again for less. The refusal's structured parts
+        first: only a 400 is about the request's parameters, and OCI's ``MissingParameter`` code
+        says something required is missing, which asking for less cannot supply (reading
+        ``run_list_filters=job_key_required``: the status sweep then learns job keys from GETs).
+        Then its wording: ``limit`` costs the page size (down to the 100 served in the field notes),
+        ``QUEUED`` that status filter (an older service refuses it, SDK 5.0.0), ``jobKey`` nothing
+        (required); a refusal that names none of them steps down the page size, then ``QUEUED``."""
+        if refusal.status != 400 or refusal.code == "MissingParameter":
             return False
-        if "limit" in refusal or ("queued" not in refusal and profile.snapshot_page_size > PAGE_SIZE):
+        profile, text = self.profile, refusal.message.lower()
+        if "jobkey" in text:
+            return False
+        if "limit" in text or ("queued" not in text and profile.snapshot_page_size > PAGE_SIZE):
             if profile.snapshot_page_size <= PAGE_SIZE:
                 return False
             profile.snapshot_page_size = PAGE_SIZE

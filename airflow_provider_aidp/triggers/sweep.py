@@ -10,7 +10,11 @@ pacer). A trigger's wait loop looks at its run through a :class:`SweepWatch`:
   kwargs hold no job key), which tells its job key. A terminal status always comes from the run's
   own GET.
 * ``sleep``: the wait's pause, cut short when a cycle finds the run changed or gone from the
-  active listing.
+  active listing. While the sweep answers (its latest cycle succeeded), a trigger does not wake
+  every poll interval to take an unchanged answer: it sleeps until the sweeper wakes it (its run
+  changed, went missing, or the sweep failed or stalled), until its run's own GET is due, or until
+  its deadline. Five thousand triggers waking once a second each, only to read "still RUNNING",
+  would keep a triggerer's loop busy (and late) for nothing.
 
 A cycle is one ``AIDPHook.a_list_active_runs`` of the watched runs' jobs (the hook decides how to
 ask the service for it); a failed cycle sends everyone back to per-run polling until a cycle
@@ -26,7 +30,15 @@ The rules that keep it exact:
   ``jobKey`` or ``status`` (or reads them differently) only costs pages, never a wrong answer.
 * Nothing stays on listings alone for long: an owed GET is made at most once per the run's own
   poll interval (a listing that keeps showing a finished run costs what per-run polling costs),
-  and every run gets its own GET at least every :data:`VERIFY_POLLS` poll intervals.
+  and every run gets its own GET at least every :data:`VERIFY_POLLS` poll intervals (the first
+  one spread over the second half of that period, so triggers that joined together do not all
+  verify in the same second).
+* A cycle that has not ended after :data:`STALL_POLLS` poll intervals counts as failed for the
+  triggers (they read their runs themselves) until a cycle succeeds again; the listing itself books
+  its pacing slots ahead of their GETs (``Call.ahead``), so it is not starved by the fallback it is
+  there to end.
+* A cycle wakes its triggers :data:`WAKE_BATCH` at a time, yielding to the loop in between: a
+  cycle that sees hundreds of runs end at once must not stall every other trigger meanwhile.
 * Only listings that started after a trigger joined (and, for a listing by job, after its job
   key was known) speak for its run, and a failed cycle speaks for nobody (the triggers fall back
   to per-run polling until a cycle succeeds).
@@ -44,6 +56,7 @@ import logging
 import math
 import time
 import weakref
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import Enum
@@ -68,6 +81,11 @@ _SWEEPERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, 
 
 #: A run gets its own GET at least this often (in its poll intervals), however the listing reads.
 VERIFY_POLLS = 60
+#: A cycle still running after this many (smallest) poll intervals stalls the sweep: its triggers
+#: read their runs themselves until a cycle succeeds.
+STALL_POLLS = 3
+#: Triggers woken per loop iteration when a cycle brings news for many.
+WAKE_BATCH = 100
 #: Fewer watched runs than this on one connection: no listing, plain per-run polling (as before).
 MIN_WATCHES = 2
 #: A cycle runs every ``poll interval / CYCLES_PER_POLL`` (the smallest interval watched), so a run's
@@ -99,6 +117,7 @@ class Watch:
     owed_get: bool = False  # a listing did not show it active: its own GET must confirm
     covered: bool = False  # a cycle has answered for it (listed it, or failed) since it joined
     woken: bool = False  # the trigger was woken since its last observation
+    verify_at: float = math.inf  # its own GET is due then, whatever the listings say
 
 
 class Board:
@@ -107,9 +126,16 @@ class Board:
     def __init__(self) -> None:
         #: By watch id (one per trigger: two triggers may wait for the same run).
         self.watches: dict[int, Watch] = {}
+        #: The latest cycle succeeded (and has not stalled since): triggers may sleep until woken.
+        self.answering = False
+        #: When the latest successful cycle started: its answers are current, however old.
+        self.current_since = -math.inf
 
     def add(self, wid: int, run_key: str, poll_interval: float, now: float) -> Watch:
         watch = self.watches[wid] = Watch(run_key, max(0.0, float(poll_interval)), now)
+        # The first own GET falls in the second half of the verify period, spread by run key.
+        spread = 0.5 + 0.5 * zlib.crc32(run_key.encode()) / 2**32
+        watch.verify_at = now + VERIFY_POLLS * watch.poll_interval * spread
         return watch
 
     def remove(self, wid: int) -> None:
@@ -130,8 +156,19 @@ class Board:
         return None if any(w.job_key is None for w in self.watches.values()) else self.job_keys()
 
     def cycle_seconds(self) -> float:
-        intervals = [w.poll_interval for w in self.watches.values()] or [MIN_CYCLE_SECONDS]
-        return max(MIN_CYCLE_SECONDS, min(intervals) / CYCLES_PER_POLL)
+        return max(MIN_CYCLE_SECONDS, self._smallest_interval() / CYCLES_PER_POLL)
+
+    def stall_seconds(self) -> float:
+        """How long a cycle may run before its triggers stop waiting for it."""
+        return STALL_POLLS * max(MIN_CYCLE_SECONDS * CYCLES_PER_POLL, self._smallest_interval())
+
+    def _smallest_interval(self) -> float:
+        return min([w.poll_interval for w in self.watches.values()] or [MIN_CYCLE_SECONDS])
+
+    def parks(self, wid: int) -> bool:
+        """Whether watch ``wid`` may sleep until the sweeper wakes it (or its own GET is due): the
+        sweep answers, i.e. every cycle covers it and wakes it for any news."""
+        return self.sweeping and self.answering and wid in self.watches
 
     # --- what the trigger saw ---------------------------------------------------------------
 
@@ -139,6 +176,7 @@ class Board:
         """The trigger read its run itself. True when the job key is new to the board (list soon)."""
         watch = self.watches[wid]
         watch.status, watch.got_at, watch.owed_get, watch.woken = run.status, now, False, False
+        watch.verify_at = now + VERIFY_POLLS * watch.poll_interval
         if watch.job_key is None and run.job_key:
             watch.job_key, watch.job_known_at = run.job_key, now
             return sum(1 for w in self.watches.values() if w.job_key == run.job_key) == 1
@@ -148,11 +186,13 @@ class Board:
         """The trigger's next observation: a listing's (non-terminal) answer, or GET / WAIT."""
         watch = self.watches[wid]
         watch.woken = False
-        if not self.sweeping or watch.owed_get:
+        if not self.sweeping or watch.owed_get or now >= watch.verify_at:
             return Ask.GET
-        if now - max(watch.got_at, watch.added_at) >= VERIFY_POLLS * watch.poll_interval:
-            return Ask.GET
-        if watch.listed is not None and now - watch.listed_at <= watch.poll_interval:
+        # An answer stands for one poll interval; the latest cycle's as long as its successor may
+        # run before it stalls (a slow cycle must not send thousands of triggers to their GETs).
+        age, current = now - watch.listed_at, watch.listed_at >= self.current_since
+        lasts = watch.poll_interval * (STALL_POLLS if current else 1)
+        if watch.listed is not None and age <= lasts:
             watch.status = watch.listed.status
             # Built from the validated summary's parts (cheap): a thousand triggers answered by
             # one cycle must not stall the triggerer's loop.
@@ -176,6 +216,7 @@ class Board:
         """
         by_key = {s.key: s for s in listing}
         wake = []
+        self.answering, self.current_since = True, started
         for wid, watch in self.watches.items():
             if job_keys is not None and watch.job_key not in job_keys:
                 continue
@@ -198,8 +239,9 @@ class Board:
         return wake
 
     def failed(self) -> None:
-        """A cycle's listing failed: until a listing succeeds, every trigger reads its run itself
-        (per-run polling, with the wait core's error budget)."""
+        """A cycle's listing failed (or stalled): until a listing succeeds, every trigger reads its
+        run itself (per-run polling, with the wait core's error budget)."""
+        self.answering = False
         for watch in self.watches.values():
             watch.listed, watch.covered = None, True
 
@@ -218,6 +260,7 @@ class Sweeper:
         self._kick = asyncio.Event()
         self._last_cycle = -float("inf")
         self._task: asyncio.Task[None] | None = None
+        self._waking: set[asyncio.Task[None]] = set()  # wake-ups in progress (kept referenced)
 
     # --- watches ------------------------------------------------------------------------
 
@@ -235,6 +278,8 @@ class Sweeper:
         self._wakes.pop(wid, None)
         if not self.board.watches:
             self._kick.set()  # let the sweeper see it is idle and end now
+        elif not self.board.sweeping:
+            self._wake_now(list(self._wakes))  # too few to list: the one left polls its run itself
 
     def got(self, wid: int, run: JobRun) -> None:
         if self.board.got(wid, run, time.time()):
@@ -261,9 +306,16 @@ class Sweeper:
                 verdict = Ask.GET
         return verdict
 
-    async def sleep(self, wid: int, seconds: float) -> None:
-        """The wait core's pause, ended early when a cycle wakes watch ``wid``."""
-        await _until(self._wakes[wid], seconds)
+    async def sleep(self, wid: int, seconds: float, deadline: float | None = None) -> None:
+        """The wait core's pause, ended early when a cycle wakes watch ``wid``. While the sweep
+        answers for the run, the pause lasts until a cycle wakes it (news, failure, stall) or its
+        own GET is due, bounded by ``deadline``: an unchanged run costs its trigger no wake-up."""
+        if self.board.parks(wid):
+            now = time.time()
+            seconds = self.board.watches[wid].verify_at - now
+            if deadline is not None:
+                seconds = min(seconds, deadline - now)
+        await _until(self._wakes[wid], max(0.0, seconds))
 
     # --- cycles -------------------------------------------------------------------------
 
@@ -271,13 +323,18 @@ class Sweeper:
         from airflow_provider_aidp.hooks.aidp import AIDPHook
 
         hook = AIDPHook(aidp_conn_id=self.conn_id, workspace_key=self.workspace_key)
-        async with hook.session_lease():
-            while self.board.watches:
-                await self._pause()
-                if not self.board.watches:
-                    break
-                await (self._cycle(hook) if self.board.sweeping else self._skip())
+        try:
+            async with hook.session_lease():
+                while self.board.watches:
+                    await self._pause()
+                    if not self.board.watches:
+                        break
+                    await (self._cycle(hook) if self.board.sweeping else self._skip())
+        finally:  # however it ends (cancelled with its loop, or a bug): nobody waits on it
             self._task = None  # a watch added from now on starts a new task
+            self.board.failed()
+            self._wake_now(list(self._wakes))
+            self._finish()
 
     async def _pause(self) -> None:
         """Sleep one cycle; a kick (new trigger or job key, last watch gone) shortens it to
@@ -294,15 +351,17 @@ class Sweeper:
     async def _cycle(self, hook: AIDPHook) -> None:
         started = self._last_cycle = time.time()
         keys = self.board.scope()
+        stall = asyncio.get_running_loop().call_later(self.board.stall_seconds(), self._stalled)
         try:
             listing = await hook.a_list_active_runs(keys)
         except Exception as exc:
             self._failed(exc)
+            await self._wake(list(self._wakes))
         else:
             covered = None if keys is None else set(keys)
-            for wid in self.board.listed(listing, covered, started, time.time()):
-                if not self._wakes[wid].done():
-                    self._wakes[wid].set_result(None)
+            await self._wake(self.board.listed(listing, covered, started, time.time()))
+        finally:
+            stall.cancel()
         self._finish()
 
     async def _skip(self) -> None:
@@ -318,9 +377,37 @@ class Sweeper:
             exc,
         )
 
+    def _stalled(self) -> None:
+        """The running cycle took longer than its triggers may wait: they read their runs themselves
+        (the listing goes on, and the next cycle that succeeds takes them back)."""
+        _log.warning(
+            "AIDP status sweep: a listing is taking longer than %.0fs; triggers poll their own runs "
+            "until one succeeds.",
+            self.board.stall_seconds(),
+        )
+        self.board.failed()
+        task = asyncio.get_running_loop().create_task(self._wake(list(self._wakes)))
+        self._waking.add(task)  # referenced until done
+        task.add_done_callback(self._waking.discard)
+        self._finish()
+
+    async def _wake(self, wids: list[int]) -> None:
+        """Wake watches :data:`WAKE_BATCH` at a time, yielding to the loop between batches: each
+        woken trigger takes its answer or sends its GET before the next batch is woken."""
+        for i in range(0, len(wids), WAKE_BATCH):
+            if i:
+                await asyncio.sleep(0)
+            self._wake_now(wids[i : i + WAKE_BATCH])
+
+    def _wake_now(self, wids: list[int]) -> None:
+        for wid in wids:
+            wake = self._wakes.get(wid)
+            if wake is not None and not wake.done():
+                wake.set_result(None)
+
     def _finish(self) -> None:
         done, self._cycle_done = self._cycle_done, None
-        if done is not None:
+        if done is not None and not done.done():
             done.set_result(None)
 
 
@@ -390,7 +477,7 @@ class SweepWatch:
     async def sleep(self, seconds: float) -> Any:
         if self.sweeper is None:
             return await asyncio.sleep(seconds)
-        return await self.sweeper.sleep(id(self), seconds)
+        return await self.sweeper.sleep(id(self), seconds, self.deadline)
 
     def close(self) -> None:
         if self.sweeper is not None:
