@@ -16,6 +16,8 @@ drives the same generator with ``requests`` for its sync methods and with ``aioh
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import logging
 import threading
 import time
@@ -87,6 +89,11 @@ LISTED_STATUSES: tuple[str, ...] = tuple(
 )
 #: What this process learned about a service is re-learned after this many seconds.
 PROFILE_TTL_SECONDS = 900.0
+#: A page proves that a service sorts run listings when it shows this many distinct creation times
+#: newest first (a page served in no particular order is in that order by chance ~1 in 10!).
+SORT_PROOF = 10
+#: The query parameters of a run listing bounded by creation time, newest first (WORKFLOW_API.md).
+WINDOW_PARAMS = ("timeCreatedGreaterThanOrEqualTo", "sortBy", "sortOrder")
 #: First and longest pause while a just-created resource is not visible yet.
 VISIBLE_FIRST_PAUSE, VISIBLE_MAX_PAUSE = 0.5, 5.0
 
@@ -107,6 +114,15 @@ class Profile:
     #: Repeated filter values (``jobKey=a&jobKey=b``): applied (True), only the first read (False),
     #: not shown yet (None). Reading ``run_list_filters=first_values_only``.
     repeats: bool | None = None
+    #: ``sortBy=timeCreated&sortOrder=DESC`` on run listings: applied (True: a page showed
+    #: :data:`SORT_PROOF` distinct creation times newest first), ignored (False: a page showed two out
+    #: of that order), not shown yet (None). Reading ``run_sort``.
+    run_sort: bool | None = None
+    #: ``timeCreatedGreaterThanOrEqualTo`` on run listings: ignored (False: an older run was served),
+    #: else not known (None: an applied filter shows nothing to learn from). Reading ``time_filter``.
+    time_filter: bool | None = None
+    #: The service refused the window's parameters (a 400 naming them): run listings go without them.
+    window_refused: bool = False
     learned_at: float = field(default_factory=time.monotonic)
 
 
@@ -165,6 +181,42 @@ def _runs_matching(
             continue
         out.setdefault(run.key, run)
     return list(out.values())
+
+
+class _Order:
+    """What the pages of one listing asked newest first show about the service's sort (reading
+    ``run_sort``) and time filter (reading ``time_filter``), learned into the connection's Profile."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.last: int | None = None  # creation time of the last run served so far
+        self.in_order = True
+
+    def saw(self, page: list[JobRunSummary], since_ms: int) -> bool:
+        """Take one page; True when the listing may stop here: the service sorts (shown before),
+        this listing has been newest first so far, and the page reached runs older than the bound."""
+        times = [r.time_created for r in page if r.time_created is not None]
+        seq = ([self.last] if self.last is not None else []) + times
+        if any(later > earlier for earlier, later in itertools.pairwise(seq)):
+            self.in_order = False
+            if self.profile.run_sort is not False:
+                log.info("AIDP does not sort run listings by creation time: bounded listings read every page")
+            self.profile.run_sort = False
+        elif self.in_order and len(set(times)) >= SORT_PROOF and self.profile.run_sort is None:
+            self.profile.run_sort = True
+        if times:
+            self.last = times[-1]
+        older = bool(times) and min(times) < since_ms
+        if older and self.profile.time_filter is None:
+            log.info("AIDP serves runs created before timeCreatedGreaterThanOrEqualTo: dropped here")
+            self.profile.time_filter = False
+        return older and self.in_order and bool(self.profile.run_sort) and times[-1] < since_ms
+
+
+def _refuses_window(exc: AIDPApiError) -> bool:
+    """A 400 naming one of the window's parameters (an older service): list without them."""
+    text = exc.message.lower()
+    return exc.status == 400 and any(p.lower() in text for p in WINDOW_PARAMS)
 
 
 def _chunks(keys: Sequence[str], size: int = JOB_KEYS_PER_LISTING) -> list[list[str]]:
@@ -402,6 +454,94 @@ class Service:
         if unsure and (yield from self._repeats_ignored(keys, wanted, runs)):
             return (yield from self.list_job_runs(keys, wanted, limit))
         return runs
+
+    def list_runs_created_since(self, job_keys: Sequence[str], since_ms: int) -> Op[list[JobRunSummary]]:
+        """Every run of ``job_keys`` (none: the workspace) created at or after ``since_ms`` (epoch ms),
+        any status: complete and matched here, whatever the service does with the window.
+
+        The listing asks ``timeCreatedGreaterThanOrEqualTo`` (what is served stays bounded, however
+        long the history) and ``sortBy=timeCreated&sortOrder=DESC`` (a listing may stop at the first
+        page that reaches the bound). Reading ``time_filter=ignored``: older runs are served too and
+        dropped here; where the sort is applied the listing stops at the first page that reaches them
+        (about one page more), otherwise it reads every page: a cost that grows with history, never
+        a missed run. Reading ``run_sort=ignored``: a listing stops early only once the service has
+        shown that it sorts (``Profile.run_sort``) and only while this listing's pages are in order.
+        A run listed without ``timeCreated`` is kept (it cannot be checked). A service that refuses
+        the window's parameters (400 naming them) is listed without them, every page. Reading
+        ``run_list_filters=first_values_only``: as :meth:`list_job_runs`, a later job key no run was
+        listed for is listed alone once, and one job key a request once that is learned."""
+        keys = list(job_keys)
+        if self.profile.repeats is False:
+            runs: list[JobRunSummary] = []
+            for one in [[k] for k in keys] or [[]]:
+                runs += yield from self._window(one, since_ms)
+            return _runs_matching(runs, keys, ())
+        runs = _runs_matching((yield from self._window(keys, since_ms)), keys, ())
+        if self.profile.repeats is None and len(keys) > 1:
+            listed = {r.job_key for r in runs}
+            if any(k in listed for k in keys[1:]):
+                self.profile.repeats = True  # a later job key was served: repeated filters are applied
+            else:
+                for key in keys[1:]:
+                    if _runs_matching((yield from self._window([key], since_ms)), [key], ()):
+                        log.info("AIDP reads only the first value of a repeated filter: one a request")
+                        self.profile.repeats = False
+                        return (yield from self.list_runs_created_since(keys, since_ms))
+        return runs
+
+    def _window(self, keys: list[str], since_ms: int) -> Op[list[JobRunSummary]]:
+        """One bounded listing's runs created at or after ``since_ms`` (see the caller)."""
+        since = dt.datetime.fromtimestamp(since_ms / 1000, dt.timezone.utc)
+        window = (
+            (
+                "timeCreatedGreaterThanOrEqualTo",
+                since.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            ),
+            ("sortBy", "timeCreated"),
+            ("sortOrder", "DESC"),
+        )
+        query = [("jobKey", k) for k in keys] + ([] if self.profile.window_refused else list(window))
+        pager = Pager("/jobRuns", query, PAGE_SIZE, None)
+        kept: dict[str, JobRunSummary] = {}
+        order = _Order(self.profile)
+        while not pager.done:
+            try:
+                items = pager.take((yield Call("GET", ("jobRuns",), query=pager.query())))
+            except AIDPApiError as exc:
+                if self.profile.window_refused or not _refuses_window(exc) or pager.page is not None:
+                    raise
+                log.info(
+                    "AIDP refused a run listing bounded by creation time (%s); listing every run", exc.message
+                )
+                self.profile.window_refused = True
+                return (yield from self._window(keys, since_ms))
+            page = [parse_model(JobRunSummary, item, "GET", "/jobRuns", None) for item in items]
+            for run in page:
+                if run.time_created is None or run.time_created >= since_ms:
+                    kept.setdefault(run.key, run)
+            if order.saw(page, since_ms) and not pager.done:
+                break  # newest first, in order so far, and past the bound: the rest is older
+        return list(kept.values())
+
+    def newest_run_created(self, job_keys: Sequence[str]) -> Op[int | None]:
+        """When the newest run of ``job_keys`` was created (epoch ms), from one page listed newest
+        first; None when they have no run. Reading ``run_sort=ignored``: that page is any page, and
+        its newest run may be older than the newest: a window bounded by it is wider, never
+        narrower. Reading ``run_list_filters=first_values_only``: one job key a request once learned
+        (a page short of a full one is a census: a later job key missing from it is listed alone)."""
+        keys = list(job_keys)
+        sort = [] if self.profile.window_refused else [("sortBy", "timeCreated"), ("sortOrder", "DESC")]
+        newest: int | None = None
+        for part in ([[k] for k in keys] if self.profile.repeats is False else [keys]) or [[]]:
+            query = [*(("jobKey", k) for k in part), *sort]
+            page = yield from self._listed(JobRunSummary, ("jobRuns",), query, limit=PAGE_SIZE)
+            page = _runs_matching(page, part, ())
+            times = [r.time_created for r in page if r.time_created is not None]
+            newest = max([*times, *([newest] if newest is not None else [])], default=None)
+            unsure = self.profile.repeats is None and len(part) > 1 and len(page) < PAGE_SIZE
+            if unsure and (yield from self._repeats_ignored(part, [], page)):
+                return (yield from self.newest_run_created(keys))
+        return newest
 
     def _repeats_ignored(self, keys: list[str], wanted: list[str], runs: list[JobRunSummary]) -> Op[bool]:
         """Whether the service read only the first value of a repeated filter (learned once)."""

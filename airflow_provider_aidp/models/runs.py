@@ -246,6 +246,8 @@ class JobRunSummary(ResponseModel):
     state: State = Field(default_factory=State)
     start_time: Millis = None
     end_time: Millis = None
+    #: When the service created the run (its listings filter and sort by it): epoch ms.
+    time_created: Millis = None
 
     @property
     def status(self) -> str | None:
