@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.upsert import UpsertResult
     from airflow_provider_aidp.models.outputs import RenderedOutput
     from airflow_provider_aidp.models.runs import (
+        ActiveRun,
         ExportedTaskRunOutputContents,
         Job,
         JobRun,
@@ -340,6 +341,15 @@ class AIDPHook(BaseHook):
     async def a_list_active_runs(self, job_keys: Sequence[str] | None = None) -> list[JobRunSummary]:
         """Async :meth:`list_active_runs` (the triggerer's status sweep)."""
         return await self._arun(lambda s: s.list_active_runs(job_keys))
+
+    def list_active_run_states(self, job_keys: Sequence[str] | None = None) -> list[ActiveRun]:
+        """:meth:`list_active_runs` as ``(key, job_key, status)`` tuples, no model per run (the
+        status sweep reads thousands of runs a few times a poll interval)."""
+        return self._run(lambda s: s.list_active_run_states(job_keys))
+
+    async def a_list_active_run_states(self, job_keys: Sequence[str] | None = None) -> list[ActiveRun]:
+        """Async :meth:`list_active_run_states` (the triggerer's status sweep)."""
+        return await self._arun(lambda s: s.list_active_run_states(job_keys))
 
     def cancel_job_run(self, run_key: str, *, created_at: float | None = None) -> JobRun:
         """Cancel a run; the run as the cancel left it (a run that had already ended: as it ended)."""

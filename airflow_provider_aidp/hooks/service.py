@@ -49,6 +49,7 @@ from airflow_provider_aidp.models.outputs import RenderedOutput, render
 from airflow_provider_aidp.models.runs import (
     ACTIVE_STATUSES,
     TASK_FAILED_STATUSES,
+    ActiveRun,
     ExportedTaskRunOutputContents,
     Job,
     JobRun,
@@ -58,6 +59,7 @@ from airflow_provider_aidp.models.runs import (
     TaskRunOutput,
     is_active,
     is_terminal,
+    normalize_status,
     string_parameters,
 )
 
@@ -167,13 +169,14 @@ def _job_matches(job: JobSummary, name: str, folder: str | None) -> bool:
     return job.name == name and (folder is None or same_folder(job.path, name, folder))
 
 
-def _runs_matching(
-    runs: Iterable[JobRunSummary], job_keys: Sequence[str], statuses: Sequence[str]
-) -> list[JobRunSummary]:
+_R = TypeVar("_R", JobRunSummary, ActiveRun)
+
+
+def _runs_matching(runs: Iterable[_R], job_keys: Sequence[str], statuses: Sequence[str]) -> list[_R]:
     """Reading ``run_list_filters``: a service may ignore ``jobKey`` or ``status``. A run listed
     without a job key cannot be checked and is kept (the SDK marks the field optional: dropping
     such runs would make a service that omits it look like one with no runs); one per key."""
-    out: dict[str, JobRunSummary] = {}
+    out: dict[str, _R] = {}
     for run in runs:
         if job_keys and run.job_key is not None and run.job_key not in job_keys:
             continue
@@ -181,6 +184,18 @@ def _runs_matching(
             continue
         out.setdefault(run.key, run)
     return list(out.values())
+
+
+def _active_run(item: Any) -> ActiveRun:
+    """One listed run's key, job key and status; anything but plain strings where they belong is
+    read by the model (its tolerance, e.g. a numeric key, or its error naming the listing)."""
+    if isinstance(item, dict):
+        key, job_key, state = item.get("key"), item.get("jobKey"), item.get("state")
+        status = state.get("status") if isinstance(state, dict) else None
+        if isinstance(key, str) and isinstance(job_key, str | None) and isinstance(status, str | None):
+            return ActiveRun(key, job_key, None if status is None else normalize_status(status))
+    run = parse_model(JobRunSummary, item, "GET", "/jobRuns", None)
+    return ActiveRun(run.key, run.job_key, run.status)
 
 
 class _Order:
@@ -543,7 +558,9 @@ class Service:
                 return (yield from self.newest_run_created(keys))
         return newest
 
-    def _repeats_ignored(self, keys: list[str], wanted: list[str], runs: list[JobRunSummary]) -> Op[bool]:
+    def _repeats_ignored(
+        self, keys: list[str], wanted: list[str], runs: Sequence[JobRunSummary | ActiveRun]
+    ) -> Op[bool]:
         """Whether the service read only the first value of a repeated filter (learned once)."""
         later = [("jobKey", k) for k in keys[1:]] + [("status", s) for s in wanted[1:]]
         unseen = [
@@ -578,6 +595,11 @@ class Service:
             )
         )
 
+    def list_active_run_states(self, job_keys: Sequence[str] | None) -> Op[list[ActiveRun]]:
+        """:meth:`list_active_runs` as the status sweep needs it: key, job key and status of each
+        run, no model per run (:class:`~airflow_provider_aidp.models.runs.ActiveRun` says why)."""
+        return (yield from self._active(job_keys, lean=True))
+
     def list_active_runs(self, job_keys: Sequence[str] | None) -> Op[list[JobRunSummary]]:
         """A snapshot of the active runs of ``job_keys`` (None: the workspace), in as few requests
         as the service allows: repeated ``jobKey`` (50 a request) and ``status`` filters, the largest
@@ -591,15 +613,18 @@ class Service:
         where it reads only the first value, the snapshot asks one job key and one status a request
         (4 requests a job instead of a GET per run). Readings ``page_size`` and ``queued_filter``: a
         refused listing asks for less (:meth:`_ask_less`)."""
+        return (yield from self._active(job_keys, lean=False))
+
+    def _active(self, job_keys: Sequence[str] | None, lean: bool) -> Op[list[Any]]:
         keys = list(job_keys or ())
-        runs: list[JobRunSummary] = []
+        runs: list[Any] = []
         for part_keys, part_statuses in self._snapshot_parts(keys):
-            runs += yield from self._snapshot(part_keys, part_statuses)
+            runs += yield from self._snapshot(part_keys, part_statuses, lean)
         runs = _runs_matching(runs, keys, ())
         if self.profile.repeats is None:  # learned from the first request's filters
             first = keys[:JOB_KEYS_PER_LISTING]
             if (yield from self._repeats_ignored(first, list(self.profile.snapshot_statuses), runs)):
-                return (yield from self.list_active_runs(job_keys))
+                return (yield from self._active(job_keys, lean))
         return runs
 
     def _snapshot_parts(self, keys: list[str]) -> list[tuple[list[str], list[str]]]:
@@ -609,7 +634,7 @@ class Service:
             return [(k, [s]) for k in ([[key] for key in keys] or [[]]) for s in statuses]
         return [(part, statuses) for part in (_chunks(keys) or [[]])]
 
-    def _snapshot(self, keys: list[str], statuses: list[str]) -> Op[list[JobRunSummary]]:
+    def _snapshot(self, keys: list[str], statuses: list[str], lean: bool) -> Op[list[Any]]:
         """One snapshot request's pages; a refusal asks for less and asks again."""
         while True:
             profile = self.profile
@@ -618,10 +643,23 @@ class Service:
                 return []  # its only status was dropped: those runs are read by key
             try:
                 size = profile.snapshot_page_size
+                if lean:
+                    return (yield from self._active_pages(keys, wanted, size))
                 return (yield from self._run_pages(keys, wanted, None, size, ahead=True))
             except AIDPApiError as exc:
                 if not self._ask_less(exc):
                     raise
+
+    def _active_pages(self, keys: list[str], statuses: list[str], page_size: int) -> Op[list[ActiveRun]]:
+        """Every page, each turned into :class:`ActiveRun` tuples as it arrives (its JSON freed)."""
+        query = [*(("jobKey", k) for k in keys), *(("status", s) for s in statuses)]
+        pager = Pager("/jobRuns", query, page_size, None)
+        runs: list[ActiveRun] = []
+        while not pager.done:
+            runs += map(
+                _active_run, pager.take((yield Call("GET", ("jobRuns",), query=pager.query(), ahead=True)))
+            )
+        return runs
 
     def _ask_less(self, refusal: AIDPApiError) -> bool:
         """After a refused snapshot, True to ask again for less. The refusal's structured parts

@@ -16,7 +16,7 @@ pacer). A trigger's wait loop looks at its run through a :class:`SweepWatch`:
   its deadline. Five thousand triggers waking once a second each, only to read "still RUNNING",
   would keep a triggerer's loop busy (and late) for nothing.
 
-A cycle is one ``AIDPHook.a_list_active_runs`` of the watched runs' jobs (the hook decides how to
+A cycle is one ``AIDPHook.a_list_active_run_states`` of the watched runs' jobs (the hook decides how to
 ask the service for it); a failed cycle sends everyone back to per-run polling until a cycle
 succeeds. Fewer than two watched runs: no listing at all. The ``status_sweep`` connection extra
 (``off``) turns it off: each trigger polls its own run.
@@ -57,12 +57,12 @@ import math
 import time
 import weakref
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aidp.models.runs import JobRun, JobRunSummary, is_terminal
+from airflow_provider_aidp.models.runs import ActiveRun, JobRun, JobRunSummary, is_terminal
 
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
@@ -85,7 +85,7 @@ VERIFY_POLLS = 60
 #: read their runs themselves until a cycle succeeds.
 STALL_POLLS = 3
 #: Triggers woken per loop iteration when a cycle brings news for many.
-WAKE_BATCH = 100
+WAKE_BATCH = 20
 #: Fewer watched runs than this on one connection: no listing, plain per-run polling (as before).
 MIN_WATCHES = 2
 #: A cycle runs every ``poll interval / CYCLES_PER_POLL`` (the smallest interval watched), so a run's
@@ -112,11 +112,12 @@ class Watch:
     job_known_at: float = -math.inf
     status: str | None = None  # as last told to the trigger (GET or listing)
     got_at: float = -math.inf  # last own GET that answered
-    listed: JobRunSummary | None = None  # the latest listing entry showing it active
+    listed: ActiveRun | JobRunSummary | None = None  # the latest listing entry showing it active
     listed_at: float = -math.inf  # when that listing started
     owed_get: bool = False  # a listing did not show it active: its own GET must confirm
     covered: bool = False  # a cycle has answered for it (listed it, or failed) since it joined
     woken: bool = False  # the trigger was woken since its last observation
+    waiting: bool = False  # the trigger waits for a cycle to answer for its run
     verify_at: float = math.inf  # its own GET is due then, whatever the listings say
 
 
@@ -130,6 +131,9 @@ class Board:
         self.answering = False
         #: When the latest successful cycle started: its answers are current, however old.
         self.current_since = -math.inf
+        #: The connection's pacing, requests/s (0: none), for :meth:`stall_seconds`.
+        self.rate = 0.0
+        self._stall = STALL_POLLS * MIN_CYCLE_SECONDS * CYCLES_PER_POLL
 
     def add(self, wid: int, run_key: str, poll_interval: float, now: float) -> Watch:
         watch = self.watches[wid] = Watch(run_key, max(0.0, float(poll_interval)), now)
@@ -159,11 +163,20 @@ class Board:
         return max(MIN_CYCLE_SECONDS, self._smallest_interval() / CYCLES_PER_POLL)
 
     def stall_seconds(self) -> float:
-        """How long a cycle may run before its triggers stop waiting for it."""
-        return STALL_POLLS * max(MIN_CYCLE_SECONDS * CYCLES_PER_POLL, self._smallest_interval())
+        """How long a cycle may run before its triggers stop waiting for it: :data:`STALL_POLLS`
+        poll intervals, and never less than per-run polling needs to look at every run once at the
+        connection's pacing (``rate`` requests/s): falling back sooner would be slower, not faster,
+        and would bury the listing that ends the stall under thousands of GETs."""
+        polls = STALL_POLLS * max(MIN_CYCLE_SECONDS * CYCLES_PER_POLL, self._smallest_interval())
+        return max(polls, len(self.watches) / self.rate) if self.rate > 0 else polls
 
     def _smallest_interval(self) -> float:
         return min([w.poll_interval for w in self.watches.values()] or [MIN_CYCLE_SECONDS])
+
+    @property
+    def stall(self) -> float:
+        """:meth:`stall_seconds` as of the latest cycle (computing it walks every watch)."""
+        return self._stall
 
     def parks(self, wid: int) -> bool:
         """Whether watch ``wid`` may sleep until the sweeper wakes it (or its own GET is due): the
@@ -191,12 +204,12 @@ class Board:
         # An answer stands for one poll interval; the latest cycle's as long as its successor may
         # run before it stalls (a slow cycle must not send thousands of triggers to their GETs).
         age, current = now - watch.listed_at, watch.listed_at >= self.current_since
-        lasts = watch.poll_interval * (STALL_POLLS if current else 1)
+        lasts = max(watch.poll_interval, self._stall) if current else watch.poll_interval
         if watch.listed is not None and age <= lasts:
             watch.status = watch.listed.status
-            # Built from the validated summary's parts (cheap): a thousand triggers answered by
-            # one cycle must not stall the triggerer's loop.
-            return JobRun(key=watch.run_key, job_key=watch.job_key, state=watch.listed.state)
+            return JobRun.model_validate(
+                {"key": watch.run_key, "jobKey": watch.job_key, "state": {"status": watch.listed.status}}
+            )
         # No fresh answer: wait for a cycle, unless one already answered since the trigger joined
         # (its answer aged out, or it failed): then the trigger reads its run itself.
         return Ask.GET if waited and watch.covered else Ask.WAIT
@@ -204,10 +217,14 @@ class Board:
     # --- what a cycle's listing means -------------------------------------------------------
 
     def listed(
-        self, listing: list[JobRunSummary], job_keys: set[str] | None, started: float, now: float
+        self,
+        listing: Iterable[ActiveRun | JobRunSummary],
+        job_keys: set[str] | None,
+        started: float,
+        now: float,
     ) -> list[int]:
         """Apply one cycle's listing (every page) of ``job_keys`` (``None``: the whole workspace);
-        return the watch ids to wake.
+        return the watch ids to wake: those it has news for, and those waiting for an answer.
 
         A watched run the listing covers is *active* when the listing holds its key with a
         non-terminal status (unknown statuses count as not finished, as everywhere); otherwise
@@ -216,7 +233,7 @@ class Board:
         """
         by_key = {s.key: s for s in listing}
         wake = []
-        self.answering, self.current_since = True, started
+        self.answering, self.current_since, self._stall = True, started, self.stall_seconds()
         for wid, watch in self.watches.items():
             if job_keys is not None and watch.job_key not in job_keys:
                 continue
@@ -233,7 +250,7 @@ class Board:
             else:
                 watch.listed, watch.owed_get = None, True
                 news = now - watch.got_at >= watch.poll_interval
-            if news and not watch.woken:
+            if (news or watch.waiting) and not watch.woken:
                 watch.woken = True
                 wake.append(wid)
         return wake
@@ -256,7 +273,6 @@ class Sweeper:
         self.conn_id, self.workspace_key = conn_id, workspace_key
         self.board = Board()
         self._wakes: dict[int, asyncio.Future[None]] = {}  # done: the watch was woken
-        self._cycle_done: asyncio.Future[None] | None = None  # done when the running cycle ends
         self._kick = asyncio.Event()
         self._last_cycle = -float("inf")
         self._task: asyncio.Task[None] | None = None
@@ -286,25 +302,40 @@ class Sweeper:
             self._kick.set()
 
     async def answer(self, wid: int, deadline: float | None = None) -> Ask | JobRun:
-        """A listing's answer for watch ``wid`` (waiting for the next cycle if one is due), or GET.
+        """A listing's answer for watch ``wid`` (waiting for a cycle that covers it), or GET.
 
-        The wait for a cycle ends by the trigger's ``deadline``: a timeout fires when it did
-        without the sweep (the poll at the deadline is the run's own GET).
+        A trigger waiting for a cycle is woken by it (in its batch), by a failed or stalled cycle,
+        or gives up after :data:`STALL_POLLS` poll intervals (one after a failure or a stall: then
+        it polls its run itself until a cycle succeeds); the wait also ends by the trigger's
+        ``deadline``: a timeout fires when it did without the sweep (the poll at the deadline is
+        the run's own GET).
         """
-        if self._wakes[wid].done():
-            self._wakes[wid] = asyncio.get_running_loop().create_future()
+        self._renew(wid)
         verdict = self.board.ask(wid, time.time())
-        until = time.time() + self.board.watches[wid].poll_interval
+        if verdict is not Ask.WAIT:
+            return verdict
+        watch = self.board.watches[wid]
+        # While the sweep answers, a cycle in flight may take until it would count as stalled;
+        # after a failure or a stall, one poll interval (then the run's own GET, per-run polling).
+        wait = max(watch.poll_interval, self.board.stall) if self.board.answering else watch.poll_interval
+        until = time.time() + wait
         if deadline is not None:
             until = min(until, deadline)
-        while verdict is Ask.WAIT:  # cycles until one answers for the run (at most a poll interval)
-            if self._cycle_done is None:
-                self._cycle_done = asyncio.get_running_loop().create_future()
-            await _until(self._cycle_done, until - time.time())
-            verdict = self.board.ask(wid, time.time(), waited=True)
-            if verdict is Ask.WAIT and time.time() >= until:
-                verdict = Ask.GET
+        watch.waiting = True
+        try:
+            while verdict is Ask.WAIT:
+                await _until(self._wakes[wid], until - time.time())
+                self._renew(wid)
+                verdict = self.board.ask(wid, time.time(), waited=True)
+                if verdict is Ask.WAIT and time.time() >= until:
+                    verdict = Ask.GET
+        finally:
+            watch.waiting = False
         return verdict
+
+    def _renew(self, wid: int) -> None:
+        if self._wakes[wid].done():
+            self._wakes[wid] = asyncio.get_running_loop().create_future()
 
     async def sleep(self, wid: int, seconds: float, deadline: float | None = None) -> None:
         """The wait core's pause, ended early when a cycle wakes watch ``wid``. While the sweep
@@ -325,6 +356,7 @@ class Sweeper:
         hook = AIDPHook(aidp_conn_id=self.conn_id, workspace_key=self.workspace_key)
         try:
             async with hook.session_lease():
+                self.board.rate = (await hook.a_get_config()).max_requests_per_second
                 while self.board.watches:
                     await self._pause()
                     if not self.board.watches:
@@ -334,7 +366,6 @@ class Sweeper:
             self._task = None  # a watch added from now on starts a new task
             self.board.failed()
             self._wake_now(list(self._wakes))
-            self._finish()
 
     async def _pause(self) -> None:
         """Sleep one cycle; a kick (new trigger or job key, last watch gone) shortens it to
@@ -353,7 +384,7 @@ class Sweeper:
         keys = self.board.scope()
         stall = asyncio.get_running_loop().call_later(self.board.stall_seconds(), self._stalled)
         try:
-            listing = await hook.a_list_active_runs(keys)
+            listing = await hook.a_list_active_run_states(keys)
         except Exception as exc:
             self._failed(exc)
             await self._wake(list(self._wakes))
@@ -362,11 +393,9 @@ class Sweeper:
             await self._wake(self.board.listed(listing, covered, started, time.time()))
         finally:
             stall.cancel()
-        self._finish()
 
     async def _skip(self) -> None:
         self._last_cycle = time.time()
-        self._finish()
 
     def _failed(self, exc: Exception) -> None:
         self.board.failed()
@@ -389,13 +418,13 @@ class Sweeper:
         task = asyncio.get_running_loop().create_task(self._wake(list(self._wakes)))
         self._waking.add(task)  # referenced until done
         task.add_done_callback(self._waking.discard)
-        self._finish()
 
     async def _wake(self, wids: list[int]) -> None:
         """Wake watches :data:`WAKE_BATCH` at a time, yielding to the loop between batches: each
         woken trigger takes its answer or sends its GET before the next batch is woken."""
         for i in range(0, len(wids), WAKE_BATCH):
-            if i:
+            if i:  # one pass of the loop runs the wake callbacks, the next the woken triggers
+                await asyncio.sleep(0)
                 await asyncio.sleep(0)
             self._wake_now(wids[i : i + WAKE_BATCH])
 
@@ -404,11 +433,6 @@ class Sweeper:
             wake = self._wakes.get(wid)
             if wake is not None and not wake.done():
                 wake.set_result(None)
-
-    def _finish(self) -> None:
-        done, self._cycle_done = self._cycle_done, None
-        if done is not None and not done.done():
-            done.set_result(None)
 
 
 async def _until(event: asyncio.Future[None], seconds: float) -> None:

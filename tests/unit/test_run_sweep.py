@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from airflow_provider_aidp.exceptions import AIDPApiError
 from airflow_provider_aidp.hooks.service import LISTED_STATUSES, PAGE_SIZE, SNAPSHOT_PAGE_SIZE
 from airflow_provider_aidp.hooks.service import _chunks as chunks
@@ -165,6 +167,8 @@ def test_the_latest_cycles_answers_stand_while_its_successor_may_run() -> None:
     assert isinstance(board.ask(0, 102.0 + STALL_POLLS * P), JobRun)
     assert board.ask(0, 102.1 + STALL_POLLS * P) is Ask.WAIT
     assert board.stall_seconds() == STALL_POLLS * P
+    board.rate = 2 / (5 * STALL_POLLS * P)  # per-run polling would take 5x that to look at both runs
+    assert board.stall_seconds() == pytest.approx(5 * STALL_POLLS * P)
 
 
 def test_a_failed_cycle_sends_everyone_to_their_own_get() -> None:
