@@ -51,7 +51,7 @@ FINDINGS = """\
 
 | found | where | fix |
 |---|---|---|
-| a truncated or non-JSON `200` answer to `POST /jobRuns` failed the task although the run had been created (a false failure and an orphaned run) | operator submit path | the hook re-sends a token-protected POST whose 2xx answer is unreadable, with the same deterministic `opc-retry-token`, and gets the same run (`hooks/retry.py` `RetryPolicy.resend_after`, within the call's `max_retries`) |
+| a truncated or non-JSON `200` answer to `POST /jobRuns` failed the task although the run had been created (a false failure and an orphaned run) | operator submit path | the hook re-sends a token-protected POST whose 2xx answer is unreadable, with the same deterministic `opc-retry-token`, and gets the same run (`hooks/transport.py` `RetryPolicy.resend_after`, within the call's `max_retries`) |
 | an empty run key addressed the collection (`GET .../jobRuns/`) and `None` was sent as the key `"None"` | `hooks/connection.py` URL builder | refused before sending with `AIDPConfigError(field="key")` |
 | `taskType` instead of `type` gave "Unable to extract tag using discriminator 'type'" without naming the fix | `models/jobs.py` `load_spec` | the error names `type` and says to rename `taskType` |
 """

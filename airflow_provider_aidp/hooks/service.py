@@ -380,9 +380,7 @@ class Service:
         try:
             created_at = time.time()
             job = yield from self.create_job(head, retry_token)
-        except AIDPConflictError as exc:
-            if isinstance(exc, AIDPRetryTokenConflictError):
-                raise
+        except AIDPConflictError as exc:  # the token follows the head: a 409 here is a taken name
             return (yield from self._taken_by(head, exc)), False
         try:
             current = yield from self.get_job(job.key, created_at)

@@ -132,9 +132,10 @@ class Wait:
 
     def settle(self, seconds: float, now: float) -> float:
         """A pause before the first look (never longer than a poll interval or the time left),
-        jittered like the polls: thousands of triggers a triggerer restart starts together must
-        not all take their first look in the same instant."""
-        pause = min(seconds, self.schedule.poll_interval) * (1.0 - JITTER * self.schedule.rng.random())
+        jittered upwards like the polls (``seconds`` is a minimum, see ``SETTLE_SECONDS``):
+        thousands of triggers a triggerer restart starts together must not all take their first
+        look in the same instant."""
+        pause = min(seconds * (1.0 + JITTER * self.schedule.rng.random()), self.schedule.poll_interval)
         return _bounded(pause, self.remaining(now))
 
     def expired(self, now: float) -> bool:

@@ -1,7 +1,7 @@
 """AIDPJobRunTrigger: wait for one AIDP job run in the triggerer, asynchronously.
 
 The deferrable path, end to end: ``AIDPRunJobOperator.execute`` starts the run and defers with
-this trigger; :meth:`AIDPJobRunTrigger.run` loops (``_wait``) over the shared decisions of
+this trigger; :meth:`AIDPJobRunTrigger.wait` loops over the shared decisions of
 ``runs/wait.py``, looking at the run through the status sweep (``triggers/sweep.py``: one listing
 answers for many runs) or its own ``GET``; the event it yields resumes the operator in
 ``execute_complete``, which finishes through ``runs/report.py``.
@@ -27,7 +27,6 @@ from airflow_provider_aidp.runs.wait import DEFAULT_MAX_POLL_ERRORS, Wait, descr
 
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
-    from airflow_provider_aidp.triggers.sweep import SweepWatch
 
 #: Seconds the trigger waits before its first poll. An event fired within about a second of the
 #: task deferring can make Airflow 3.3's scheduler mark the task "killed externally"
@@ -99,15 +98,10 @@ class AIDPJobRunTrigger(BaseTrigger):
     async def wait(self, hook: AIDPHook) -> dict[str, Any]:
         """Look, decide, sleep until the run is terminal, the deadline passes or polling fails: the
         async twin of ``runs.wait.wait_for_run`` (the same :class:`Wait` decides). Each look goes
-        through the status sweep (``triggers/sweep.py``), which answers from a shared listing or
-        reads the run itself."""
+        through the status sweep (``triggers/sweep.py``), which answers from a listing shared by
+        the triggerer's waits or reads the run itself."""
         from airflow_provider_aidp.triggers.sweep import watching
 
-        args = (self.run_key, self.poll_interval, self.deadline, self.created_at)
-        async with watching(hook, *args) as watch:
-            return await self._loop(hook, watch)
-
-    async def _loop(self, hook: AIDPHook, watch: SweepWatch) -> dict[str, Any]:
         wait = Wait(
             self.run_key,
             poll_interval=self.poll_interval,
@@ -118,14 +112,15 @@ class AIDPJobRunTrigger(BaseTrigger):
             log=self.log,
         )
         await asyncio.sleep(wait.settle(SETTLE_SECONDS, time.time()))
-        while not wait.expired(time.time()):
-            try:
-                event = wait.seen(await watch.observe(), time.time())
-            except Exception as exc:
-                event = wait.failed(exc, time.time())
-            if event is not None:
-                return event
-            await watch.sleep(wait.delay)
+        async with watching(hook, self.run_key, self.poll_interval, self.deadline, self.created_at) as watch:
+            while not wait.expired(time.time()):
+                try:
+                    event = wait.seen(await watch.observe(), time.time())
+                except Exception as exc:
+                    event = wait.failed(exc, time.time())
+                if event is not None:
+                    return event
+                await watch.sleep(wait.delay)
         error = None
         if wait.cancel_on_timeout:
             try:

@@ -34,17 +34,13 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+
 from airflow_provider_aidp import compat
 from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPDuplicateJobError, AIDPNotFoundError
 from airflow_provider_aidp.models.runs import TERMINAL_STATUSES, JobRunSummary
 from airflow_provider_aidp.runs import watermark as wm
 from airflow_provider_aidp.runs.wait import describe
-
-try:  # Airflow >= 3.0; defensive so this module imports wherever the provider does
-    from airflow.triggers.base import BaseEventTrigger, TriggerEvent
-except ImportError:  # pragma: no cover - older Airflow
-    from airflow.triggers.base import BaseTrigger as BaseEventTrigger  # type: ignore[assignment]
-    from airflow.triggers.base import TriggerEvent
 
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook

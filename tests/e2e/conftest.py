@@ -6,6 +6,9 @@ package-scoped: stopped after the last e2e test, not at the end of the whole ses
 deployment's scheduler, triggerer, dag-processor and api-server loops took about a quarter of a
 core for the rest of a full run).
 Set ``AIDP_E2E_KEEP=1`` to keep the temp directories (logs) after the tests.
+
+``tests/e2e/production/`` has a deployment of its own (PostgreSQL, Celery, two triggerers, two
+workers) and an emulator of its own; pytest runs that folder first and stops it before these start.
 """
 
 from __future__ import annotations

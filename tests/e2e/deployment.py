@@ -52,6 +52,8 @@ def _clean_environ() -> dict[str, str]:
 class AirflowDeployment:
     """Start, drive, inspect and stop one Airflow deployment."""
 
+    components: tuple[str, ...] = COMPONENTS
+
     def __init__(
         self, home: Path, extra_env: Mapping[str, str] | None = None, python: str = sys.executable
     ) -> None:
@@ -62,6 +64,8 @@ class AirflowDeployment:
         self.processes: dict[str, ManagedProcess] = {}
         #: pids that survived a stop (SIGTERM + SIGKILL of group and descendants); should stay empty
         self.leftovers: list[int] = []
+        #: every ``airflow ...`` command run (CLI calls and components), in order
+        self.ran: list[list[str]] = []
         self.env = _clean_environ()
         self.env.update(self._airflow_env())
         self.env.update(extra_env or {})
@@ -109,6 +113,7 @@ class AirflowDeployment:
     ) -> subprocess.CompletedProcess[str]:
         """Run ``airflow <args>`` with the deployment's environment (plus ``env``)."""
         full_env = {**self.env, **(env or {})}
+        self.ran.append([self.python, "-m", "airflow", *args])
         result = subprocess.run(
             [self.python, "-m", "airflow", *args],
             env=full_env,
@@ -128,12 +133,13 @@ class AirflowDeployment:
     def start(self, timeout: float = 120) -> AirflowDeployment:
         self.home.mkdir(parents=True, exist_ok=True)
         self.cli("db", "migrate")
-        for component in COMPONENTS:
+        for component in self.components:
             self.start_component(component)
         self.wait_for(self._api_healthy, timeout, "the api-server to answer /api/v2/monitor/health")
         return self
 
-    def start_component(self, component: str) -> ManagedProcess:
+    def component_argv(self, component: str) -> list[str]:
+        """``airflow <command> ...`` for one component (a subclass adds its own components)."""
         argv = [self.python, "-m", "airflow", component]
         if component == "api-server":
             argv += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
@@ -141,7 +147,17 @@ class AirflowDeployment:
             # their log servers would listen on all interfaces at fixed ports (8793/8794); the
             # api-server reads the task and trigger logs from the shared local log folder instead
             argv.append("--skip-serve-logs")
-        proc = ManagedProcess(component, argv, self.env, self.log_path(component), cwd=self.home).start()
+        return argv
+
+    def component_env(self, component: str) -> dict[str, str]:
+        """The environment of one component: the deployment's (a subclass may vary it per process)."""
+        return self.env
+
+    def start_component(self, component: str, *extra_args: str) -> ManagedProcess:
+        argv = [*self.component_argv(component), *extra_args]
+        env = self.component_env(component)
+        self.ran.append(argv)
+        proc = ManagedProcess(component, argv, env, self.log_path(component), cwd=self.home).start()
         self.processes[component] = proc
         return proc
 

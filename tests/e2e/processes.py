@@ -36,6 +36,8 @@ class ManagedProcess:
         self.log_path = log_path
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
+        #: wall-clock time of the last start
+        self.started_at = 0.0
 
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,6 +53,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        self.started_at = time.time()
         return self
 
     @property
@@ -60,8 +63,8 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout: float = 20.0) -> list[int]:
-        """SIGTERM the group, wait, then SIGKILL whatever is left of it (idempotent).
+    def stop(self, timeout: float = 20.0, stop_signal: int = signal.SIGTERM) -> list[int]:
+        """SIGTERM (or ``stop_signal``) the group, wait, then SIGKILL whatever is left of it (idempotent).
 
         Task processes run in process groups of their own (the task supervisor calls
         ``setpgid``), so every descendant seen before the stop is also killed if it outlives
@@ -71,7 +74,7 @@ class ManagedProcess:
             return []
         pgid = self.proc.pid  # session leader: pgid == pid
         family = descendants(pgid)
-        _signal_group(pgid, signal.SIGTERM)
+        _signal_group(pgid, stop_signal)
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -94,6 +97,28 @@ class ManagedProcess:
             time.sleep(0.1)
         self.proc = None
         return survivors()
+
+    def kill(self) -> list[int]:
+        """SIGKILL the process, its group and every descendant at once: a machine that dies.
+
+        Unlike :meth:`stop`, nothing gets a chance to clean up (a Celery worker's task processes,
+        in groups of their own, die with it). Returns the pids killed; :meth:`stop` afterwards
+        reaps the leader.
+        """
+        if self.proc is None:
+            return []
+        leader = self.proc.pid
+        # freeze first (a stopped process forks no new child), then list and kill what is frozen
+        _signal_group(leader, signal.SIGSTOP)
+        for pid in descendants(leader):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGSTOP)
+        family = [leader, *descendants(leader)]
+        _signal_group(leader, signal.SIGKILL)
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        return family
 
     def log_text(self) -> str:
         try:

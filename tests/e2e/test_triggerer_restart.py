@@ -13,7 +13,8 @@ import json
 from typing import Any
 
 import pytest
-from airflow_provider_aidp.runs.sweep import LISTED_STATUSES
+
+from airflow_provider_aidp.hooks.service import LISTED_STATUSES
 
 from .conftest import EmulatorProcess
 from .deployment import AirflowDeployment

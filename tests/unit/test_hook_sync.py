@@ -116,10 +116,13 @@ def test_job_crud_and_actions(hook: AIDPHook, requests_mock: Any) -> None:
     assert "opc-retry-token" in requests_mock.last_request.headers
     assert hook.delete_job("j1") is None
     assert hook.cancel_job_runs("j1") == []  # the job's active runs: none (r9 has ended)
+    assert "opc-retry-token" in requests_mock.last_request.headers  # docs/architecture.md: tokens
     assert hook.cancel_job_run("r1").status == "CANCELING"
+    assert "opc-retry-token" in requests_mock.last_request.headers
     assert hook.get_task_run("t1").output_key == "o1"
     assert hook.fetch_task_run_output("t1", "o1").key == "o1"
     assert requests_mock.last_request.json() == {"outputKey": "o1"}
+    assert "opc-retry-token" in requests_mock.last_request.headers
     assert hook.export_task_run_output("t1", "o1", "IPYNB").content == "<h1/>"
     assert requests_mock.last_request.json() == {"format": "IPYNB"}
 

@@ -44,7 +44,7 @@ def test_job_key_checked_locally_other_jobs_runs_neither_reported_nor_moving_the
     mark = wm.baseline([run("a", end=1_000), other], LOOKBACK, job_keys=JOBS)
     assert mark.end_ms == 1_000 and set(mark.seen) == {"a@1000"}
     late = run("late", end=2_000)
-    unkeyed = run("unkeyed", end=3_000, jobKey=None)  # cannot be checked: kept (runs/listed.py)
+    unkeyed = run("unkeyed", end=3_000, jobKey=None)  # cannot be checked: kept
     emit, mark = wm.select(
         mark, [other, late, unkeyed, run("b", end=600_000, jobKey="x")], ["SUCCESS"], LOOKBACK, job_keys=JOBS
     )
