@@ -15,19 +15,25 @@ server rate-limits (``--rate-limit``: 429 + Retry-After above N requests/s; the 
 per-tenancy limit, the same bucket in the Databricks fake).
 
 Reported per case: requests per run per poll cycle (server-counted requests / (seconds each run
-was followed / poll interval), steady and all), time from a run's end to its trigger event
-(p50 / p99, and runs later than two poll intervals), CPU ms per run followed, event-loop lag p99
-(10 ms ticker), 429s received, failed triggers (error events or exceptions).
+was followed / poll interval): steady, over a window longer than the sweep's verification period
+when the runs last that long, and all), time from a run's end to its trigger event (p50 / p99,
+and runs later than two poll intervals), CPU ms per run followed, event-loop lag p50 / p99 (10 ms
+ticker), the worker's RSS added per run followed (measured after a warm-up request: the imports
+and signer a triggerer pays once), 429s received, failed triggers (error events or exceptions).
 
 Scaled: the default poll interval is 30 s and the default pacing 20 requests/s per connection; this
 runs at ``--poll`` (1 s) and scales the AIDP pacing by the same factor (20 x 30 / poll = 600/s at 1 s)
 so "requests per poll cycle" means the same as at the defaults; run durations are 10-16 s (10-16
-polls). Two request figures: "steady" counts the requests while every run is followed (after each
-trigger's first GET, before the first run ends), "all" the whole life of each run, which includes
-the two own GETs every run costs (the first, which tells its job key, and the terminal one).
+polls). Three request figures: "steady" counts the requests while every run is followed (after each
+trigger's first GET, before the first run ends and before the sweep's first verification GET can
+be due, half its period after joining); ">verify" the whole time every run is followed, when that
+is longer than the verification period (every run's own GET at least every VERIFY_POLLS poll
+intervals), so it includes those GETs; "all" the whole life of each run, which includes the own
+GET every run's end costs.
 
 Run:  benchmarks/run.sh triggerer_scale                         (N = 100, 1000; 10 and 100 jobs)
-      benchmarks/run.sh triggerer_scale --n 5000 --rate-limit 0 --modes sweep per-run
+      benchmarks/run.sh triggerer_scale --n 5000 --rate-limit 0 --modes sweep per-run \
+          --min-duration 20 --max-duration 40
 """
 
 from __future__ import annotations
@@ -258,10 +264,14 @@ async def warm_up(kind: str, run: Any) -> None:
     await AIDPHook(CONN_ID).a_get_job_run(run)
 
 
-async def drive_all(spec: dict[str, Any], triggers: list[Any]) -> dict[str, Any]:
+async def drive_all(spec: dict[str, Any]) -> dict[str, Any]:
     """Every trigger in its own task, as the triggerer runs them, plus a lag-measuring ticker."""
     kind = spec["kind"]
     await warm_up(kind, spec["runs"][0])
+    # After the warm-up (the imports and the signer a triggerer pays once per process) and before
+    # the triggers exist: the RSS from here on is what following N runs adds.
+    rss_before = rss_kb()
+    triggers = make_triggers(kind, spec["runs"], spec["poll"])
     loop = asyncio.get_running_loop()
     lags: list[float] = []
     done = asyncio.Event()
@@ -312,7 +322,7 @@ async def drive_all(spec: dict[str, Any], triggers: list[Any]) -> dict[str, Any]
         "ends": ends,
         "lag_p50_ms": percentile(lags, 50) * 1000,
         "lag_p99_ms": percentile(lags, 99) * 1000,
-        "rss_added_kb": max(rss) - spec["rss_before_kb"],
+        "rss_added_kb": max(rss) - rss_before,
         "warmup_requests": 1,
         "errors": len(errors),
         "error_samples": errors[:3],
@@ -330,17 +340,15 @@ def worker() -> None:
 
     spec = json.loads(sys.stdin.read())
     logging.basicConfig(level=logging.ERROR)
-    spec["rss_before_kb"] = rss_kb()  # before the triggers exist: what following N runs adds
-    triggers = make_triggers(spec["kind"], spec["runs"], spec["poll"])
     profile_to = os.environ.get("BENCH_PROFILE")  # a path: write cProfile stats of the worker there
     if profile_to:
         import cProfile
 
         with cProfile.Profile() as prof:
-            result = asyncio.run(drive_all(spec, triggers))
+            result = asyncio.run(drive_all(spec))
         prof.dump_stats(f"{profile_to}.{spec['kind']}")
     else:
-        result = asyncio.run(drive_all(spec, triggers))
+        result = asyncio.run(drive_all(spec))
     print(RESULT + json.dumps(result), flush=True)
 
 

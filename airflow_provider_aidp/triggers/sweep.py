@@ -33,10 +33,11 @@ The rules that keep it exact:
   and every run gets its own GET at least every :data:`VERIFY_POLLS` poll intervals (the first
   one spread over the second half of that period, so triggers that joined together do not all
   verify in the same second).
-* A cycle that has not ended after :data:`STALL_POLLS` poll intervals counts as failed for the
-  triggers (they read their runs themselves) until a cycle succeeds again; the listing itself books
-  its pacing slots ahead of their GETs (``Call.ahead``), so it is not starved by the fallback it is
-  there to end.
+* A cycle that has not ended after :data:`STALL_POLLS` poll intervals (or, if longer, the time
+  per-run polling would need to look at every watched run once at the connection's pacing)
+  counts as failed for the triggers (they read their runs themselves) until a cycle succeeds
+  again; the listing itself books its pacing slots ahead of their GETs (``Call.ahead``), so it is
+  not starved by the fallback it is there to end.
 * A cycle wakes its triggers :data:`WAKE_BATCH` at a time, yielding to the loop in between: a
   cycle that sees hundreds of runs end at once must not stall every other trigger meanwhile.
 * Only listings that started after a trigger joined (and, for a listing by job, after its job
