@@ -5,12 +5,17 @@ imports Airflow names from here when they differ between those releases, and ask
 flags (feature checks, not version numbers) before relying on a newer capability:
 
 - ``BaseHook`` is public in ``airflow.sdk`` from 3.1; 3.0 has only ``airflow.hooks.base``.
+- ``AirflowSkipException`` is in ``airflow.sdk.exceptions`` from 3.1; 3.0 has only ``airflow.exceptions``.
 - ``BaseHook.aget_connection`` (an async connection lookup) exists from 3.1.
 - ``amask_secret`` (an event-loop safe secrets-masker registration) exists from 3.3; the provider's
   one masking helper (:func:`mask_secret` / :func:`amask_secret`) is here for that reason.
 - ``task_state_store`` in the task context (crash recovery of the run key) exists from 3.3.
 - ``BaseTrigger.on_kill`` (a user's kill reaches the trigger) exists from 3.3.
 - ``asset_state_store`` (an asset watcher's trigger state in the metadata DB) exists from 3.3.
+- Every release gives each *try* of a task instance a new id, a UUIDv7 made when the try was
+  prepared (a clear, a retry, the run's creation): :func:`try_created_at` reads its time. The other
+  task instances' states of a DAG run come from ``RuntimeTaskInstance.get_task_states``
+  (:func:`task_states`), also on every release.
 
 The degradation messages are here too, so every caller says the same thing, once per task try.
 """
@@ -30,6 +35,11 @@ try:  # Airflow >= 3.1
 except ImportError:  # Airflow 3.0
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
 
+try:  # Airflow >= 3.1 (``airflow.exceptions`` only re-exports it, deprecated)
+    from airflow.sdk.exceptions import AirflowSkipException
+except ImportError:  # Airflow 3.0
+    from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef,attr-defined]
+
 __all__ = [
     "AIRFLOW_VERSION",
     "HAS_AMASK_SECRET",
@@ -37,6 +47,7 @@ __all__ = [
     "HAS_TRIGGER_ON_KILL",
     "NO_STATE_STORE_NOTE",
     "NO_TRIGGER_ON_KILL_NOTE",
+    "AirflowSkipException",
     "BaseHook",
     "aget_connection",
     "amask_secret",
@@ -45,6 +56,8 @@ __all__ = [
     "secret_parts",
     "secrets_masker_module",
     "task_state_store",
+    "task_states",
+    "try_created_at",
 ]
 
 AIRFLOW_VERSION: str = airflow.__version__
@@ -160,3 +173,33 @@ def asset_state_accessors(store: Any) -> list[Any]:
     if isinstance(by_name, dict) and isinstance(by_uri, dict):
         return [*by_name.values(), *by_uri.values()]
     return [store]
+
+
+def try_created_at(ti: Any) -> float | None:
+    """When Airflow prepared this try of the task instance (epoch seconds), or ``None`` if unknown.
+
+    Airflow 3.0-3.3 give a task instance a new id whenever they prepare a new try of it: when a user
+    clears it, when it is set up for a retry, when a lost try is reset (``prepare_db_for_next_try``);
+    the first try's id is made with the DAG run. The id is a UUIDv7, whose first 48 bits are that
+    moment in Unix milliseconds (RFC 9562), on the metadata DB host's clock. ``None`` for an id that
+    is not a UUIDv7 (a test double, a future release that stops stamping tries).
+    """
+    import uuid
+
+    try:
+        value = uuid.UUID(str(getattr(ti, "id", "")))
+    except ValueError:
+        return None
+    if value.version != 7:
+        return None
+    return (value.int >> 80) / 1000.0
+
+
+def task_states(ti: Any, task_ids: list[str]) -> dict[str, str | None]:
+    """The current state of ``task_ids`` in this task instance's DAG run (unmapped tasks); a task
+    with no instance yet is left out. ``RuntimeTaskInstance.get_task_states`` on every release."""
+    if not task_ids:
+        return {}
+    found = ti.get_task_states(dag_id=ti.dag_id, task_ids=list(task_ids), run_ids=[ti.run_id])
+    states = (found or {}).get(ti.run_id, {})
+    return {task_id: (None if state is None else str(state)) for task_id, state in states.items()}

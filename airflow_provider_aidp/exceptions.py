@@ -126,6 +126,15 @@ class AIDPJobRunError(AIDPError):
         self.status = status
 
 
+class AIDPTaskRunError(AIDPJobRunError):
+    """One AIDP task of a workflow task group's run ended in a state other than SUCCESS (or did not
+    run because its upstream failed); ``status`` is the task run's."""
+
+    def __init__(self, message: str, *, run_key: str, task_key: str, status: str) -> None:
+        super().__init__(message, run_key=run_key, status=status)
+        self.task_key = task_key
+
+
 _CLASS_BY_STATUS: dict[int, type[AIDPApiError]] = {
     401: AIDPAuthError,
     403: AIDPAuthError,

@@ -33,7 +33,13 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aidp.hooks.aidp"]}],
         "operators": [
-            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aidp.operators.aidp"]}
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_aidp.operators.aidp",
+                    "airflow_provider_aidp.operators.workflow",
+                ],
+            }
         ],
         "sensors": [
             {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aidp.sensors.aidp"]}
@@ -44,6 +50,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_aidp.triggers.aidp",
                     "airflow_provider_aidp.triggers.run_events",
+                    "airflow_provider_aidp.triggers.task_run",
                 ],
             }
         ],

@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aidp.exceptions import AIDPAuthError, is_transient
-from airflow_provider_aidp.models.runs import JobRun, is_terminal
+from airflow_provider_aidp.models.runs import JobRun, TaskRun, is_terminal
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -102,6 +102,9 @@ class Wait:
 
     :param deadline: absolute epoch seconds after which the wait times out (``None``: never).
     :param log: where status changes, forgiven errors and the timeout cancel are logged.
+    :param label: what is waited for, in log lines and messages (default ``AIDP job run <key>``);
+        a wait for one task run of a run (``triggers/task_run.py``) names the task. What :meth:`seen`
+        looks at only needs a ``status`` and ``to_api()``: a ``JobRun`` or a ``TaskRun``.
     """
 
     def __init__(
@@ -115,8 +118,10 @@ class Wait:
         cancel_on_timeout: bool = True,
         log: logging.Logger | Any = None,
         rng: random.Random | None = None,
+        label: str | None = None,
     ) -> None:
         self.run_key = run_key
+        self.label = label or f"AIDP job run {run_key}"
         self.deadline = deadline
         self.cancel_on_timeout = cancel_on_timeout
         self.schedule = PollSchedule(poll_interval, rng)
@@ -142,11 +147,11 @@ class Wait:
         remaining = self.remaining(now)
         return remaining is not None and remaining <= 0
 
-    def seen(self, run: JobRun, now: float) -> dict[str, Any] | None:
+    def seen(self, run: JobRun | TaskRun, now: float) -> dict[str, Any] | None:
         """The run as looked at: the ``terminal`` event, or None (then sleep :attr:`delay`)."""
         self.budget.success()
         if run.status != self.status:
-            self._log.info("AIDP job run %s is %s", self.run_key, run.status)
+            self._log.info("%s is %s", self.label, run.status)
         self.status = run.status
         if is_terminal(run.status):
             return {"event": TERMINAL, "run_key": self.run_key, "status": run.status, "run": run.to_api()}
@@ -158,12 +163,12 @@ class Wait:
         ``error`` or ``poll_error`` event."""
         last_error = describe(exc)
         if not self.budget.is_transient(exc):
-            message = f"Polling AIDP job run {self.run_key} failed: {last_error}. The run was not cancelled."
+            message = f"Polling {self.label} failed: {last_error}. The run was not cancelled."
             return {"event": ERROR, "run_key": self.run_key, "status": self.status, "message": message}
         if not self.budget.record():
             errors = self.budget.errors
             message = (
-                f"Could not poll AIDP job run {self.run_key}: {errors} consecutive transient errors "
+                f"Could not poll {self.label}: {errors} consecutive transient errors "
                 f"(last: {last_error}). The run itself was NOT reported failed by AIDP and was not "
                 f"cancelled (last known status {self.status or 'unknown'}); check it in the console."
             )
@@ -174,7 +179,7 @@ class Wait:
                 "errors": errors,
                 "message": message,
             }
-        self._log.warning("Polling AIDP job run %s failed (%s); will retry.", self.run_key, last_error)
+        self._log.warning("Polling %s failed (%s); will retry.", self.label, last_error)
         self.delay = self.schedule.error_delay(self.budget.errors, self.remaining(now))
         return None
 
@@ -190,7 +195,7 @@ class Wait:
             what = f"tried to cancel it but the cancel failed ({error})"
         waited = now - self._started
         message = (
-            f"AIDP job run {self.run_key} did not finish within the wait timeout ({waited:.0f}s; "
+            f"{self.label} did not finish within the wait timeout ({waited:.0f}s; "
             f"last status {self.status or 'unknown'}); the provider {what}."
         )
         return {

@@ -3,7 +3,8 @@
 Only the field notes were verified live; where they and Oracle's SDK leave a behaviour open, the
 emulator plays each plausible reading (docs/emulator.md). Every test here runs once per
 (reading, surface): upsert twice, run by job_name + job_path, a failing run's diagnostics,
-repair_on_retry, the sensor and a deferred run, cancelling a job's runs, and the run-events
+repair_on_retry, the sensor and a deferred run, a workflow task group's failure and Clear = repair,
+cancelling a job's runs, and the run-events
 trigger watching one job while another runs (both list runs and must not trust the server's
 ``jobKey`` filter; the service lists runs alike on both surfaces, so these two run on one).
 One in-process emulator serves the module with a fast clock; dag.test() is used where Airflow
@@ -31,6 +32,7 @@ from airflow_provider_aidp.sensors.aidp import AIDPJobRunSensor
 from airflow_provider_aidp.triggers.run_events import AIDPJobRunEventTrigger
 from tests.integration.aidp_run_support import FakeTI, build_dag, execute, run_dag, xcoms
 from tests.integration.run_events_support import FAST, FakeAssetState, Watcher, settle
+from tests.integration.workflow_support import chain_group, clear_and_resume
 
 #: Seconds a created job, run or task run stays unreadable (read_after_create_lag) or unlisted
 #: (listing_lag) in the consistency rows: longer than the flows' first polls, far below the grace.
@@ -347,6 +349,56 @@ def test_repair_on_retry_sensor_and_deferred_run_through_dag_test(emu: AIDPEmula
     for task_id in ("repairing", "sensor", "deferred"):
         summary = xcoms(dag, run_id, task_id)["run_summary"]
         assert set(summary_tasks(summary).values()) == {"SUCCESS"}, (task_id, summary)
+
+
+#: The readings a workflow task group's flow depends on beyond what the flows above cover: how task
+#: runs are read (summaries, listings, attempts), repairs (fields, tokens), types, consistency.
+WORKFLOW_READINGS = [
+    (i, r)
+    for i, r in READINGS
+    if i == "default"
+    or {
+        "task_run_summaries",
+        "no_task_run_listing",
+        "listed_attempts",
+        "repair_fields",
+        "retry_tokens",
+        "loose_types",
+        "unknown_statuses",
+        "read_after_create_lag",
+        "listing_lag",
+    }
+    & set(r)
+]
+
+
+#: On the GA surface each; on LA too where the surface changes what is sent or read (dependsOn as
+#: plain keys in the job, no task-run listing there).
+WORKFLOW_CASES = [(i, r, GA) for i, r in WORKFLOW_READINGS] + [
+    (i, r, LA) for i, r in WORKFLOW_READINGS if i in ("default", "summaries=never+no_listing_on_20240831")
+]
+
+
+@pytest.mark.parametrize(
+    ("emu", "surface"),
+    [(r, s) for _, r, s in WORKFLOW_CASES],
+    ids=[f"{i}-{s}" for i, _, s in WORKFLOW_CASES],
+    indirect=True,
+)
+def test_workflow_group_fails_then_a_clear_repairs_the_same_run(emu: AIDPEmulator) -> None:
+    """A workflow task group reads task runs (summaries, listings, attempts) and repairs by token:
+    the middle task fails, a Clear with its downstream repairs both in the one run."""
+    name = f"m_{uuid.uuid4().hex[:10]}"
+    emu.script_task(job_name=name, task_key="transform", outcome="FAILED", times=1)
+    dag = build_dag(chain_group(name, keys=TASKS))
+    states, run_id = run_dag(dag)
+    assert (states["etl.transform"], states["etl.load"]) == ("failed", "upstream_failed"), states
+    (run,) = [r for r in emu.runs() if r.get("jobName") == name]
+    states = clear_and_resume(dag, run_id, ["etl.transform"], downstream=True)
+    assert set(states.values()) == {"success"}, states
+    assert [r["key"] for r in emu.runs() if r.get("jobName") == name] == [run["key"]]
+    assert len(emu.find_requests("POST", path=f"*/jobRuns/{run['key']}/actions/repair")) == 1
+    assert status_of(emu, run["key"]) == "SUCCESS"
 
 
 #: Run listings read the same on both surfaces: the two listing flows below run once per reading.

@@ -55,6 +55,9 @@ def shared_emu(airflow_db: Any) -> Iterator[AIDPEmulator]:
         creds = server.generate_api_key()
         conn = json.loads(server.connection_json(creds))
         conn["extra"]["max_retries"] = 1
+        # This module plays no lagging reading: a name or key that names nothing fails after 2 s,
+        # not after the default 60 s grace (test_readings_matrix.py plays the lags).
+        conn["extra"]["consistency_grace"] = 2
         mp.setenv("AIRFLOW_CONN_AIDP_DEFAULT", json.dumps(conn))
         yield server
 

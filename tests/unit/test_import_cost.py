@@ -43,12 +43,13 @@ def test_operators_and_event_trigger_do_not_load_openlineage_or_heavy_modules() 
     """
     statement = (
         "import airflow_provider_aidp.operators.aidp, airflow_provider_aidp.triggers.run_events\n"
-        "import airflow_provider_aidp.triggers.aidp"
+        "import airflow_provider_aidp.triggers.aidp, airflow_provider_aidp.triggers.task_run\n"
+        "import airflow_provider_aidp.operators.workflow"
     )
     code = (
         f"import json, sys\n{statement}\n"
         "mods = ['openlineage', 'airflow_provider_aidp.openlineage', 'oci', 'aiohttp',"
-        " 'airflow_provider_aidp.emulator']\n"
+        " 'airflow_provider_aidp.emulator', 'airflow_provider_aidp.models.jobs']\n"
         "print(json.dumps({m: m in sys.modules for m in mods}))\n"
     )
     out = subprocess.run(

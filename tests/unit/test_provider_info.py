@@ -54,7 +54,10 @@ def test_ui_field_behaviour_hides_and_relabels() -> None:
 def test_modules_are_listed_by_contract_name(key: str) -> None:
     (entry,) = get_provider_info()[key]
     assert entry["python-modules"][0] == f"airflow_provider_aidp.{key}.aidp"
-    extra = {"triggers": ["airflow_provider_aidp.triggers.run_events"]}.get(key, [])
+    extra = {
+        "triggers": ["airflow_provider_aidp.triggers.run_events", "airflow_provider_aidp.triggers.task_run"],
+        "operators": ["airflow_provider_aidp.operators.workflow"],
+    }.get(key, [])
     assert entry["python-modules"][1:] == extra
     for module in entry["python-modules"]:
         importlib.import_module(module)
