@@ -17,9 +17,11 @@ after their bound has passed its creation (the case a bounded listing must not l
 
 Reported per case: listing requests (``GET /jobRuns``) per watched job per poll in the steady
 window (server-counted / polls counted in the worker), reads by key (``GET /jobRuns/{key}``: the
-event's parameters, a followed run confirmed) per event, end->event p50 / p99, missed, duplicate
-and wrong events (a history run, another job's), event-loop lag p50 / p99 (10 ms ticker) and the
-worker's RSS per watcher.
+event's parameters, a followed run confirmed) per event, end->event p50 / p99, missed (a run that
+ended while measured and was never reported: after the measurement the watchers run on until no
+event came for 5 polls, at most 60 s, so that a late event counts as late), duplicate and wrong
+events (a history run, another job's), event-loop lag p50 / p99 (10 ms ticker) while measured,
+and the worker's RSS per watcher (after a warm-up request).
 
 Scaled: poll interval ``--poll`` (1 s; default 60 s), the provider's pacing scaled by the same
 factor (20 x 60 / poll requests/s), ``--lookback`` 10 s (default 3,600 s).
@@ -52,6 +54,7 @@ CONN_ID = "bench"
 RESULT, READY = "RESULT ", "READY "
 DEFAULT_POLL, DEFAULT_PACING = 60.0, 20.0  # the event trigger's default interval, the default pacing
 LONG_SECONDS = 20.0  # the long run: created before the watchers start, ends after the bound passed it
+QUIET_POLLS, DRAIN_MAX = 5, 60.0  # after the measurement: stop once no event came for 5 polls (<= 60 s)
 
 
 # --- orchestrator side -----------------------------------------------------------------------------
@@ -139,7 +142,7 @@ def figures(
 ) -> dict[str, Any]:
     """Per-case figures: server-counted requests in the steady window, events against the runs."""
     recs = [r for r in emu.control.requests(method="GET") if "/jobRuns" in r["path"]]
-    lo, hi = ready + 2.0, result["stopped"] - 1.0
+    lo, hi = ready + 2.0, result["measured"] - 1.0
     listings = sum(1 for r in recs if lo <= r["time"] < hi and r["path"].endswith("/jobRuns"))
     reads = sum(
         1 for r in recs if ready <= r["time"] < result["stopped"] and not r["path"].endswith("/jobRuns")
@@ -149,7 +152,8 @@ def figures(
     for key, at in result["events"]:
         events.setdefault(key, []).append(at)
     ends = {key: end_of(emu, key) for key in [*long_runs, *started]}
-    expected = {k for k, end in ends.items() if end is not None and end < result["stopped"] - 2 * args.poll}
+    # Every run that ended while measured must be reported (the drain gave its event time to come).
+    expected = {k for k, end in ends.items() if end is not None and end < result["measured"]}
     late = [min(events[k]) - ends[k] for k in expected if k in events]  # type: ignore[operator]
     return {
         "listings_per_job_poll": listings / max(1, polls) / (jobs if result["shared"] else 1),
@@ -249,10 +253,20 @@ async def drive_all(spec: dict[str, Any]) -> dict[str, Any]:
     print(READY + str(ready), flush=True)
     lags.clear()
     await asyncio.sleep(spec["measure"])
+    measured, lag_count = time.time(), len(lags)
+    # Drain: the last runs' events may still be on their way (a server slowed by a long history
+    # answers late); stop once none came for QUIET_POLLS polls, at most DRAIN_MAX seconds on.
+    while time.time() < measured + DRAIN_MAX:
+        last = max([measured, *(at for _, at in events)])
+        if time.time() - last > QUIET_POLLS * spec["poll"]:
+            break
+        await asyncio.sleep(spec["poll"])
     for task in [*tasks, tick]:
         task.cancel()
     await asyncio.gather(*tasks, tick, return_exceptions=True)
+    del lags[lag_count:]  # the lag while measured, not while draining
     return {
+        "measured": measured,
         "stopped": time.time(),
         "polls": polls,
         "events": events,
