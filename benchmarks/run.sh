@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command per benchmark, from a fresh checkout:
-#   benchmarks/run.sh import_cost | triggerer_scale | hook_vs_sdk | workflow_reads | all   [script options...]
+#   benchmarks/run.sh import_cost | triggerer_scale | hook_vs_sdk | event_history | workflow_reads | all
+#   [script options...]
 # Creates .venv-bench/ in the repository on first use (Python >= 3.10 and PyPI access needed):
 # Airflow, the Databricks provider and Oracle's aidp-python-client go there and never into the
 # project's test environment. Set BENCH_VENV to reuse another venv.
@@ -25,13 +26,13 @@ what="${1:-all}"
 shift || true
 case "$what" in
     all)
-        for b in import_cost hook_vs_sdk triggerer_scale; do
+        for b in import_cost hook_vs_sdk triggerer_scale event_history; do
             echo "=== $b ==="
             "$VENV/bin/python" "benchmarks/$b.py"
         done ;;
-    import_cost|triggerer_scale|hook_vs_sdk|workflow_reads)
+    import_cost|triggerer_scale|hook_vs_sdk|event_history|workflow_reads)
         exec "$VENV/bin/python" "benchmarks/$what.py" "$@" ;;
     *)
-        echo "usage: $0 {import_cost|triggerer_scale|hook_vs_sdk|workflow_reads|all} [options]" >&2
+        echo "usage: $0 {import_cost|triggerer_scale|hook_vs_sdk|event_history|workflow_reads|all} [options]" >&2
         exit 2 ;;
 esac

@@ -6,7 +6,9 @@ app turns that into an HTTP response, so handlers stay plain, synchronous and ea
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -199,12 +201,34 @@ def _page(call: Call, items: list[Any]) -> tuple[list[Any], dict[str, str]]:
     return paginate(items, call.query, *call.state.readings.page_limit())
 
 
+def _created_window(call: Call) -> tuple[float, float]:
+    """``timeCreatedGreaterThanOrEqualTo`` / ``...LessThanOrEqualTo`` as epoch ms (inclusive, at the
+    millisecond a listing shows); ``(-inf, inf)`` under ``time_filter=ignored``."""
+    bounds = []
+    for name, default in (
+        ("timeCreatedGreaterThanOrEqualTo", -math.inf),
+        ("timeCreatedLessThanOrEqualTo", math.inf),
+    ):
+        value = call.query.get(name)
+        if value is None or call.state.readings.time_filter == "ignored":
+            bounds.append(default)
+            continue
+        try:
+            when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise bad_request(f"{name} must be an RFC 3339 date-time, got {value!r}") from None
+        if when.tzinfo is None:
+            raise bad_request(f"{name} must carry a time zone (e.g. Z), got {value!r}")
+        bounds.append(when.timestamp() * 1000)
+    return bounds[0], bounds[1]
+
+
 def list_job_runs(call: Call, *, recent: bool = False) -> Result:
     q = call.query
     keys = set(q.getall("jobKey", []))
     ignored = call.state.readings.run_list_filters
     if not keys and (recent or ignored == "job_key_required"):
-        raise bad_request("jobKey is required")
+        raise bad_request("jobKey is required", code="MissingParameter")
     statuses = _statuses(call)
     if not recent and ignored in ("job_key_ignored", "ignored"):
         keys = set()
@@ -213,14 +237,18 @@ def list_job_runs(call: Call, *, recent: bool = False) -> Result:
         statuses = set(q.getall("status", [])[:1])
     if ignored in ("status_ignored", "ignored"):
         statuses = set()
+    low, high = _created_window(call)
     runs = [
         r
         for r in _listed(call, call.state.store.list_runs(call.scope))
         if (not keys or r.job_key in keys)
         and (not statuses or r.status in statuses)
         and ("displayName" not in q or r.summary()["name"] == q["displayName"])
+        and low <= int(r.created * 1000) <= high
     ]
     runs = sort_items(runs, q, lambda r: r.created, lambda r: str(r.summary()["name"]))
+    if call.state.readings.run_sort == "ignored":  # the service's own order, whatever was asked
+        runs.sort(key=lambda r: r.key)
     if recent and "recordCount" in q:
         runs = runs[: int(q["recordCount"])]
     page, headers = _page(call, runs)

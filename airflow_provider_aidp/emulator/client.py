@@ -98,6 +98,12 @@ class EmulatorClient:
     def runs(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/runs"))
 
+    def seed_history(self, job_key: str, count: int, **options: Any) -> list[str]:
+        """Same as AIDPEmulator.seed_history (every=, duration=, status=): the new run keys."""
+        return list(
+            self._call("POST", "/runs/history", {"job_key": job_key, "count": count, **options})["run_keys"]
+        )
+
     def host_workspace(self, ai_data_platform_id: str, *workspace_keys: str, **flags: bool) -> dict[str, Any]:
         """Host an instance and workspaces; ``accept_any=`` / ``detailed=`` set the 404 behaviour."""
         body = {"ai_data_platform_id": ai_data_platform_id, "workspace_keys": list(workspace_keys), **flags}

@@ -68,6 +68,7 @@ def add_routes(app: web.Application, state: EmulatorState) -> None:
     r.add_post(f"{PREFIX}/tenancy", json_handler(lambda req, d: _set_tenancy(state, d)))
     r.add_get(f"{PREFIX}/jobs", json_handler(lambda req, d: _jobs(state)))
     r.add_get(f"{PREFIX}/runs", json_handler(lambda req, d: _runs(state)))
+    r.add_post(f"{PREFIX}/runs/history", json_handler(lambda req, d: _history(state, d)))
     r.add_post(f"{PREFIX}/keys", json_handler(lambda req, d: _add_key(state, d)))
     r.add_post(f"{PREFIX}/session-tokens", json_handler(lambda req, d: _add_token(state, d)))
     r.add_post(
@@ -176,6 +177,17 @@ def _jobs(state: EmulatorState) -> list[dict[str, Any]]:
             {"key": j.key, "ai_data_platform_id": j.scope[0], "workspace_key": j.scope[1], "body": j.body}
             for j in state.store.jobs.values()
         ]
+
+
+def _history(state: EmulatorState, data: dict[str, Any]) -> dict[str, Any]:
+    """``{"job_key": ..., "count": N, "every": s, "duration": s, "status": ...}`` -> the run keys."""
+    allowed = {"job_key", "count", "every", "duration", "status"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"unknown history fields {unknown}; allowed: {sorted(allowed)}")
+    options = {k: data[k] for k in ("every", "duration", "status") if k in data}
+    keys = state.store.seed_history(str(data["job_key"]), int(data["count"]), **options)
+    return {"run_keys": keys}
 
 
 def _runs(state: EmulatorState) -> list[dict[str, Any]]:

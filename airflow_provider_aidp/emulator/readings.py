@@ -57,6 +57,12 @@ RUN_LIST_FILTERS = (
     "job_key_required",
     "first_values_only",
 )
+#: ``GET /jobRuns?sortBy=...&sortOrder=...``: runs in that order | in the service's own order (by
+#: key, unrelated to time), whatever ``sortBy`` and ``sortOrder`` say.
+RUN_SORTS = ("applied", "ignored")
+#: ``GET /jobRuns?timeCreatedGreaterThanOrEqualTo=...&timeCreatedLessThanOrEqualTo=...``: only runs
+#: created in that window | every run, as if the parameters were not there.
+TIME_FILTERS = ("applied", "ignored")
 #: ``POST /jobRuns/{key}/actions/cancel`` answers the run (200, as the SDK's model says) | 202
 #: Accepted with no body and an ``opc-work-request-id`` (the cancel is a work request).
 CANCEL_ANSWERS = ("run", "accepted")
@@ -94,6 +100,8 @@ class Readings:
     unknown_statuses: bool = False
     retry_tokens: str = "honoured"
     run_list_filters: str = "applied"
+    run_sort: str = "applied"
+    time_filter: str = "applied"
     page_size: str = "max1000"
     cancel_answer: str = "run"
     task_run_summaries: str = "on_request"
@@ -165,6 +173,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "listed_attempts": LISTED_ATTEMPTS,
     "retry_tokens": RETRY_TOKENS,
     "run_list_filters": RUN_LIST_FILTERS,
+    "run_sort": RUN_SORTS,
+    "time_filter": TIME_FILTERS,
     "page_size": PAGE_SIZES,
     "cancel_answer": CANCEL_ANSWERS,
     "task_run_summaries": TASK_RUN_SUMMARIES,

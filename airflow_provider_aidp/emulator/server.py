@@ -294,6 +294,19 @@ class AIDPEmulator:
     def runs(self) -> list[dict[str, Any]]:
         return [r.render(GA) for r in self.state.store.all_runs()]
 
+    def seed_history(
+        self,
+        job_key: str,
+        count: int,
+        *,
+        every: float = 3600.0,
+        duration: float = 60.0,
+        status: str = "SUCCESS",
+    ) -> list[str]:
+        """``count`` finished runs of a job, created ``every`` emulator seconds apart up to ``every``
+        before now (a job's history, e.g. a year of hourly runs, without simulating it)."""
+        return self.state.store.seed_history(job_key, count, every, duration, status)
+
     def reset(self, *, keys: bool = False) -> None:
         self.state.reset(keys=keys)
 

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.upsert import UpsertResult
     from airflow_provider_aidp.models.outputs import RenderedOutput
     from airflow_provider_aidp.models.runs import (
+        ActiveRun,
         ExportedTaskRunOutputContents,
         Job,
         JobRun,
@@ -313,6 +314,25 @@ class AIDPHook(BaseHook):
         """Async :meth:`list_job_runs`."""
         return await self._arun(lambda s: s.list_job_runs(job_keys or (), statuses or (), limit))
 
+    def list_runs_created_since(self, job_keys: Sequence[str], since_ms: int) -> list[JobRunSummary]:
+        """Every run of ``job_keys`` created at or after ``since_ms`` (epoch ms), any status: complete
+        and matched here, however the service treats the time filter and the sort (it costs more
+        requests where they are ignored). See ``Service.list_runs_created_since``."""
+        return self._run(lambda s: s.list_runs_created_since(job_keys, since_ms))
+
+    async def a_list_runs_created_since(self, job_keys: Sequence[str], since_ms: int) -> list[JobRunSummary]:
+        """Async :meth:`list_runs_created_since` (the run-event trigger's bounded poll)."""
+        return await self._arun(lambda s: s.list_runs_created_since(job_keys, since_ms))
+
+    def newest_run_created(self, job_keys: Sequence[str]) -> int | None:
+        """When the newest run of ``job_keys`` was created (epoch ms; None: no run), from one page:
+        where the service ignores the sort, an older run's (never a newer one's)."""
+        return self._run(lambda s: s.newest_run_created(job_keys))
+
+    async def a_newest_run_created(self, job_keys: Sequence[str]) -> int | None:
+        """Async :meth:`newest_run_created`."""
+        return await self._arun(lambda s: s.newest_run_created(job_keys))
+
     def list_active_runs(self, job_keys: Sequence[str] | None = None) -> list[JobRunSummary]:
         """A cheap snapshot of the active runs of ``job_keys`` (none: the workspace), not a census:
         a run it does not show may still be active (read it by key). See ``Service.list_active_runs``."""
@@ -321,6 +341,15 @@ class AIDPHook(BaseHook):
     async def a_list_active_runs(self, job_keys: Sequence[str] | None = None) -> list[JobRunSummary]:
         """Async :meth:`list_active_runs` (the triggerer's status sweep)."""
         return await self._arun(lambda s: s.list_active_runs(job_keys))
+
+    def list_active_run_states(self, job_keys: Sequence[str] | None = None) -> list[ActiveRun]:
+        """:meth:`list_active_runs` as ``(key, job_key, status)`` tuples, no model per run (the
+        status sweep reads thousands of runs a few times a poll interval)."""
+        return self._run(lambda s: s.list_active_run_states(job_keys))
+
+    async def a_list_active_run_states(self, job_keys: Sequence[str] | None = None) -> list[ActiveRun]:
+        """Async :meth:`list_active_run_states` (the triggerer's status sweep)."""
+        return await self._arun(lambda s: s.list_active_run_states(job_keys))
 
     def cancel_job_run(self, run_key: str, *, created_at: float | None = None) -> JobRun:
         """Cancel a run; the run as the cancel left it (a run that had already ended: as it ended)."""

@@ -16,6 +16,8 @@ drives the same generator with ``requests`` for its sync methods and with ``aioh
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import logging
 import threading
 import time
@@ -47,6 +49,7 @@ from airflow_provider_aidp.models.outputs import RenderedOutput, render
 from airflow_provider_aidp.models.runs import (
     ACTIVE_STATUSES,
     TASK_FAILED_STATUSES,
+    ActiveRun,
     ExportedTaskRunOutputContents,
     Job,
     JobRun,
@@ -56,6 +59,7 @@ from airflow_provider_aidp.models.runs import (
     TaskRunOutput,
     is_active,
     is_terminal,
+    normalize_status,
     string_parameters,
 )
 
@@ -87,6 +91,11 @@ LISTED_STATUSES: tuple[str, ...] = tuple(
 )
 #: What this process learned about a service is re-learned after this many seconds.
 PROFILE_TTL_SECONDS = 900.0
+#: A page proves that a service sorts run listings when it shows this many distinct creation times
+#: newest first (a page served in no particular order is in that order by chance ~1 in 10!).
+SORT_PROOF = 10
+#: The query parameters of a run listing bounded by creation time, newest first (WORKFLOW_API.md).
+WINDOW_PARAMS = ("timeCreatedGreaterThanOrEqualTo", "sortBy", "sortOrder")
 #: First and longest pause while a just-created resource is not visible yet.
 VISIBLE_FIRST_PAUSE, VISIBLE_MAX_PAUSE = 0.5, 5.0
 
@@ -107,6 +116,15 @@ class Profile:
     #: Repeated filter values (``jobKey=a&jobKey=b``): applied (True), only the first read (False),
     #: not shown yet (None). Reading ``run_list_filters=first_values_only``.
     repeats: bool | None = None
+    #: ``sortBy=timeCreated&sortOrder=DESC`` on run listings: applied (True: a page showed
+    #: :data:`SORT_PROOF` distinct creation times newest first), ignored (False: a page showed two out
+    #: of that order), not shown yet (None). Reading ``run_sort``.
+    run_sort: bool | None = None
+    #: ``timeCreatedGreaterThanOrEqualTo`` on run listings: ignored (False: an older run was served),
+    #: else not known (None: an applied filter shows nothing to learn from). Reading ``time_filter``.
+    time_filter: bool | None = None
+    #: The service refused the window's parameters (a 400 naming them): run listings go without them.
+    window_refused: bool = False
     learned_at: float = field(default_factory=time.monotonic)
 
 
@@ -151,13 +169,14 @@ def _job_matches(job: JobSummary, name: str, folder: str | None) -> bool:
     return job.name == name and (folder is None or same_folder(job.path, name, folder))
 
 
-def _runs_matching(
-    runs: Iterable[JobRunSummary], job_keys: Sequence[str], statuses: Sequence[str]
-) -> list[JobRunSummary]:
+_R = TypeVar("_R", JobRunSummary, ActiveRun)
+
+
+def _runs_matching(runs: Iterable[_R], job_keys: Sequence[str], statuses: Sequence[str]) -> list[_R]:
     """Reading ``run_list_filters``: a service may ignore ``jobKey`` or ``status``. A run listed
     without a job key cannot be checked and is kept (the SDK marks the field optional: dropping
     such runs would make a service that omits it look like one with no runs); one per key."""
-    out: dict[str, JobRunSummary] = {}
+    out: dict[str, _R] = {}
     for run in runs:
         if job_keys and run.job_key is not None and run.job_key not in job_keys:
             continue
@@ -165,6 +184,54 @@ def _runs_matching(
             continue
         out.setdefault(run.key, run)
     return list(out.values())
+
+
+def _active_run(item: Any) -> ActiveRun:
+    """One listed run's key, job key and status; anything but plain strings where they belong is
+    read by the model (its tolerance, e.g. a numeric key, or its error naming the listing)."""
+    if isinstance(item, dict):
+        key, job_key, state = item.get("key"), item.get("jobKey"), item.get("state")
+        status = state.get("status") if isinstance(state, dict) else None
+        if isinstance(key, str) and isinstance(job_key, str | None) and isinstance(status, str | None):
+            return ActiveRun(key, job_key, None if status is None else normalize_status(status))
+    run = parse_model(JobRunSummary, item, "GET", "/jobRuns", None)
+    return ActiveRun(run.key, run.job_key, run.status)
+
+
+class _Order:
+    """What the pages of one listing asked newest first show about the service's sort (reading
+    ``run_sort``) and time filter (reading ``time_filter``), learned into the connection's Profile."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.last: int | None = None  # creation time of the last run served so far
+        self.in_order = True
+
+    def saw(self, page: list[JobRunSummary], since_ms: int) -> bool:
+        """Take one page; True when the listing may stop here: the service sorts (shown before),
+        this listing has been newest first so far, and the page reached runs older than the bound."""
+        times = [r.time_created for r in page if r.time_created is not None]
+        seq = ([self.last] if self.last is not None else []) + times
+        if any(later > earlier for earlier, later in itertools.pairwise(seq)):
+            self.in_order = False
+            if self.profile.run_sort is not False:
+                log.info("AIDP does not sort run listings by creation time: bounded listings read every page")
+            self.profile.run_sort = False
+        elif self.in_order and len(set(times)) >= SORT_PROOF and self.profile.run_sort is None:
+            self.profile.run_sort = True
+        if times:
+            self.last = times[-1]
+        older = bool(times) and min(times) < since_ms
+        if older and self.profile.time_filter is None:
+            log.info("AIDP serves runs created before timeCreatedGreaterThanOrEqualTo: dropped here")
+            self.profile.time_filter = False
+        return older and self.in_order and bool(self.profile.run_sort) and times[-1] < since_ms
+
+
+def _refuses_window(exc: AIDPApiError) -> bool:
+    """A 400 naming one of the window's parameters (an older service): list without them."""
+    text = exc.message.lower()
+    return exc.status == 400 and any(p.lower() in text for p in WINDOW_PARAMS)
 
 
 def _chunks(keys: Sequence[str], size: int = JOB_KEYS_PER_LISTING) -> list[list[str]]:
@@ -221,12 +288,13 @@ class Service:
         query: Sequence[tuple[str, Any]],
         limit: int | None = None,
         page_size: int = PAGE_SIZE,
+        ahead: bool = False,
     ) -> Op[list[dict[str, Any]]]:
         """Every item of every page (``opc-next-page``), up to ``limit``: never one page's word."""
         pager = Pager("/" + "/".join(segments), query, page_size, limit)
         items: list[dict[str, Any]] = []
         while not pager.done:
-            items += pager.take((yield Call("GET", segments, query=pager.query())))
+            items += pager.take((yield Call("GET", segments, query=pager.query(), ahead=ahead)))
         return items
 
     def _listed(
@@ -400,7 +468,97 @@ class Service:
             return (yield from self.list_job_runs(keys, wanted, limit))
         return runs
 
-    def _repeats_ignored(self, keys: list[str], wanted: list[str], runs: list[JobRunSummary]) -> Op[bool]:
+    def list_runs_created_since(self, job_keys: Sequence[str], since_ms: int) -> Op[list[JobRunSummary]]:
+        """Every run of ``job_keys`` (none: the workspace) created at or after ``since_ms`` (epoch ms),
+        any status: complete and matched here, whatever the service does with the window.
+
+        The listing asks ``timeCreatedGreaterThanOrEqualTo`` (what is served stays bounded, however
+        long the history) and ``sortBy=timeCreated&sortOrder=DESC`` (a listing may stop at the first
+        page that reaches the bound). Reading ``time_filter=ignored``: older runs are served too and
+        dropped here; where the sort is applied the listing stops at the first page that reaches them
+        (about one page more), otherwise it reads every page: a cost that grows with history, never
+        a missed run. Reading ``run_sort=ignored``: a listing stops early only once the service has
+        shown that it sorts (``Profile.run_sort``) and only while this listing's pages are in order.
+        A run listed without ``timeCreated`` is kept (it cannot be checked). A service that refuses
+        the window's parameters (400 naming them) is listed without them, every page. Reading
+        ``run_list_filters=first_values_only``: as :meth:`list_job_runs`, a later job key no run was
+        listed for is listed alone once, and one job key a request once that is learned."""
+        keys = list(job_keys)
+        if self.profile.repeats is False:
+            runs: list[JobRunSummary] = []
+            for one in [[k] for k in keys] or [[]]:
+                runs += yield from self._window(one, since_ms)
+            return _runs_matching(runs, keys, ())
+        runs = _runs_matching((yield from self._window(keys, since_ms)), keys, ())
+        if self.profile.repeats is None and len(keys) > 1:
+            listed = {r.job_key for r in runs}
+            if any(k in listed for k in keys[1:]):
+                self.profile.repeats = True  # a later job key was served: repeated filters are applied
+            else:
+                for key in keys[1:]:
+                    if _runs_matching((yield from self._window([key], since_ms)), [key], ()):
+                        log.info("AIDP reads only the first value of a repeated filter: one a request")
+                        self.profile.repeats = False
+                        return (yield from self.list_runs_created_since(keys, since_ms))
+        return runs
+
+    def _window(self, keys: list[str], since_ms: int) -> Op[list[JobRunSummary]]:
+        """One bounded listing's runs created at or after ``since_ms`` (see the caller)."""
+        since = dt.datetime.fromtimestamp(since_ms / 1000, dt.timezone.utc)
+        window = (
+            (
+                "timeCreatedGreaterThanOrEqualTo",
+                since.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            ),
+            ("sortBy", "timeCreated"),
+            ("sortOrder", "DESC"),
+        )
+        query = [("jobKey", k) for k in keys] + ([] if self.profile.window_refused else list(window))
+        pager = Pager("/jobRuns", query, PAGE_SIZE, None)
+        kept: dict[str, JobRunSummary] = {}
+        order = _Order(self.profile)
+        while not pager.done:
+            try:
+                items = pager.take((yield Call("GET", ("jobRuns",), query=pager.query())))
+            except AIDPApiError as exc:
+                if self.profile.window_refused or not _refuses_window(exc) or pager.page is not None:
+                    raise
+                log.info(
+                    "AIDP refused a run listing bounded by creation time (%s); listing every run", exc.message
+                )
+                self.profile.window_refused = True
+                return (yield from self._window(keys, since_ms))
+            page = [parse_model(JobRunSummary, item, "GET", "/jobRuns", None) for item in items]
+            for run in page:
+                if run.time_created is None or run.time_created >= since_ms:
+                    kept.setdefault(run.key, run)
+            if order.saw(page, since_ms) and not pager.done:
+                break  # newest first, in order so far, and past the bound: the rest is older
+        return list(kept.values())
+
+    def newest_run_created(self, job_keys: Sequence[str]) -> Op[int | None]:
+        """When the newest run of ``job_keys`` was created (epoch ms), from one page listed newest
+        first; None when they have no run. Reading ``run_sort=ignored``: that page is any page, and
+        its newest run may be older than the newest: a window bounded by it is wider, never
+        narrower. Reading ``run_list_filters=first_values_only``: one job key a request once learned
+        (a page short of a full one is a census: a later job key missing from it is listed alone)."""
+        keys = list(job_keys)
+        sort = [] if self.profile.window_refused else [("sortBy", "timeCreated"), ("sortOrder", "DESC")]
+        newest: int | None = None
+        for part in ([[k] for k in keys] if self.profile.repeats is False else [keys]) or [[]]:
+            query = [*(("jobKey", k) for k in part), *sort]
+            page = yield from self._listed(JobRunSummary, ("jobRuns",), query, limit=PAGE_SIZE)
+            page = _runs_matching(page, part, ())
+            times = [r.time_created for r in page if r.time_created is not None]
+            newest = max([*times, *([newest] if newest is not None else [])], default=None)
+            unsure = self.profile.repeats is None and len(part) > 1 and len(page) < PAGE_SIZE
+            if unsure and (yield from self._repeats_ignored(part, [], page)):
+                return (yield from self.newest_run_created(keys))
+        return newest
+
+    def _repeats_ignored(
+        self, keys: list[str], wanted: list[str], runs: Sequence[JobRunSummary | ActiveRun]
+    ) -> Op[bool]:
         """Whether the service read only the first value of a repeated filter (learned once)."""
         later = [("jobKey", k) for k in keys[1:]] + [("status", s) for s in wanted[1:]]
         unseen = [
@@ -421,42 +579,100 @@ class Service:
         return False
 
     def _run_pages(
-        self, keys: Sequence[str], statuses: Sequence[str], limit: int | None, page_size: int = PAGE_SIZE
+        self,
+        keys: Sequence[str],
+        statuses: Sequence[str],
+        limit: int | None,
+        page_size: int = PAGE_SIZE,
+        ahead: bool = False,
     ) -> Op[list[JobRunSummary]]:
         query = [*(("jobKey", k) for k in keys), *(("status", s) for s in statuses)]
-        return (yield from self._listed(JobRunSummary, ("jobRuns",), query, limit=limit, page_size=page_size))
+        return (
+            yield from self._listed(
+                JobRunSummary, ("jobRuns",), query, limit=limit, page_size=page_size, ahead=ahead
+            )
+        )
+
+    def list_active_run_states(self, job_keys: Sequence[str] | None) -> Op[list[ActiveRun]]:
+        """:meth:`list_active_runs` as the status sweep needs it: key, job key and status of each
+        run, no model per run (:class:`~airflow_provider_aidp.models.runs.ActiveRun` says why)."""
+        return (yield from self._active(job_keys, lean=True))
 
     def list_active_runs(self, job_keys: Sequence[str] | None) -> Op[list[JobRunSummary]]:
         """A snapshot of the active runs of ``job_keys`` (None: the workspace), in as few requests
         as the service allows: repeated ``jobKey`` (50 a request) and ``status`` filters, the largest
-        page it serves. Not a census: runs in statuses the API cannot filter by, runs a lagging
-        listing does not show yet (reading ``listing_lag``) and, where a service reads one value of
-        a repeated filter, most runs are missing; read those by key, as the status sweep does.
+        page it serves, each page booked ahead of queued requests (it answers for every run the
+        status sweep follows). Not a census: runs in statuses the API cannot filter by and runs a
+        lagging listing does not show yet (reading ``listing_lag``) are missing; read those by key,
+        as the status sweep does.
 
-        Readings ``page_size`` and ``queued_filter``: a refused listing asks for less (below)."""
-        runs: list[JobRunSummary] = []
-        for part in [[]] if job_keys is None else _chunks(list(job_keys)):
-            while True:
-                profile = self.profile
-                try:
-                    runs += yield from self._run_pages(
-                        part, profile.snapshot_statuses, None, profile.snapshot_page_size
-                    )
-                    break
-                except AIDPApiError as exc:
-                    if exc.status != 400 or not self._ask_less(exc.message.lower()):
-                        raise
-        return _runs_matching(runs, list(job_keys or ()), ())
+        Reading ``run_list_filters=first_values_only``: until the service has shown that it applies
+        repeated filters, a value no listed run carries is listed alone once (``Profile.repeats``);
+        where it reads only the first value, the snapshot asks one job key and one status a request
+        (4 requests a job instead of a GET per run). Readings ``page_size`` and ``queued_filter``: a
+        refused listing asks for less (:meth:`_ask_less`)."""
+        return (yield from self._active(job_keys, lean=False))
 
-    def _ask_less(self, refusal: str) -> bool:
-        """After a 400: drop what the refusal names (``limit``: the page size served in the field
-        notes, 100; ``QUEUED``: a status filter an older service refuses, SDK 5.0.0); a refusal
-        naming neither steps down the page size, then ``QUEUED``. One naming ``jobKey`` (reading
-        ``run_list_filters=job_key_required``) cannot be helped here. True: ask again."""
-        profile = self.profile
-        if "jobkey" in refusal:
+    def _active(self, job_keys: Sequence[str] | None, lean: bool) -> Op[list[Any]]:
+        keys = list(job_keys or ())
+        runs: list[Any] = []
+        for part_keys, part_statuses in self._snapshot_parts(keys):
+            runs += yield from self._snapshot(part_keys, part_statuses, lean)
+        runs = _runs_matching(runs, keys, ())
+        if self.profile.repeats is None:  # learned from the first request's filters
+            first = keys[:JOB_KEYS_PER_LISTING]
+            if (yield from self._repeats_ignored(first, list(self.profile.snapshot_statuses), runs)):
+                return (yield from self._active(job_keys, lean))
+        return runs
+
+    def _snapshot_parts(self, keys: list[str]) -> list[tuple[list[str], list[str]]]:
+        """(job keys, statuses) of each snapshot request."""
+        statuses = list(self.profile.snapshot_statuses)
+        if self.profile.repeats is False:  # one value of each filter a request
+            return [(k, [s]) for k in ([[key] for key in keys] or [[]]) for s in statuses]
+        return [(part, statuses) for part in (_chunks(keys) or [[]])]
+
+    def _snapshot(self, keys: list[str], statuses: list[str], lean: bool) -> Op[list[Any]]:
+        """One snapshot request's pages; a refusal asks for less and asks again."""
+        while True:
+            profile = self.profile
+            wanted = [s for s in statuses if s in profile.snapshot_statuses]
+            if statuses and not wanted:
+                return []  # its only status was dropped: those runs are read by key
+            try:
+                size = profile.snapshot_page_size
+                if lean:
+                    return (yield from self._active_pages(keys, wanted, size))
+                return (yield from self._run_pages(keys, wanted, None, size, ahead=True))
+            except AIDPApiError as exc:
+                if not self._ask_less(exc):
+                    raise
+
+    def _active_pages(self, keys: list[str], statuses: list[str], page_size: int) -> Op[list[ActiveRun]]:
+        """Every page, each turned into :class:`ActiveRun` tuples as it arrives (its JSON freed)."""
+        query = [*(("jobKey", k) for k in keys), *(("status", s) for s in statuses)]
+        pager = Pager("/jobRuns", query, page_size, None)
+        runs: list[ActiveRun] = []
+        while not pager.done:
+            runs += map(
+                _active_run, pager.take((yield Call("GET", ("jobRuns",), query=pager.query(), ahead=True)))
+            )
+        return runs
+
+    def _ask_less(self, refusal: AIDPApiError) -> bool:
+        """After a refused snapshot, True to ask again for less. The refusal's structured parts
+        first: only a 400 is about the request's parameters, and OCI's ``MissingParameter`` code
+        says something required is missing, which asking for less cannot supply (reading
+        ``run_list_filters=job_key_required``: the status sweep then learns job keys from GETs).
+        Then its wording: ``limit`` costs the page size (down to the 100 served in the field notes),
+        ``QUEUED`` that status filter (an older service refuses it, SDK 5.0.0), ``jobKey`` nothing
+        (required); a refusal that names none of them steps down the page size, then ``QUEUED``."""
+        if refusal.status != 400 or refusal.code == "MissingParameter":
             return False
-        if "limit" in refusal or ("queued" not in refusal and profile.snapshot_page_size > PAGE_SIZE):
+        profile, text = self.profile, refusal.message.lower()
+        if "jobkey" in text:
+            return False
+        if "limit" in text or ("queued" not in text and profile.snapshot_page_size > PAGE_SIZE):
             if profile.snapshot_page_size <= PAGE_SIZE:
                 return False
             profile.snapshot_page_size = PAGE_SIZE

@@ -60,6 +60,9 @@ class Call:
 
     ``allow_empty``: a 2xx with no body at all is an answer too (body ``None``), for calls the
     service may answer without describing the result (a cancel's 202 work request, a PUT's 204).
+    ``ahead``: the call stands in for many others (the status sweep's listing answers for every
+    watched run), so it takes its pacing slot ahead of queued requests
+    (:meth:`RequestRateLimiter.reserve`).
     """
 
     method: str
@@ -70,6 +73,7 @@ class Call:
     if_match: str | None = None
     expect_json: bool = True
     allow_empty: bool = False
+    ahead: bool = False
 
     @property
     def path(self) -> str:
@@ -87,6 +91,7 @@ class RequestPlan:
     expect_json: bool
     request_id: str
     allow_empty: bool = False
+    ahead: bool = False
 
     @property
     def path(self) -> str:
@@ -112,7 +117,9 @@ def plan_request(config: AIDPConnectionConfig, workspace: str, call: Call) -> Re
     payload = call.payload
     body = None if payload is None else json.dumps(payload, separators=(",", ":")).encode("utf-8")
     url = config.url(workspace, *call.segments, query=call.query)
-    return RequestPlan(call.method, url, headers, body, call.expect_json, request_id, call.allow_empty)
+    return RequestPlan(
+        call.method, url, headers, body, call.expect_json, request_id, call.allow_empty, call.ahead
+    )
 
 
 # --- one answer -----------------------------------------------------------------------------------
@@ -418,7 +425,7 @@ async def send_async(state: AsyncState, plan: RequestPlan, timeout: float) -> An
     import aiohttp
     from yarl import URL
 
-    await state.limiter.acquire()
+    await state.limiter.acquire(ahead=plan.ahead)
     # Signed after the pacing wait (the signed date must be fresh) and sent exactly as signed.
     headers = auth.sign_request(state.signer, plan.method, plan.url, plan.headers, plan.body)
     try:
@@ -508,6 +515,13 @@ class RequestRateLimiter:
     ``reserve()`` books the next slot and says how long to wait for it, so waiters are served in
     arrival order without a queue or a lock (the loop is single-threaded). A 429 halves the rate;
     requests that get through restore it step by step. ``rate <= 0`` disables pacing.
+
+    A request booked ``ahead`` (one that answers for many, the status sweep's listing) does not
+    wait behind a backlog: if thousands of triggers fell back to their own GETs, the listing that
+    ends the fallback would otherwise queue behind all of them (N / rate seconds) and the fallback
+    would feed itself. It goes as soon as the rate allows among such requests, and pushes the
+    queue back one slot, so the rate holds on average; in the short run the ceiling is exceeded
+    by at most the ``ahead`` requests sent while a backlog drains.
     """
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
@@ -515,24 +529,29 @@ class RequestRateLimiter:
         self.rate = self.max_rate
         self.burst = max(1.0, float(burst if burst is not None else rate))
         self._tat = -math.inf  # theoretical arrival time of the next request (monotonic seconds)
+        self._ahead = -math.inf  # earliest time of the next request booked ahead
 
     @property
     def enabled(self) -> bool:
         return self.max_rate > 0
 
-    def reserve(self, now: float | None = None) -> float:
-        """Take the next slot; return the seconds to wait before sending (0 when there is room)."""
+    def reserve(self, now: float | None = None, *, ahead: bool = False) -> float:
+        """Take the next slot; return the seconds to wait before sending (0 when there is room).
+        ``ahead``: take it before the queued requests (the class docstring says when)."""
         if not self.enabled:
             return 0.0
         now = time.monotonic() if now is None else now
         interval = 1.0 / self.rate
         tat = max(self._tat, now)
-        wait = tat - (self.burst - 1.0) * interval - now
+        wait = max(0.0, tat - (self.burst - 1.0) * interval - now)
         self._tat = tat + interval
-        return max(0.0, wait)
+        if ahead:
+            wait = min(wait, max(0.0, self._ahead - now))
+            self._ahead = now + wait + interval
+        return wait
 
-    async def acquire(self) -> None:
-        wait = self.reserve()
+    async def acquire(self, *, ahead: bool = False) -> None:
+        wait = self.reserve(ahead=ahead)
         if wait > 0:
             await asyncio.sleep(wait)
 

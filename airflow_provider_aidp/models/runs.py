@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import (
     AliasGenerator,
@@ -246,10 +246,26 @@ class JobRunSummary(ResponseModel):
     state: State = Field(default_factory=State)
     start_time: Millis = None
     end_time: Millis = None
+    #: When the service created the run (its listings filter and sort by it): epoch ms.
+    time_created: Millis = None
 
     @property
     def status(self) -> str | None:
         return self.state.status
+
+
+class ActiveRun(NamedTuple):
+    """A run as the status sweep's snapshot needs it: key, job key, status (normalized).
+
+    A plain tuple of strings, not a model: the sweep reads thousands of runs a few times a poll
+    interval, and a model per run (several objects the garbage collector tracks, each outliving
+    the listing's page requests) made CPython's full collections (~150 ms at 5,000 runs) come every
+    couple of seconds; a tuple of strings is not tracked at all.
+    """
+
+    key: str
+    job_key: str | None
+    status: str | None
 
 
 class TaskRun(ResponseModel):

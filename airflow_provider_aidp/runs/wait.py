@@ -49,17 +49,17 @@ class PollSchedule:
     def __init__(self, poll_interval: float, rng: random.Random | None = None) -> None:
         self.poll_interval = max(0.0, float(poll_interval))
         self._current = min(FIRST_POLL_SECONDS, self.poll_interval)
-        self._rng = rng or random.Random()
+        self.rng = rng or random.Random()
 
     def next_delay(self, remaining: float | None = None) -> float:
         base = self._current
         self._current = min(self.poll_interval, max(self._current * GROWTH, FIRST_POLL_SECONDS))
-        return _bounded(base * (1.0 - JITTER * self._rng.random()), remaining)
+        return _bounded(base * (1.0 - JITTER * self.rng.random()), remaining)
 
     def error_delay(self, errors: int, remaining: float | None = None) -> float:
         """Back off after a failed poll, never longer than the regular interval."""
         delay = min(self.poll_interval, FIRST_POLL_SECONDS * 2 ** max(0, errors - 1))
-        return _bounded(delay * (1.0 - JITTER * self._rng.random()), remaining)
+        return _bounded(delay * (1.0 - JITTER * self.rng.random()), remaining)
 
 
 def _bounded(delay: float, remaining: float | None) -> float:
@@ -136,8 +136,12 @@ class Wait:
         return None if self.deadline is None else self.deadline - now
 
     def settle(self, seconds: float, now: float) -> float:
-        """A pause before the first look (never longer than a poll interval or the time left)."""
-        return _bounded(min(seconds, self.schedule.poll_interval), self.remaining(now))
+        """A pause before the first look (never longer than a poll interval or the time left),
+        jittered upwards like the polls (``seconds`` is a minimum, see ``SETTLE_SECONDS``):
+        thousands of triggers a triggerer restart starts together must not all take their first
+        look in the same instant."""
+        pause = min(seconds * (1.0 + JITTER * self.schedule.rng.random()), self.schedule.poll_interval)
+        return _bounded(pause, self.remaining(now))
 
     def expired(self, now: float) -> bool:
         remaining = self.remaining(now)

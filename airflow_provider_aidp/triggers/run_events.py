@@ -5,10 +5,14 @@ Use it in an ``AssetWatcher``::
     Asset("aidp://ws/daily_load", watchers=[AssetWatcher(
         name="daily_load_runs", trigger=AIDPJobRunEventTrigger(job_names=["daily_load"]))])
 
-Each poll lists the watched jobs' runs in ``statuses`` (``AIDPHook.a_list_job_runs``: every page,
-matched to those jobs and statuses whatever the service's filters did) and yields one event per
-run not reported before (``runs/watermark.py``). The event's payload becomes the asset event's
-``extra["payload"]``.
+Each poll lists the watched jobs' runs *created since a bound* that trails the newest run listed
+by ``lookback_seconds`` (``AIDPHook.a_list_runs_created_since``: complete and matched to those jobs
+whatever the service does with the time filter and the sort), so a poll costs one request however
+long the jobs' history is. A run that was not finished when seen is followed until it is, however
+long before the bound it was created: while such a run exists the poll also lists the jobs' active
+runs (``a_list_active_runs``, one request), and reads by key a followed run that neither listing
+shows any more. It then yields one event per run not reported before (``runs/watermark.py``). The
+event's payload becomes the asset event's ``extra["payload"]``.
 
 Restarts: the watermark is saved in the asset state store (Airflow >= 3.3), ``commit_delay``
 seconds after the events it covers were yielded, i.e. after the triggerer has normally handed
@@ -33,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_aidp import compat
-from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPDuplicateJobError
-from airflow_provider_aidp.models.runs import TERMINAL_STATUSES
+from airflow_provider_aidp.exceptions import AIDPConfigError, AIDPDuplicateJobError, AIDPNotFoundError
+from airflow_provider_aidp.models.runs import TERMINAL_STATUSES, JobRunSummary
 from airflow_provider_aidp.runs import watermark as wm
 from airflow_provider_aidp.runs.wait import describe
 
@@ -155,13 +159,13 @@ class AIDPJobRunEventTrigger(BaseEventTrigger):
             while True:
                 try:
                     keys = keys or await self._resolve(hook)
-                    runs = await self._list(hook, keys)
                     if mark is None:
-                        mark = wm.baseline(runs, self._lookback_ms, job_keys=keys)
+                        mark = saved = await self._baseline(hook, keys)
                         await store.save(mark)
-                        saved = mark
                     else:
+                        runs = await self._look(hook, keys, mark)
                         emit, target = wm.select(mark, runs, self.statuses, self._lookback_ms, job_keys=keys)
+                        target = wm.follow(target, runs, self._lookback_ms, job_keys=keys)
                         for run in emit:
                             yield TriggerEvent(await self._payload(hook, run))
                             last_yield = time.monotonic()
@@ -195,8 +199,26 @@ class AIDPJobRunEventTrigger(BaseEventTrigger):
         await store.save(target)
         return target
 
-    async def _list(self, hook: AIDPHook, keys: list[str]) -> list[Any]:
-        return await hook.a_list_job_runs(job_keys=keys, statuses=self.statuses)
+    async def _baseline(self, hook: AIDPHook, keys: list[str]) -> wm.Watermark:
+        """The first watermark: the window from ``lookback`` before the newest run, and every active
+        run (however old); what has finished counts as reported."""
+        since = wm.bound(await hook.a_newest_run_created(keys), self._lookback_ms)
+        runs = await hook.a_list_runs_created_since(keys, since) + await hook.a_list_active_runs(keys)
+        return wm.baseline(runs, self._lookback_ms, job_keys=keys, since_ms=since)
+
+    async def _look(self, hook: AIDPHook, keys: list[str], mark: wm.Watermark) -> list[JobRunSummary]:
+        """One poll's runs, in the order looked at: the window, the active runs when a followed run
+        predates the window, and a read of each followed run neither listing shows."""
+        runs = await hook.a_list_runs_created_since(keys, mark.since_ms)
+        if wm.needs_active(mark):
+            runs += await hook.a_list_active_runs(keys)
+        for key in wm.owed(mark, runs):
+            try:
+                run = await hook.a_get_job_run(key)
+            except AIDPNotFoundError:  # deleted: nothing left to report
+                continue
+            runs.append(JobRunSummary.model_validate(run.to_api()))
+        return runs
 
     async def _resolve(self, hook: AIDPHook) -> list[str]:
         """Job keys to list: the given keys plus one key per job name (a missing job is retried)."""

@@ -10,9 +10,13 @@ pacer). A trigger's wait loop looks at its run through a :class:`SweepWatch`:
   kwargs hold no job key), which tells its job key. A terminal status always comes from the run's
   own GET.
 * ``sleep``: the wait's pause, cut short when a cycle finds the run changed or gone from the
-  active listing.
+  active listing. While the sweep answers (its latest cycle succeeded), a trigger does not wake
+  every poll interval to take an unchanged answer: it sleeps until the sweeper wakes it (its run
+  changed, went missing, or the sweep failed or stalled), until its run's own GET is due, or until
+  its deadline. Five thousand triggers waking once a second each, only to read "still RUNNING",
+  would keep a triggerer's loop busy (and late) for nothing.
 
-A cycle is one ``AIDPHook.a_list_active_runs`` of the watched runs' jobs (the hook decides how to
+A cycle is one ``AIDPHook.a_list_active_run_states`` of the watched runs' jobs (the hook decides how to
 ask the service for it); a failed cycle sends everyone back to per-run polling until a cycle
 succeeds. Fewer than two watched runs: no listing at all. The ``status_sweep`` connection extra
 (``off``) turns it off: each trigger polls its own run.
@@ -26,7 +30,16 @@ The rules that keep it exact:
   ``jobKey`` or ``status`` (or reads them differently) only costs pages, never a wrong answer.
 * Nothing stays on listings alone for long: an owed GET is made at most once per the run's own
   poll interval (a listing that keeps showing a finished run costs what per-run polling costs),
-  and every run gets its own GET at least every :data:`VERIFY_POLLS` poll intervals.
+  and every run gets its own GET at least every :data:`VERIFY_POLLS` poll intervals (the first
+  one spread over the second half of that period, so triggers that joined together do not all
+  verify in the same second).
+* A cycle that has not ended after :data:`STALL_POLLS` poll intervals (or, if longer, the time
+  per-run polling would need to look at every watched run once at the connection's pacing)
+  counts as failed for the triggers (they read their runs themselves) until a cycle succeeds
+  again; the listing itself books its pacing slots ahead of their GETs (``Call.ahead``), so it is
+  not starved by the fallback it is there to end.
+* A cycle wakes its triggers :data:`WAKE_BATCH` at a time, yielding to the loop in between: a
+  cycle that sees hundreds of runs end at once must not stall every other trigger meanwhile.
 * Only listings that started after a trigger joined (and, for a listing by job, after its job
   key was known) speak for its run, and a failed cycle speaks for nobody (the triggers fall back
   to per-run polling until a cycle succeeds).
@@ -44,12 +57,13 @@ import logging
 import math
 import time
 import weakref
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aidp.models.runs import JobRun, JobRunSummary, is_terminal
+from airflow_provider_aidp.models.runs import ActiveRun, JobRun, JobRunSummary, is_terminal
 
 if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
@@ -68,6 +82,11 @@ _SWEEPERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, 
 
 #: A run gets its own GET at least this often (in its poll intervals), however the listing reads.
 VERIFY_POLLS = 60
+#: A cycle still running after this many (smallest) poll intervals stalls the sweep: its triggers
+#: read their runs themselves until a cycle succeeds.
+STALL_POLLS = 3
+#: Triggers woken per loop iteration when a cycle brings news for many.
+WAKE_BATCH = 20
 #: Fewer watched runs than this on one connection: no listing, plain per-run polling (as before).
 MIN_WATCHES = 2
 #: A cycle runs every ``poll interval / CYCLES_PER_POLL`` (the smallest interval watched), so a run's
@@ -94,11 +113,13 @@ class Watch:
     job_known_at: float = -math.inf
     status: str | None = None  # as last told to the trigger (GET or listing)
     got_at: float = -math.inf  # last own GET that answered
-    listed: JobRunSummary | None = None  # the latest listing entry showing it active
+    listed: ActiveRun | JobRunSummary | None = None  # the latest listing entry showing it active
     listed_at: float = -math.inf  # when that listing started
     owed_get: bool = False  # a listing did not show it active: its own GET must confirm
     covered: bool = False  # a cycle has answered for it (listed it, or failed) since it joined
     woken: bool = False  # the trigger was woken since its last observation
+    waiting: bool = False  # the trigger waits for a cycle to answer for its run
+    verify_at: float = math.inf  # its own GET is due then, whatever the listings say
 
 
 class Board:
@@ -107,9 +128,19 @@ class Board:
     def __init__(self) -> None:
         #: By watch id (one per trigger: two triggers may wait for the same run).
         self.watches: dict[int, Watch] = {}
+        #: The latest cycle succeeded (and has not stalled since): triggers may sleep until woken.
+        self.answering = False
+        #: When the latest successful cycle started: its answers are current, however old.
+        self.current_since = -math.inf
+        #: The connection's pacing, requests/s (0: none), for :meth:`stall_seconds`.
+        self.rate = 0.0
+        self._stall = STALL_POLLS * MIN_CYCLE_SECONDS * CYCLES_PER_POLL
 
     def add(self, wid: int, run_key: str, poll_interval: float, now: float) -> Watch:
         watch = self.watches[wid] = Watch(run_key, max(0.0, float(poll_interval)), now)
+        # The first own GET falls in the second half of the verify period, spread by run key.
+        spread = 0.5 + 0.5 * zlib.crc32(run_key.encode()) / 2**32
+        watch.verify_at = now + VERIFY_POLLS * watch.poll_interval * spread
         return watch
 
     def remove(self, wid: int) -> None:
@@ -130,8 +161,28 @@ class Board:
         return None if any(w.job_key is None for w in self.watches.values()) else self.job_keys()
 
     def cycle_seconds(self) -> float:
-        intervals = [w.poll_interval for w in self.watches.values()] or [MIN_CYCLE_SECONDS]
-        return max(MIN_CYCLE_SECONDS, min(intervals) / CYCLES_PER_POLL)
+        return max(MIN_CYCLE_SECONDS, self._smallest_interval() / CYCLES_PER_POLL)
+
+    def stall_seconds(self) -> float:
+        """How long a cycle may run before its triggers stop waiting for it: :data:`STALL_POLLS`
+        poll intervals, and never less than per-run polling needs to look at every run once at the
+        connection's pacing (``rate`` requests/s): falling back sooner would be slower, not faster,
+        and would bury the listing that ends the stall under thousands of GETs."""
+        polls = STALL_POLLS * max(MIN_CYCLE_SECONDS * CYCLES_PER_POLL, self._smallest_interval())
+        return max(polls, len(self.watches) / self.rate) if self.rate > 0 else polls
+
+    def _smallest_interval(self) -> float:
+        return min([w.poll_interval for w in self.watches.values()] or [MIN_CYCLE_SECONDS])
+
+    @property
+    def stall(self) -> float:
+        """:meth:`stall_seconds` as of the latest cycle (computing it walks every watch)."""
+        return self._stall
+
+    def parks(self, wid: int) -> bool:
+        """Whether watch ``wid`` may sleep until the sweeper wakes it (or its own GET is due): the
+        sweep answers, i.e. every cycle covers it and wakes it for any news."""
+        return self.sweeping and self.answering and wid in self.watches
 
     # --- what the trigger saw ---------------------------------------------------------------
 
@@ -139,6 +190,7 @@ class Board:
         """The trigger read its run itself. True when the job key is new to the board (list soon)."""
         watch = self.watches[wid]
         watch.status, watch.got_at, watch.owed_get, watch.woken = run.status, now, False, False
+        watch.verify_at = now + VERIFY_POLLS * watch.poll_interval
         if watch.job_key is None and run.job_key:
             watch.job_key, watch.job_known_at = run.job_key, now
             return sum(1 for w in self.watches.values() if w.job_key == run.job_key) == 1
@@ -148,15 +200,17 @@ class Board:
         """The trigger's next observation: a listing's (non-terminal) answer, or GET / WAIT."""
         watch = self.watches[wid]
         watch.woken = False
-        if not self.sweeping or watch.owed_get:
+        if not self.sweeping or watch.owed_get or now >= watch.verify_at:
             return Ask.GET
-        if now - max(watch.got_at, watch.added_at) >= VERIFY_POLLS * watch.poll_interval:
-            return Ask.GET
-        if watch.listed is not None and now - watch.listed_at <= watch.poll_interval:
+        # An answer stands for one poll interval; the latest cycle's as long as its successor may
+        # run before it stalls (a slow cycle must not send thousands of triggers to their GETs).
+        age, current = now - watch.listed_at, watch.listed_at >= self.current_since
+        lasts = max(watch.poll_interval, self._stall) if current else watch.poll_interval
+        if watch.listed is not None and age <= lasts:
             watch.status = watch.listed.status
-            # Built from the validated summary's parts (cheap): a thousand triggers answered by
-            # one cycle must not stall the triggerer's loop.
-            return JobRun(key=watch.run_key, job_key=watch.job_key, state=watch.listed.state)
+            return JobRun.model_validate(
+                {"key": watch.run_key, "jobKey": watch.job_key, "state": {"status": watch.listed.status}}
+            )
         # No fresh answer: wait for a cycle, unless one already answered since the trigger joined
         # (its answer aged out, or it failed): then the trigger reads its run itself.
         return Ask.GET if waited and watch.covered else Ask.WAIT
@@ -164,10 +218,14 @@ class Board:
     # --- what a cycle's listing means -------------------------------------------------------
 
     def listed(
-        self, listing: list[JobRunSummary], job_keys: set[str] | None, started: float, now: float
+        self,
+        listing: Iterable[ActiveRun | JobRunSummary],
+        job_keys: set[str] | None,
+        started: float,
+        now: float,
     ) -> list[int]:
         """Apply one cycle's listing (every page) of ``job_keys`` (``None``: the whole workspace);
-        return the watch ids to wake.
+        return the watch ids to wake: those it has news for, and those waiting for an answer.
 
         A watched run the listing covers is *active* when the listing holds its key with a
         non-terminal status (unknown statuses count as not finished, as everywhere); otherwise
@@ -176,6 +234,7 @@ class Board:
         """
         by_key = {s.key: s for s in listing}
         wake = []
+        self.answering, self.current_since, self._stall = True, started, self.stall_seconds()
         for wid, watch in self.watches.items():
             if job_keys is not None and watch.job_key not in job_keys:
                 continue
@@ -192,14 +251,15 @@ class Board:
             else:
                 watch.listed, watch.owed_get = None, True
                 news = now - watch.got_at >= watch.poll_interval
-            if news and not watch.woken:
+            if (news or watch.waiting) and not watch.woken:
                 watch.woken = True
                 wake.append(wid)
         return wake
 
     def failed(self) -> None:
-        """A cycle's listing failed: until a listing succeeds, every trigger reads its run itself
-        (per-run polling, with the wait core's error budget)."""
+        """A cycle's listing failed (or stalled): until a listing succeeds, every trigger reads its
+        run itself (per-run polling, with the wait core's error budget)."""
+        self.answering = False
         for watch in self.watches.values():
             watch.listed, watch.covered = None, True
 
@@ -214,10 +274,10 @@ class Sweeper:
         self.conn_id, self.workspace_key = conn_id, workspace_key
         self.board = Board()
         self._wakes: dict[int, asyncio.Future[None]] = {}  # done: the watch was woken
-        self._cycle_done: asyncio.Future[None] | None = None  # done when the running cycle ends
         self._kick = asyncio.Event()
         self._last_cycle = -float("inf")
         self._task: asyncio.Task[None] | None = None
+        self._waking: set[asyncio.Task[None]] = set()  # wake-ups in progress (kept referenced)
 
     # --- watches ------------------------------------------------------------------------
 
@@ -235,35 +295,59 @@ class Sweeper:
         self._wakes.pop(wid, None)
         if not self.board.watches:
             self._kick.set()  # let the sweeper see it is idle and end now
+        elif not self.board.sweeping:
+            self._wake_now(list(self._wakes))  # too few to list: the one left polls its run itself
 
     def got(self, wid: int, run: JobRun) -> None:
         if self.board.got(wid, run, time.time()):
             self._kick.set()
 
     async def answer(self, wid: int, deadline: float | None = None) -> Ask | JobRun:
-        """A listing's answer for watch ``wid`` (waiting for the next cycle if one is due), or GET.
+        """A listing's answer for watch ``wid`` (waiting for a cycle that covers it), or GET.
 
-        The wait for a cycle ends by the trigger's ``deadline``: a timeout fires when it did
-        without the sweep (the poll at the deadline is the run's own GET).
+        A trigger waiting for a cycle is woken by it (in its batch), by a failed or stalled cycle,
+        or gives up after :data:`STALL_POLLS` poll intervals (one after a failure or a stall: then
+        it polls its run itself until a cycle succeeds); the wait also ends by the trigger's
+        ``deadline``: a timeout fires when it did without the sweep (the poll at the deadline is
+        the run's own GET).
         """
-        if self._wakes[wid].done():
-            self._wakes[wid] = asyncio.get_running_loop().create_future()
+        self._renew(wid)
         verdict = self.board.ask(wid, time.time())
-        until = time.time() + self.board.watches[wid].poll_interval
+        if verdict is not Ask.WAIT:
+            return verdict
+        watch = self.board.watches[wid]
+        # While the sweep answers, a cycle in flight may take until it would count as stalled;
+        # after a failure or a stall, one poll interval (then the run's own GET, per-run polling).
+        wait = max(watch.poll_interval, self.board.stall) if self.board.answering else watch.poll_interval
+        until = time.time() + wait
         if deadline is not None:
             until = min(until, deadline)
-        while verdict is Ask.WAIT:  # cycles until one answers for the run (at most a poll interval)
-            if self._cycle_done is None:
-                self._cycle_done = asyncio.get_running_loop().create_future()
-            await _until(self._cycle_done, until - time.time())
-            verdict = self.board.ask(wid, time.time(), waited=True)
-            if verdict is Ask.WAIT and time.time() >= until:
-                verdict = Ask.GET
+        watch.waiting = True
+        try:
+            while verdict is Ask.WAIT:
+                await _until(self._wakes[wid], until - time.time())
+                self._renew(wid)
+                verdict = self.board.ask(wid, time.time(), waited=True)
+                if verdict is Ask.WAIT and time.time() >= until:
+                    verdict = Ask.GET
+        finally:
+            watch.waiting = False
         return verdict
 
-    async def sleep(self, wid: int, seconds: float) -> None:
-        """The wait core's pause, ended early when a cycle wakes watch ``wid``."""
-        await _until(self._wakes[wid], seconds)
+    def _renew(self, wid: int) -> None:
+        if self._wakes[wid].done():
+            self._wakes[wid] = asyncio.get_running_loop().create_future()
+
+    async def sleep(self, wid: int, seconds: float, deadline: float | None = None) -> None:
+        """The wait core's pause, ended early when a cycle wakes watch ``wid``. While the sweep
+        answers for the run, the pause lasts until a cycle wakes it (news, failure, stall) or its
+        own GET is due, bounded by ``deadline``: an unchanged run costs its trigger no wake-up."""
+        if self.board.parks(wid):
+            now = time.time()
+            seconds = self.board.watches[wid].verify_at - now
+            if deadline is not None:
+                seconds = min(seconds, deadline - now)
+        await _until(self._wakes[wid], max(0.0, seconds))
 
     # --- cycles -------------------------------------------------------------------------
 
@@ -271,13 +355,18 @@ class Sweeper:
         from airflow_provider_aidp.hooks.aidp import AIDPHook
 
         hook = AIDPHook(aidp_conn_id=self.conn_id, workspace_key=self.workspace_key)
-        async with hook.session_lease():
-            while self.board.watches:
-                await self._pause()
-                if not self.board.watches:
-                    break
-                await (self._cycle(hook) if self.board.sweeping else self._skip())
+        try:
+            async with hook.session_lease():
+                self.board.rate = (await hook.a_get_config()).max_requests_per_second
+                while self.board.watches:
+                    await self._pause()
+                    if not self.board.watches:
+                        break
+                    await (self._cycle(hook) if self.board.sweeping else self._skip())
+        finally:  # however it ends (cancelled with its loop, or a bug): nobody waits on it
             self._task = None  # a watch added from now on starts a new task
+            self.board.failed()
+            self._wake_now(list(self._wakes))
 
     async def _pause(self) -> None:
         """Sleep one cycle; a kick (new trigger or job key, last watch gone) shortens it to
@@ -294,20 +383,20 @@ class Sweeper:
     async def _cycle(self, hook: AIDPHook) -> None:
         started = self._last_cycle = time.time()
         keys = self.board.scope()
+        stall = asyncio.get_running_loop().call_later(self.board.stall_seconds(), self._stalled)
         try:
-            listing = await hook.a_list_active_runs(keys)
+            listing = await hook.a_list_active_run_states(keys)
         except Exception as exc:
             self._failed(exc)
+            await self._wake(list(self._wakes))
         else:
             covered = None if keys is None else set(keys)
-            for wid in self.board.listed(listing, covered, started, time.time()):
-                if not self._wakes[wid].done():
-                    self._wakes[wid].set_result(None)
-        self._finish()
+            await self._wake(self.board.listed(listing, covered, started, time.time()))
+        finally:
+            stall.cancel()
 
     async def _skip(self) -> None:
         self._last_cycle = time.time()
-        self._finish()
 
     def _failed(self, exc: Exception) -> None:
         self.board.failed()
@@ -318,10 +407,33 @@ class Sweeper:
             exc,
         )
 
-    def _finish(self) -> None:
-        done, self._cycle_done = self._cycle_done, None
-        if done is not None:
-            done.set_result(None)
+    def _stalled(self) -> None:
+        """The running cycle took longer than its triggers may wait: they read their runs themselves
+        (the listing goes on, and the next cycle that succeeds takes them back)."""
+        _log.warning(
+            "AIDP status sweep: a listing is taking longer than %.0fs; triggers poll their own runs "
+            "until one succeeds.",
+            self.board.stall_seconds(),
+        )
+        self.board.failed()
+        task = asyncio.get_running_loop().create_task(self._wake(list(self._wakes)))
+        self._waking.add(task)  # referenced until done
+        task.add_done_callback(self._waking.discard)
+
+    async def _wake(self, wids: list[int]) -> None:
+        """Wake watches :data:`WAKE_BATCH` at a time, yielding to the loop between batches: each
+        woken trigger takes its answer or sends its GET before the next batch is woken."""
+        for i in range(0, len(wids), WAKE_BATCH):
+            if i:  # one pass of the loop runs the wake callbacks, the next the woken triggers
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+            self._wake_now(wids[i : i + WAKE_BATCH])
+
+    def _wake_now(self, wids: list[int]) -> None:
+        for wid in wids:
+            wake = self._wakes.get(wid)
+            if wake is not None and not wake.done():
+                wake.set_result(None)
 
 
 async def _until(event: asyncio.Future[None], seconds: float) -> None:
@@ -390,7 +502,7 @@ class SweepWatch:
     async def sleep(self, seconds: float) -> Any:
         if self.sweeper is None:
             return await asyncio.sleep(seconds)
-        return await self.sweeper.sleep(id(self), seconds)
+        return await self.sweeper.sleep(id(self), seconds, self.deadline)
 
     def close(self) -> None:
         if self.sweeper is not None:

@@ -61,6 +61,53 @@ def test_a_run_listing_that_reads_only_the_first_of_repeated_values(emu: AIDPEmu
     assert listed(api, jobKey=[jobs["a"]], status=["CANCELED", *active_statuses]) == [done]
 
 
+def in_order(api: Api, **params: object) -> list[str]:
+    resp = api("GET", "/jobRuns", params=params)
+    assert resp.status_code == 200, resp.text
+    return [r["key"] for r in resp.json()["items"]]
+
+
+def test_a_run_listing_windowed_by_creation_time_newest_first(emu: AIDPEmulator, api: Api) -> None:
+    job = api.create_job("job_w")
+    old = emu.seed_history(job, 3, every=3600.0)  # created 3 h, 2 h and 1 h ago, finished
+    new = api.run(job)["key"]
+    run = api.get_run(new)
+    since = old[1]
+    created = {k: api.get_run(k)["timeCreated"] for k in old}
+    assert in_order(api, jobKey=job, sortBy="timeCreated", sortOrder="DESC") == [new, *reversed(old)]
+    assert in_order(api, jobKey=job, sortBy="timeCreated", sortOrder="ASC") == [*old, new]
+    window = {"timeCreatedGreaterThanOrEqualTo": created[since]}
+    assert listed(api, jobKey=job, **window) == sorted([old[1], old[2], new])  # inclusive, to the ms
+    upto = {"timeCreatedLessThanOrEqualTo": created[since]}
+    assert listed(api, jobKey=job, **upto) == sorted(old[:2])
+    assert run["timeCreated"] > created[old[2]] and api.get_run(old[0])["state"]["status"] == "SUCCESS"
+    resp = api("GET", "/jobRuns", params={"timeCreatedGreaterThanOrEqualTo": "yesterday"})
+    assert resp.status_code == 400 and "RFC 3339" in resp.json()["message"]
+
+
+def test_a_service_that_ignores_the_sort_or_the_time_filter(emu: AIDPEmulator, api: Api) -> None:
+    job = api.create_job("job_i")
+    keys = emu.seed_history(job, 30, every=60.0)
+    newest = api.get_run(keys[-1])["timeCreated"]
+    emu.set_readings(time_filter="ignored")
+    assert listed(api, jobKey=job, timeCreatedGreaterThanOrEqualTo=newest, limit=100) == sorted(keys)
+    emu.set_readings(time_filter="applied", run_sort="ignored")
+    served = in_order(api, jobKey=job, sortBy="timeCreated", sortOrder="DESC", limit=100)
+    assert served == sorted(keys) != list(reversed(keys))  # by key: nothing to do with time
+    assert in_order(api, jobKey=job, timeCreatedGreaterThanOrEqualTo=newest) == [keys[-1]]
+
+
+def test_history_is_seeded_finished_and_listed_at_once(emu: AIDPEmulator, api: Api) -> None:
+    job = api.create_job("job_h")
+    emu.set_readings(listing_lag=30.0)
+    keys = emu.seed_history(job, 5, every=10.0, duration=2.0, status="FAILED")
+    assert listed(api, jobKey=job, status="FAILED") == sorted(keys)
+    run = api.get_run(keys[0])
+    assert run["endTime"] - run["startTime"] == 2000
+    with pytest.raises(ValueError, match="terminal"):
+        emu.seed_history(job, 1, status="RUNNING")
+
+
 def test_cancel_job_runs_is_missing_on_one_surface(emu: AIDPEmulator, api: Api, la_api: Api) -> None:
     key = api.create_job("job_x")
     assert la_api("POST", f"/jobs/{key}/actions/cancelJobRuns").status_code == 202
@@ -85,6 +132,7 @@ def test_a_run_listing_without_job_key_is_refused_when_the_key_is_required(
     emu.set_readings(run_list_filters="job_key_required")
     resp = api("GET", "/jobRuns", params={"status": "RUNNING"})
     assert resp.status_code == 400 and "jobKey is required" in resp.json()["message"]
+    assert resp.json()["code"] == "MissingParameter"  # OCI's code for a required parameter
 
 
 @pytest.mark.parametrize(

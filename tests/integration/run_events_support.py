@@ -65,3 +65,18 @@ async def settle(state: FakeAssetState, writes: int, timeout: float = 10.0) -> N
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"watermark saved {state.writes} times, wanted {writes}")
+
+
+async def committed(
+    state: FakeAssetState, run_key: str, end_ms: int | None = None, timeout: float = 10.0
+) -> None:
+    """Wait until the saved watermark covers ``run_key``: no longer followed, and in ``seen`` (or,
+    with a lookback of 0, which keeps no ``seen``, its end ``end_ms`` reached by the mark)."""
+    for _ in range(int(timeout / 0.05)):
+        for mark in state.values.values():
+            seen = any(k.startswith(f"{run_key}@") for k in mark["seen"])
+            passed = end_ms is not None and mark["end_ms"] >= end_ms
+            if (seen or passed) and run_key not in mark.get("open", {}):
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no saved watermark covers {run_key}: {state.values}")

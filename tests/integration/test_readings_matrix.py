@@ -51,8 +51,9 @@ READINGS: list[tuple[str, dict[str, Any]]] = [
         {"cancel_answer": "accepted", "run_list_filters": "job_key_required"},
     ),
     ("filled_defaults", {"fill_defaults": True}),
-    ("output=text", {"output_format": "text"}),
-    ("output=html", {"output_format": "html"}),
+    # Output formats and the run listing's window (run-event trigger): orthogonal, one row each.
+    ("output=text+time_filter=ignored", {"output_format": "text", "time_filter": "ignored"}),
+    ("output=html+run_sort=ignored", {"output_format": "html", "run_sort": "ignored"}),
     ("no_task_run_listing", {"no_task_run_listing": "all"}),
     ("listing=latest_only", {"listed_attempts": "latest"}),
     ("loose_types", {"loose_types": True}),

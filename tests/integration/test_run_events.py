@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,7 @@ from airflow_provider_aidp.exceptions import AIDPConfigError
 from airflow_provider_aidp.hooks.aidp import AIDPHook
 from airflow_provider_aidp.triggers.run_events import AIDPJobRunEventTrigger
 from tests.integration.aidp_run_support import TIME_SCALE, create_job, notebook_task
-from tests.integration.run_events_support import FAST, FakeAssetState, Watcher, settle
+from tests.integration.run_events_support import FAST, FakeAssetState, Watcher, committed, settle
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ async def test_reports_each_run_started_outside_airflow_once_with_what_downstrea
     await watcher.stop()
 
 
-async def test_only_chosen_statuses_and_one_listing_per_job_per_poll(emu: AIDPEmulator) -> None:
+async def test_only_chosen_statuses_and_one_bounded_listing_per_poll(emu: AIDPEmulator) -> None:
     good, bad = job(emu, "events.good"), job(emu, "events.bad", outcome="FAILED")
     state = FakeAssetState()
     trigger = AIDPJobRunEventTrigger(job_keys=[good, bad], statuses=["FAILED"], **FAST)
@@ -69,9 +71,115 @@ async def test_only_chosen_statuses_and_one_listing_per_job_per_poll(emu: AIDPEm
     await watcher.stop()
     lists = [r for r in emu.requests if r.method == "GET" and r.path.endswith("/jobRuns")]
     gets = [r for r in emu.requests if r.method == "GET" and "/jobRuns/" in r.path]
-    assert {r.query["jobKey"][0] for r in lists} == {good, bad}
-    assert all(r.query["status"] == ["FAILED"] for r in lists)
+    # One request a poll for both jobs: runs created since the bound, newest first, any status
+    # (statuses are matched here); no run predates the bound, so no listing of active runs.
+    assert lists and all(sorted(r.query["jobKey"]) == sorted([good, bad]) for r in lists)
+    assert all("timeCreatedGreaterThanOrEqualTo" in r.query and "status" not in r.query for r in lists)
+    assert all(r.query["sortBy"] == ["timeCreated"] and r.query["sortOrder"] == ["DESC"] for r in lists)
     assert [g.path.rsplit("/", 1)[1] for g in gets] == [runs[1]]  # parameters of the reported run only
+
+
+def created_ms(emu: AIDPEmulator, run_key: str) -> int:
+    return int(emu.state.store.runs[run_key].created * 1000)
+
+
+def bounds(requests: list[Any]) -> list[int]:
+    """The ``timeCreatedGreaterThanOrEqualTo`` of each bounded listing, as epoch ms."""
+    out = []
+    for r in requests:
+        if r.method == "GET" and r.path.endswith("/jobRuns") and "timeCreatedGreaterThanOrEqualTo" in r.query:
+            when = r.query["timeCreatedGreaterThanOrEqualTo"][0].replace("Z", "+00:00")
+            out.append(int(dt.datetime.fromisoformat(when).timestamp() * 1000))
+    return out
+
+
+@pytest.mark.parametrize(
+    "readings",
+    [{}, {"time_filter": "ignored"}, {"run_sort": "ignored", "time_filter": "ignored"}],
+    ids=["default", "time-filter-ignored", "sort-and-time-filter-ignored"],
+)
+async def test_a_run_created_before_the_bound_that_ends_after_it_is_reported_once(
+    emu: AIDPEmulator, readings: dict[str, str]
+) -> None:
+    """The listing is bounded by creation time, but a long run created before the bound is
+    followed until it ends, and reported once, however the service treats the window."""
+    emu.set_readings(**readings)
+    try:
+        long_key, short_key = job(emu, "events.long"), job(emu, "events.short")
+        emu.script_task(job_name="events.long", task_key="events.long_t", duration=100_000)
+        emu.state.recorder.clear()
+        long_run = start(long_key)
+        history = [start(short_key) for _ in range(3)]  # created after it: the bound passes it
+        await asyncio.sleep(0.3)
+        state = FakeAssetState()
+        trigger = AIDPJobRunEventTrigger(job_keys=[long_key, short_key], lookback_seconds=0, **FAST)
+        watcher = Watcher(trigger, state)
+        await settle(state, 1)  # baselined: the history is not reported, the long run is followed
+        assert next(iter(state.values.values()))["open"] == {long_run: created_ms(emu, long_run)}
+        short = start(short_key)
+        assert (await watcher.next())["run_key"] == short
+        emu.advance(100_000)  # the long run ends
+        event = await watcher.next()
+        assert (event["run_key"], event["status"]) == (long_run, "SUCCESS")
+        assert await watcher.quiet() == []
+        await watcher.stop()
+        assert created_ms(emu, long_run) < min(bounds(emu.requests)), "the long run was inside the bound"
+        assert history and not set(history) & {short, long_run}
+    finally:
+        emu.set_readings(**{name: "applied" for name in readings})
+
+
+async def test_a_long_run_that_ends_while_no_triggerer_runs_is_reported_after_the_restart(
+    emu: AIDPEmulator,
+) -> None:
+    long_key, short_key = job(emu, "events.long_down"), job(emu, "events.short_down")
+    emu.script_task(job_name="events.long_down", task_key="events.long_down_t", duration=100_000)
+    long_run = start(long_key)
+    start(short_key)  # created after it: the bound passes it
+    await asyncio.sleep(0.3)  # ... and finished before the watcher starts (history)
+    state = FakeAssetState()
+    trigger = {"job_keys": [long_key, short_key], "lookback_seconds": 0, **FAST}
+    first = Watcher(AIDPJobRunEventTrigger(**trigger), state)
+    await settle(state, 1)
+    short = start(short_key)
+    assert (await first.next())["run_key"] == short
+    end = emu.state.store.runs[short].end
+    await committed(state, short, None if end is None else int(end * 1000))
+    await first.stop()
+    emu.advance(100_000)  # ends while down, created before the saved bound
+    second = Watcher(AIDPJobRunEventTrigger(**trigger), state)
+    assert (await second.next())["run_key"] == long_run
+    assert await second.quiet() == []
+    await second.stop()
+
+
+@pytest.mark.parametrize(
+    "readings",
+    [{}, {"time_filter": "ignored"}, {"run_sort": "ignored"}],
+    ids=["default", "time-filter-ignored", "sort-ignored"],
+)
+async def test_a_poll_reads_one_page_however_long_the_history(
+    emu: AIDPEmulator, readings: dict[str, str]
+) -> None:
+    """1,000 runs of history per job: every poll is one request of one page (where the service
+    ignores the time filter, the newest-first page already reaches the bound)."""
+    keys = [job(emu, "events.history_a"), job(emu, "events.history_b")]
+    for key in keys:
+        emu.seed_history(key, 1000, every=600.0)
+    emu.set_readings(**readings)
+    try:
+        state = FakeAssetState()
+        watcher = Watcher(AIDPJobRunEventTrigger(job_keys=keys, **FAST), state)
+        await settle(state, 1)
+        emu.state.recorder.clear()
+        runs = [start(keys[0]), start(keys[1])]
+        got = sorted([(await watcher.next())["run_key"], (await watcher.next())["run_key"]])
+        assert got == sorted(runs) and await watcher.quiet() == []
+        await watcher.stop()
+        lists = [r for r in emu.requests if r.method == "GET" and r.path.endswith("/jobRuns")]
+        assert len(lists) >= 5 and all("page" not in r.query for r in lists), [r.query for r in lists]
+    finally:
+        emu.set_readings(**{name: "applied" for name in readings})
 
 
 async def test_restart_reports_runs_that_ended_while_down_and_nothing_twice(emu: AIDPEmulator) -> None:
@@ -81,7 +189,7 @@ async def test_restart_reports_runs_that_ended_while_down_and_nothing_twice(emu:
     await settle(state, 1)
     before = start(key)
     assert (await first.next())["run_key"] == before
-    await settle(state, 2)  # the watermark covering `before` is committed
+    await committed(state, before)
     await first.stop()
     down = [start(key), start(key)]
     await asyncio.sleep(0.4)  # both end while no trigger runs
@@ -115,7 +223,7 @@ async def test_restart_inside_the_commit_delay_reports_the_last_event_again(emu:
     run = start(key)
     assert (await first.next())["run_key"] == run
     await first.stop()
-    assert state.writes == 1
+    assert not any(k.startswith(f"{run}@") for k in next(iter(state.values.values()))["seen"])  # not saved
     second = Watcher(AIDPJobRunEventTrigger(job_keys=[key], **slow), state)
     assert (await second.next())["run_key"] == run
     await second.stop()

@@ -17,6 +17,7 @@ import pytest
 from airflow_provider_aidp.emulator import AIDPEmulator, Readings
 from airflow_provider_aidp.emulator.recorder import RecordedRequest
 from airflow_provider_aidp.hooks.aidp import AIDPHook
+from airflow_provider_aidp.triggers import sweep
 from airflow_provider_aidp.triggers.aidp import AIDPJobRunTrigger
 from tests.integration.aidp_run_support import TIME_SCALE, create_job, notebook_task, scrubbed
 
@@ -106,6 +107,40 @@ async def test_many_triggers_share_one_listing_per_cycle(emu: AIDPEmulator) -> N
     assert len(lists) < 3 * 4 / POLL  # at most one listing per cycle (one page each here)
 
 
+async def test_a_trigger_the_sweep_answers_sleeps_until_woken(
+    emu: AIDPEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unchanged run costs its trigger no wake-up: it looks when a cycle brings news (its run
+    started, changed, ended) or its own GET is due, not every poll interval."""
+    asks: dict[int, int] = {}
+    real_ask = sweep.Board.ask
+
+    def counting(board: sweep.Board, wid: int, now: float, *, waited: bool = False) -> Any:
+        asks[wid] = asks.get(wid, 0) + 1
+        return real_ask(board, wid, now, waited=waited)
+
+    monkeypatch.setattr(sweep.Board, "ask", counting)
+    runs = start_runs(emu, 12, 2, "sweep_parked", duration=250)  # ~5 s real: ~10 poll intervals
+    events = await follow(runs)
+    assert_all_succeeded_from_their_own_get(events, runs)
+    # Polling the board every interval would be ~10 looks a trigger; waking on news takes a few
+    # (the first look, PENDING -> RUNNING, the end, a cycle that came late).
+    assert len(asks) == len(runs) and max(asks.values()) <= 6, asks
+
+
+async def test_a_stalled_listing_sends_the_triggers_to_their_own_gets(emu: AIDPEmulator) -> None:
+    """A cycle that takes longer than STALL_POLLS intervals counts as failed for its triggers: they
+    read their runs themselves meanwhile (here the stalled listing outlasts the runs)."""
+    runs = start_runs(emu, 6, 2, "sweep_stall", duration=400)  # ~8 s real
+    emu.inject_fault("delay", path="*/jobRuns", method="GET", after=2, times=1, delay=30.0)
+    start = mark(emu)
+    events = await follow(runs)
+    assert_all_succeeded_from_their_own_get(events, runs)
+    seen = since(emu, start)
+    assert len(listings(seen)) == 2  # the third is still waiting on the fault
+    assert min(len(run_gets(seen, k)) for k in runs) >= 3  # polled on their own meanwhile
+
+
 async def test_a_run_gone_from_the_listing_is_confirmed_by_its_own_get(emu: AIDPEmulator) -> None:
     short = start_runs(emu, 3, 1, "sweep_short", duration=50)
     long = start_runs(emu, 3, 1, "sweep_long", duration=250)
@@ -159,10 +194,13 @@ async def test_readings_that_bend_the_listing_give_exact_events(
     events = await follow(runs)
     assert_all_succeeded_from_their_own_get(events, runs)
     seen = since(emu, start)
-    if readings.get("run_list_filters") == "first_values_only":  # one job, one status listed: the
-        assert any(len(r.query.get("jobKey", [])) > 1 for r in listings(seen))  # rest poll as before
-    else:
-        assert max(len(run_gets(seen, k)) for k in runs) <= 3
+    assert max(len(run_gets(seen, k)) for k in runs) <= 3
+    if readings.get("run_list_filters") == "first_values_only":  # learned: one value of each a listing
+        learned = [i for i, r in enumerate(listings(seen)) if len(r.query["status"]) == 1]
+        assert learned, listings(seen)
+        later = [r for r in listings(seen)[learned[0] :] if "limit" in r.query and r.query["limit"] != ["1"]]
+        assert later and all(len(r.query.get("jobKey", [])) <= 1 for r in later), later
+        assert all(len(r.query["status"]) == 1 for r in later), later
     listed = [r for r in listings(seen) if r.status == 200]
     if readings.get("queued_filter") == "refused":  # the refusal names QUEUED: only QUEUED is dropped
         assert listings(seen)[0].status == 400 and listed, listings(seen)

@@ -31,6 +31,18 @@ def test_burst_then_steady_rate() -> None:
     assert limiter.reserve(now=102.0) == 0.0
 
 
+def test_a_request_booked_ahead_skips_the_backlog_and_the_queue_moves_back_one_slot() -> None:
+    """The status sweep's listing answers for thousands of triggers: it must not wait behind their
+    fallback GETs (that wait kept the fallback going at 5,000 runs), yet the rate holds on average."""
+    limiter = RequestRateLimiter(rate=10, burst=1)
+    queued = [limiter.reserve(now=100.0) for _ in range(20)]  # 2 s of backlog
+    assert queued[-1] == pytest.approx(1.9)
+    assert limiter.reserve(now=100.0, ahead=True) == 0.0  # goes now
+    assert limiter.reserve(now=100.0, ahead=True) == pytest.approx(0.1)  # ahead ones keep the rate
+    assert limiter.reserve(now=100.0) == pytest.approx(2.2)  # the queue: two slots later
+    assert limiter.reserve(now=200.0, ahead=True) == 0.0  # no backlog: as any request
+
+
 def test_zero_disables_pacing() -> None:
     limiter = RequestRateLimiter(rate=0)
     assert not limiter.enabled

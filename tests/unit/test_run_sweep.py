@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_aidp.hooks.service import LISTED_STATUSES
+import pytest
+
+from airflow_provider_aidp.exceptions import AIDPApiError
+from airflow_provider_aidp.hooks.service import LISTED_STATUSES, PAGE_SIZE, SNAPSHOT_PAGE_SIZE
 from airflow_provider_aidp.hooks.service import _chunks as chunks
 from airflow_provider_aidp.models.runs import JobRun, JobRunSummary
-from airflow_provider_aidp.triggers.sweep import VERIFY_POLLS, Ask, Board
+from airflow_provider_aidp.triggers.sweep import STALL_POLLS, VERIFY_POLLS, Ask, Board
+from tests.unit.hook_support import service
 
 P = 10.0
 
@@ -149,9 +153,22 @@ def test_a_listing_of_other_jobs_says_nothing_about_a_run() -> None:
 def test_stale_answers_age_out_after_one_poll_interval() -> None:
     board = board_with("r0", "r1")
     board.listed([summary("r0", "RUNNING"), summary("r1", "RUNNING")], {"job-a"}, 102.0, 102.5)
+    board.listed([], {"job-b"}, 103.0, 103.5)  # a later cycle (of other jobs) is the current one
     assert isinstance(board.ask(0, 102.0 + P), JobRun)
     assert board.ask(0, 102.1 + P) is Ask.WAIT
     assert board.ask(0, 102.1 + P, waited=True) is Ask.GET  # the cycle did not come: read it
+
+
+def test_the_latest_cycles_answers_stand_while_its_successor_may_run() -> None:
+    """A slow cycle must not send every trigger to its own GET at once (the fallback that fed
+    itself at 5,000 runs): the latest answers last until a cycle counts as stalled."""
+    board = board_with("r0", "r1")
+    board.listed([summary("r0", "RUNNING"), summary("r1", "RUNNING")], {"job-a"}, 102.0, 102.5)
+    assert isinstance(board.ask(0, 102.0 + STALL_POLLS * P), JobRun)
+    assert board.ask(0, 102.1 + STALL_POLLS * P) is Ask.WAIT
+    assert board.stall_seconds() == STALL_POLLS * P
+    board.rate = 2 / (5 * STALL_POLLS * P)  # per-run polling would take 5x that to look at both runs
+    assert board.stall_seconds() == pytest.approx(5 * STALL_POLLS * P)
 
 
 def test_a_failed_cycle_sends_everyone_to_their_own_get() -> None:
@@ -187,3 +204,36 @@ def test_cycle_is_half_the_smallest_poll_interval_but_not_below_the_floor() -> N
 def test_job_keys_are_listed_in_chunks() -> None:
     keys = [f"j{i}" for i in range(120)]
     assert [len(c) for c in chunks(keys)] == [50, 50, 20]
+
+
+def test_the_first_own_get_is_spread_over_the_second_half_of_the_verify_period() -> None:
+    """Triggers that join together (a triggerer restart) must not all verify in the same second."""
+    board = Board()
+    dues = [board.add(i, f"run-{i}", P, 0.0).verify_at for i in range(200)]
+    assert all(VERIFY_POLLS * P / 2 <= d <= VERIFY_POLLS * P for d in dues)
+    assert max(dues) - min(dues) > VERIFY_POLLS * P / 4
+
+
+def refusal(status: int, code: str | None, message: str) -> AIDPApiError:
+    return AIDPApiError(message, status=status, code=code)
+
+
+def test_a_refusal_is_read_from_its_status_and_code_before_its_wording() -> None:
+    svc = service()
+    assert not svc._ask_less(refusal(404, "NotAuthorizedOrNotFound", "limit"))  # not a parameter
+    assert not svc._ask_less(refusal(400, "MissingParameter", "limit must be set"))  # cannot supply it
+    assert svc.profile.snapshot_page_size == SNAPSHOT_PAGE_SIZE
+    assert not svc._ask_less(refusal(400, "InvalidParameter", "jobKey is required"))  # wording: required
+    assert svc._ask_less(refusal(400, "InvalidParameter", "limit must be between 1 and 100"))
+    assert svc.profile.snapshot_page_size == PAGE_SIZE
+    assert svc._ask_less(refusal(400, None, "status filter does not accept ['QUEUED']"))
+    assert "QUEUED" not in svc.profile.snapshot_statuses
+
+
+def test_a_service_that_reads_one_value_a_filter_gets_one_job_and_one_status_a_request() -> None:
+    svc = service()
+    assert svc._snapshot_parts(["a", "b"]) == [(["a", "b"], list(LISTED_STATUSES))]
+    svc.profile.repeats = False
+    parts = svc._snapshot_parts(["a", "b"])
+    assert parts == [([k], [s]) for k in ("a", "b") for s in LISTED_STATUSES]
+    assert svc._snapshot_parts([]) == [([], [s]) for s in LISTED_STATUSES]  # the workspace

@@ -18,12 +18,15 @@ def run(status: str) -> JobRun:
 
 def waiter(**kwargs: object) -> Wait:
     kwargs.setdefault("deadline", None)
-    return Wait("r1", poll_interval=10.0, now=1000.0, rng=random.Random(3), **kwargs)  # type: ignore[arg-type]
+    kwargs.setdefault("rng", random.Random(3))
+    return Wait("r1", poll_interval=10.0, now=1000.0, **kwargs)  # type: ignore[arg-type]
 
 
 def test_settle_first_then_poll_until_terminal() -> None:
     w = waiter(deadline=1001.5)
     assert w.settle(2.0, 1000.0) == 1.5  # the settling pause never outlasts the deadline
+    pauses = {waiter(rng=random.Random(i)).settle(2.0, 1000.0) for i in range(50)}
+    assert all(2.0 <= p <= 2.4 for p in pauses) and len(pauses) > 40  # jittered, never shorter
     assert waiter().settle(0.0, 1000.0) == 0.0 and not waiter().expired(1000.0)  # look at once
     w = waiter()
     assert w.seen(run("RUNNING"), 1000.0) is None
