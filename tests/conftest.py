@@ -55,12 +55,14 @@ def _reuse_the_in_process_execution_api() -> None:
         supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(supervisor.in_process_api_server)
 
 
-@pytest.fixture(autouse=True, scope="module")
+@pytest.fixture(autouse=True)
 def _fresh_secrets_masker() -> None:
-    """Start each test module with an empty secrets masker, as a new Airflow process does.
+    """Start each test with an empty secrets masker, as a new Airflow process does.
 
-    Airflow's masker recompiles one regex of every secret it knows for each new secret. Over a whole
-    session (every generated PEM adds ~30 lines) that made registering one more key cost ~30 s.
+    Airflow's masker recompiles one regex of every secret it knows for each new secret, and every
+    generated PEM adds ~30 of them. Kept for a whole session, that made registering one more key
+    cost ~30 s; kept for a module, a test late in a module of 29 cost 3–8 s (the suite spent minutes
+    in ``re.compile``). Each test registers the secrets it uses when its hook reads the connection.
     """
     from airflow_provider_aidp.compat import secrets_masker_module
 
