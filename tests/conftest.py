@@ -61,7 +61,7 @@ def _fresh_secrets_masker() -> None:
 
     Airflow's masker recompiles one regex of every secret it knows for each new secret, and every
     generated PEM adds ~30 of them. Kept for a whole session, that made registering one more key
-    cost ~30 s; kept for a module, a test late in a module of 29 cost 3–8 s (the suite spent minutes
+    cost ~30 s; kept for a module, a test late in a module of 29 cost 3 to 8 s (the suite spent minutes
     in ``re.compile``). Each test registers the secrets it uses when its hook reads the connection.
     """
     from airflow_provider_aidp.compat import secrets_masker_module

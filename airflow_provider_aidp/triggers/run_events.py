@@ -46,6 +46,12 @@ if TYPE_CHECKING:
     from airflow_provider_aidp.hooks.aidp import AIDPHook
 
 STATE_KEY_PREFIX = "aidp_run_events"
+#: Logged once the first watermark is saved: runs that finished before it are history (not
+#: reported); a run that finishes after it is reported. (The e2e tests wait for this line.)
+BASELINE_LOG = (
+    "Baseline of AIDP job runs taken: %d finished runs count as history, %d unfinished are "
+    "followed; every run that finishes from now on is reported"
+)
 DEFAULT_COMMIT_DELAY = 5.0
 MAX_ERROR_DELAY = 300.0
 
@@ -162,6 +168,7 @@ class AIDPJobRunEventTrigger(BaseEventTrigger):
                     if mark is None:
                         mark = saved = await self._baseline(hook, keys)
                         await store.save(mark)
+                        self.log.info(BASELINE_LOG, len(mark.seen), len(mark.open))
                     else:
                         runs = await self._look(hook, keys, mark)
                         emit, target = wm.select(mark, runs, self.statuses, self._lookback_ms, job_keys=keys)

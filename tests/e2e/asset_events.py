@@ -13,6 +13,8 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from airflow_provider_aidp.triggers.run_events import BASELINE_LOG
+
 from .deployment import AirflowDeployment, DeploymentError
 
 SETUP_DAG = "example_aidp_scheduled_export_setup"
@@ -82,6 +84,25 @@ def read(fetch: Callable[[], T]) -> T | None:
         if " -> 5" in str(exc).split("\n", 1)[0]:
             return None
         raise
+
+
+def baselines(d: AirflowDeployment) -> int:
+    """How many times a triggerer of ``d`` has logged a watcher's baseline (its first watermark)."""
+    return sum(
+        proc.log_text().count(BASELINE_LOG.split(":")[0])
+        for name, proc in d.processes.items()
+        if name.startswith("triggerer")
+    )
+
+
+def wait_baselined(d: AirflowDeployment, before: int) -> None:
+    """Wait until the watcher started after ``before`` baselines has taken its own.
+
+    A run that finishes while the baseline is being taken counts as history (never reported), so a
+    test moves AIDP's schedule only after this: with request pacing the baseline's few listings
+    take seconds, and the first listing alone does not mean the baseline is done.
+    """
+    d.wait_for(lambda: baselines(d) > before, 120, "the watcher's baseline (its first watermark)")
 
 
 def wait_reported(d: AirflowDeployment, expected: set[str], what: str) -> None:

@@ -21,12 +21,14 @@ from .asset_events import (
     DOWNSTREAM_DAG,
     JOB_NAME,
     SETUP_DAG,
+    baselines,
     downstream_run_keys,
     fire_schedule,
     job_runs,
     read,
     reported_run_keys,
     succeeded,
+    wait_baselined,
     wait_reported,
 )
 from .conftest import TIME_SCALE, EmulatorProcess
@@ -50,6 +52,7 @@ def test_runs_started_outside_airflow_trigger_the_dag_once_each_across_a_trigger
     try:
         history = set(job_runs(emu, job_key, set()))
         seq = max((r["seq"] for r in emu.requests()), default=0)
+        taken = baselines(d)
         d.unpause(DOWNSTREAM_DAG)  # starts the asset watcher in the triggerer
         d.wait_for(
             lambda: [
@@ -58,6 +61,7 @@ def test_runs_started_outside_airflow_trigger_the_dag_once_each_across_a_trigger
             120,
             "the watcher's first listing of the job's runs (its baseline)",
         )
+        wait_baselined(d, taken)
 
         # one run at a time: two events in one poll can race Airflow's scheduler, which then
         # starts the DAG for the first and leaves the second for the next DAG run
