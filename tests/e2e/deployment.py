@@ -240,6 +240,23 @@ class AirflowDeployment:
             f"--- {name} log tail:\n{p.log_text()[-chars:]}" for name, p in self.processes.items()
         )
 
+    def failure_report(self, dag_id: str, run_id: str, chars: int = 6000) -> str:
+        """What to read when a DAG run did not succeed: each unsuccessful task's own log and its
+        triggers' logs (the component tails alone do not say why a task failed), then the tails."""
+        parts = []
+        for task_id, ti in self.task_instances(dag_id, run_id).items():
+            if ti["state"] == "success":
+                continue
+            try_number = max(1, int(ti.get("try_number") or 1))
+            parts.append(f"--- task {task_id} ({ti['state']}, try {try_number}) log:")
+            try:
+                parts.append(self.task_log(dag_id, run_id, task_id, try_number)[-chars:])
+            except Exception as exc:  # a report must not hide the failure it reports
+                parts.append(f"(log not readable: {exc})")
+            for job_id, text in self.trigger_logs(dag_id, run_id, task_id, try_number).items():
+                parts.append(f"--- task {task_id} trigger log (triggerer job {job_id}):\n{text[-chars:]}")
+        return "\n".join([*parts, self.log_tails()])
+
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> dict[str, Any]:
         """Wait until the dag-processor has parsed ``dag_id`` (no import errors for it)."""
 

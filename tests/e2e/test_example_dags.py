@@ -76,7 +76,7 @@ def test_etl_dag_succeeds_with_run_parameters_and_summary(
 ) -> None:
     run = example_runs[ETL]
     d = airflow_deployment
-    assert run.state == "success", d.log_tails()
+    assert run.state == "success", d.failure_report(run.dag_id, run.run_id)
     assert {t: ti["state"] for t, ti in run.task_instances.items()} == {
         "plan_inputs": "success",
         "upsert_sales_job": "success",
@@ -113,7 +113,7 @@ def test_deferred_dag_succeeds_and_waited_in_the_triggerer(
 ) -> None:
     run = example_runs[DEFERRED]
     d = airflow_deployment
-    assert run.state == "success", d.log_tails()
+    assert run.state == "success", d.failure_report(run.dag_id, run.run_id)
     assert all(ti["state"] == "success" for ti in run.task_instances.values()), run.task_instances
 
     for task_id in ("sessionize_emea", "wait_for_sessionize_apac"):
