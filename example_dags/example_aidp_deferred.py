@@ -16,6 +16,11 @@ runs.
 3. `publish_sessions` (Airflow) runs when both regions are done and reads both run summaries
    (the run operator and the sensor both push `run_summary`).
 
+`retries=1`: Airflow 3.3 can fail a deferred task whose trigger fired while the scheduler had not yet
+processed the worker's exit at deferral (apache/airflow#72716, "state mismatch" in the task's audit
+log); the retry waits for the same AIDP run (the operator reattaches to the run its first try started,
+the sensor waits for its run key again), so no second run is started.
+
 A triggerer must be running (`airflow triggerer`). The trigger holds only the connection id and the
 run key, never credentials, and survives a triggerer restart: the new triggerer resumes polling the
 same AIDP run rather than starting another.
@@ -23,6 +28,7 @@ same AIDP run rather than starting another.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -68,6 +74,7 @@ SESSIONIZE_JOB_SPEC: dict[str, Any] = {
     catchup=False,
     tags=["aidp", "example", "deferrable"],
     doc_md=__doc__,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=2)},
 )
 def example_aidp_deferred() -> None:
     upsert_job = AIDPCreateJobOperator(task_id="upsert_sessionize_job", spec=SESSIONIZE_JOB_SPEC)

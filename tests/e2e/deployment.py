@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +239,29 @@ class AirflowDeployment:
         return "\n".join(
             f"--- {name} log tail:\n{p.log_text()[-chars:]}" for name, p in self.processes.items()
         )
+
+    def unexplained_retries(self, dag_id: str, run_id: str, task_ids: Iterable[str]) -> dict[str, int]:
+        """The tasks of ``task_ids`` that needed more than one try for a reason other than Airflow's
+        stale-event race (apache/airflow#72716: a deferred task resumed while the scheduler still
+        held the executor's event of its exit at deferral is failed with "state mismatch"): task id
+        -> the first earlier try that the audit log does not explain.
+
+        A test that lets a DAG retry uses this so that a retry cannot hide a failure of ours.
+        """
+        logs = self.api(
+            "GET",
+            "eventLogs",
+            params={"dag_id": dag_id, "run_id": run_id, "event": "state mismatch", "limit": 100},
+        )
+        explained = {(e["task_id"], e["try_number"]) for e in logs["event_logs"]}
+        tis = self.task_instances(dag_id, run_id)
+        out = {}
+        for task_id in task_ids:
+            tries = int(tis[task_id].get("try_number") or 1)
+            unexplained = [t for t in range(1, tries) if (task_id, t) not in explained]
+            if unexplained:
+                out[task_id] = unexplained[0]
+        return out
 
     def failure_report(self, dag_id: str, run_id: str, chars: int = 6000) -> str:
         """What to read when a DAG run did not succeed: each unsuccessful task's own log and its
