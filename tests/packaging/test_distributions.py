@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_aidp import __version__
+from airflow_provider_aidp.emulator.credentials import generate_api_key
 from airflow_provider_aidp.get_provider_info import get_provider_info
 
 from .distribution import (
@@ -92,7 +93,7 @@ def test_twine_check_passes_strict(dists: tuple[Path, Path]) -> None:
         (lambda m: m.update({"tests/test_x.py": ""}), "tests are not shipped"),
         (lambda m: m.update({f"{PACKAGE}/emulator/key.pem": ""}), "key or secrets file"),
         (
-            lambda m: m.update({f"{PACKAGE}/fixture.py": "-----BEGIN RSA PRIVATE KEY-----\n" + "QUJD" * 20}),
+            lambda m: m.update({f"{PACKAGE}/fixture.py": generate_api_key().private_key_pem}),  # made now
             "contains a PEM private key",
         ),
     ],
